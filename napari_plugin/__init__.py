@@ -1,0 +1,1 @@
+"""napari plugin for sciSR (installed as ``napari_scisr``)."""

@@ -1,0 +1,240 @@
+"""The one place for "upscale the grid" math.
+
+Upscaling by an integer factor ``s`` along an axis keeps the outer edges of the first and last voxel
+fixed (the field of view is preserved). An old index ``i`` and a new index ``i'`` of the same point are
+related by ``i = (i' + 0.5) / s - 0.5``. Everything here — affines, spacing, astropy WCS with SIP, FITS
+grid keywords, napari layer offsets, interpolation sample positions — follows from that one formula.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sciSR.errors import SciSRError
+
+ScaleLike = int | Sequence[int]
+
+
+def normalize_scale(scale: ScaleLike, ndim: int) -> tuple[int, ...]:
+    """Turn an int or per-axis sequence into one positive integer factor per spatial axis.
+
+    Parameters
+    ----------
+    scale : int or sequence of int
+        One factor for all spatial axes, or one per spatial axis.
+    ndim : int
+        Number of spatial axes.
+
+    Returns
+    -------
+    tuple of int
+        ``ndim`` factors, each ≥ 1.
+
+    Raises
+    ------
+    SciSRError
+        If the length does not match ``ndim`` or a factor is not a positive integer.
+    """
+    factors = (scale,) * ndim if np.isscalar(scale) else tuple(scale)
+    if len(factors) != ndim:
+        raise SciSRError(
+            f"scale {tuple(factors)} has {len(factors)} factors but the image has {ndim} spatial axes "
+            "(channel axes are never scaled)"
+        )
+    out = []
+    for f in factors:
+        if isinstance(f, bool) or not float(f).is_integer() or int(f) < 1:
+            raise SciSRError(f"scale factors must be positive integers, got {tuple(factors)}")
+        out.append(int(f))
+    return tuple(out)
+
+
+def upscaled_shape(shape: Sequence[int], scale: Sequence[int]) -> tuple[int, ...]:
+    """Shape of the upscaled grid: ``shape[a] * scale[a]`` per spatial axis."""
+    return tuple(int(n) * int(s) for n, s in zip(shape, scale, strict=True))
+
+
+def source_coordinates(n_new: int, factor: int) -> np.ndarray:
+    """Old (input) index of every new voxel centre along one axis.
+
+    Parameters
+    ----------
+    n_new : int
+        Number of voxels on the new grid.
+    factor : int
+        Upscaling factor along this axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_new,)`` float64, ``(i' + 0.5) / s - 0.5``.
+    """
+    return (np.arange(n_new, dtype=np.float64) + 0.5) / factor - 0.5
+
+
+def _pad3(scale: Sequence[int]) -> np.ndarray:
+    if len(scale) > 3:
+        raise SciSRError(f"an affine has 3 spatial axes, got {len(scale)} scale factors")
+    return np.array(list(scale) + [1] * (3 - len(scale)), dtype=np.float64)
+
+
+def upscale_affine(affine: np.ndarray, scale: Sequence[int]) -> np.ndarray:
+    """Affine of the upscaled grid with the field of view preserved.
+
+    Parameters
+    ----------
+    affine : numpy.ndarray
+        ``(4, 4)`` voxel index → world (RAS+ mm) of the input.
+    scale : sequence of int
+        Factor per spatial array axis (1 to 3 entries; missing trailing axes are not scaled).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4, 4)`` float64: ``affine @ T`` where ``T`` maps new indices to old ones,
+        ``diag(1/s) `` plus a translation of ``(1/s - 1) / 2`` old voxels per axis.
+    """
+    s = _pad3(scale)
+    new_to_old = np.eye(4)
+    new_to_old[:3, :3] = np.diag(1.0 / s)
+    new_to_old[:3, 3] = (1.0 / s - 1.0) / 2.0
+    return np.asarray(affine, dtype=np.float64) @ new_to_old
+
+
+def upscale_spacing(spacing: Sequence[float], scale: Sequence[int]) -> tuple[float, ...]:
+    """Voxel size after upscaling: ``spacing / scale`` per axis."""
+    return tuple(float(d) / int(s) for d, s in zip(spacing, scale, strict=True))
+
+
+def upscale_translate(spacing: Sequence[float], scale: Sequence[int]) -> tuple[float, ...]:
+    """Offset of the first new voxel centre from the first old one, in world units per axis.
+
+    This is what a viewer layer (napari ``translate``) must add so the output overlays the input:
+    ``(1/s - 1) / 2`` of the old spacing.
+    """
+    return tuple(float(d) * (1.0 / int(s) - 1.0) / 2.0 for d, s in zip(spacing, scale, strict=True))
+
+
+def upscale_wcs(wcs: Any, scale: Sequence[int]) -> Any:
+    """An astropy WCS for the upscaled pixel grid, field of view preserved.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS
+        WCS of the input image (FITS order: WCS axis 1 is the last numpy axis).
+    scale : sequence of int
+        Factor per numpy array axis, e.g. ``(sy, sx)`` for a 2D frame ``array[y, x]``.
+
+    Returns
+    -------
+    astropy.wcs.WCS
+        A new WCS: ``CRPIX' = (CRPIX - 0.5)·s + 0.5``; CD (or PC) columns ÷ s; with equal factors
+        and no CD the CDELT is divided instead; SIP ``A'_pq = A_pq·sx^(1-p)·sy^(-q)``,
+        ``B'_pq = B_pq·sx^(-p)·sy^(1-q)`` (same for AP/BP); ``pixel_shape`` updated.
+
+    Raises
+    ------
+    SciSRError
+        For table-lookup distortions (CPDIS/D2IM), which cannot be rescaled exactly.
+    """
+    from astropy.wcs import WCS, Sip
+
+    naxis = wcs.wcs.naxis
+    if len(scale) != naxis:
+        raise SciSRError(f"scale has {len(scale)} factors but the WCS has {naxis} axes")
+    if getattr(wcs, "cpdis1", None) is not None or getattr(wcs, "cpdis2", None) is not None or (
+        getattr(wcs, "det2im1", None) is not None or getattr(wcs, "det2im2", None) is not None
+    ):
+        raise SciSRError("table-lookup distortions (CPDIS/D2IM) cannot be rescaled; remove them first")
+    # WCS axis k (0-based) is numpy axis naxis-1-k.
+    f = np.array([int(scale[naxis - 1 - k]) for k in range(naxis)], dtype=np.float64)
+
+    new = WCS(naxis=naxis)
+    new.wcs = copy.deepcopy(wcs.wcs)
+    new.wcs.crpix = (np.asarray(wcs.wcs.crpix) - 0.5) * f + 0.5
+    if wcs.wcs.has_cd():
+        new.wcs.cd = np.asarray(wcs.wcs.cd) / f[np.newaxis, :]
+    elif np.all(f == f[0]):
+        new.wcs.cdelt = np.asarray(wcs.wcs.cdelt) / f[0]
+    else:
+        new.wcs.pc = np.asarray(wcs.wcs.get_pc()) / f[np.newaxis, :]
+    if wcs.sip is not None:
+        fx, fy = f[0], f[1]
+        sip = wcs.sip
+
+        def rescale(coeffs: np.ndarray | None, ex: int, ey: int) -> np.ndarray | None:
+            if coeffs is None:
+                return None
+            p, q = np.indices(coeffs.shape, dtype=np.float64)
+            return coeffs * fx ** (ex - p) * fy ** (ey - q)
+
+        new.sip = Sip(
+            rescale(sip.a, 1, 0),
+            rescale(sip.b, 0, 1),
+            rescale(sip.ap, 1, 0),
+            rescale(sip.bp, 0, 1),
+            new.wcs.crpix,
+        )
+    if wcs.pixel_shape is not None:
+        new.pixel_shape = tuple(int(n) * int(fk) for n, fk in zip(wcs.pixel_shape, f, strict=True))
+    new.wcs.set()
+    return new
+
+
+_SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
+SECTION_KEYWORDS = ("DATASEC", "TRIMSEC", "BIASSEC", "CCDSEC", "DETSEC")
+
+
+def upscale_fits_grid_keywords(header: Any, scale: Sequence[int]) -> list[str]:
+    """Update FITS keywords tied to the pixel grid, in place, for a 2D image.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        Header of a 2D image HDU (``array[y, x]``).
+    scale : sequence of int
+        ``(sy, sx)``.
+
+    Returns
+    -------
+    list of str
+        The keywords that were changed.
+
+    Notes
+    -----
+    1-based FITS pixel ``x`` maps to ``x' = (x - 0.5)·s + 0.5``. So ``LTV' = s·LTV + 0.5 - 0.5·s`` and
+    ``LTM_i_j' = s_i·LTM_i_j``; sections ``[x1:x2,y1:y2]`` cover ``[(x1-1)·sx+1 : x2·sx, ...]``;
+    ``PIXAR`` (sr or arcsec² per pixel) ÷ ``sx·sy``; ``PIXSCALE`` ÷ s when isotropic.
+    """
+    sy, sx = int(scale[0]), int(scale[1])
+    by_axis = {1: sx, 2: sy}
+    changed: list[str] = []
+    for i, s in by_axis.items():
+        key = f"LTV{i}"
+        if key in header:
+            header[key] = s * float(header[key]) + 0.5 - 0.5 * s
+            changed.append(key)
+        for j in (1, 2):
+            key = f"LTM{i}_{j}"
+            if key in header:
+                header[key] = s * float(header[key])
+                changed.append(key)
+    for key in SECTION_KEYWORDS:
+        if key in header and isinstance(header[key], str):
+            m = _SECTION.match(header[key])
+            if m:
+                x1, x2, y1, y2 = (int(v) for v in m.groups())
+                header[key] = f"[{(x1 - 1) * sx + 1}:{x2 * sx},{(y1 - 1) * sy + 1}:{y2 * sy}]"
+                changed.append(key)
+    if "PIXAR" in header:
+        header["PIXAR"] = float(header["PIXAR"]) / (sx * sy)
+        changed.append("PIXAR")
+    if "PIXSCALE" in header and sx == sy:
+        header["PIXSCALE"] = float(header["PIXSCALE"]) / sx
+        changed.append("PIXSCALE")
+    return changed
