@@ -1,0 +1,112 @@
+"""Flux bookkeeping for sky images: which quantity an upscale must conserve, and the exact projection.
+
+A count-like pixel (counts, ADU, electrons, Jy/pixel) holds an integral over its area: after upscaling
+each ``s_y × s_x`` block of output pixels must SUM to the input pixel. A surface-brightness pixel
+(Jy/beam, MJy/sr, erg/s/cm²/Å/arcsec²) holds an average: each block must have the input as its MEAN.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from sciSR.errors import SciSRError
+
+FLUX_MODES = ("conserve", "mean", "none")
+
+_COUNT_LIKE = re.compile(
+    r"^(counts?|cts|adu|dn|data number|electrons?|e-?|photons?)(\s*/\s*(s|sec|second|pix(el)?))*$"
+    r"|^(m|u|n)?jy\s*/\s*pix(el)?$",
+    re.IGNORECASE,
+)
+_SURFACE = re.compile(r"/\s*(beam|sr|arcsec\*?\*?2|arcsec2|arcsec\^2|deg\*?\*?2|sq\.?\s*arcsec)", re.IGNORECASE)
+_LOG = re.compile(r"\bmag", re.IGNORECASE)
+
+
+def flux_mode_for_units(bunit: str | None) -> str:
+    """Choose how flux is conserved from a FITS ``BUNIT``.
+
+    Parameters
+    ----------
+    bunit : str or None
+        The unit string.
+
+    Returns
+    -------
+    str
+        ``"conserve"`` for count-like units, ``"mean"`` for surface brightness; ``"mean"`` with a
+        warning for logarithmic units (magnitudes) and missing units.
+    """
+    unit = (bunit or "").strip()
+    if unit and _LOG.search(unit):
+        warnings.warn(
+            f"BUNIT {unit!r} is logarithmic: block means of the stored values are kept", stacklevel=2
+        )
+        return "mean"
+    if unit and _COUNT_LIKE.match(unit.replace(" ", "") if "/" in unit else unit):
+        return "conserve"
+    if unit and _SURFACE.search(unit):
+        return "mean"
+    warnings.warn(
+        f"BUNIT {unit or 'missing'!r} does not say whether pixels are integrals or averages: "
+        "keeping block means (pass flux='conserve' for count-like data)",
+        stacklevel=2,
+    )
+    return "mean"
+
+
+def _block_sum(x: np.ndarray, scale: Sequence[int]) -> np.ndarray:
+    shape = []
+    for n, s in zip(x.shape, scale, strict=True):
+        shape += [n // s, s]
+    return x.reshape(shape).sum(axis=tuple(range(1, 2 * len(scale), 2)))
+
+
+def _replicate(x: np.ndarray, scale: Sequence[int]) -> np.ndarray:
+    for axis, s in enumerate(scale):
+        x = np.repeat(x, s, axis=axis)
+    return x
+
+
+def enforce_flux(
+    sr: np.ndarray, lr: np.ndarray, scale: Sequence[int], mode: str, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Project ``sr`` so its blocks reproduce ``lr`` exactly (sums or means).
+
+    Parameters
+    ----------
+    sr : numpy.ndarray
+        ``(*spatial·scale)`` upscaled values (already per output pixel: count-like data divided by
+        ``prod(scale)``).
+    lr : numpy.ndarray
+        ``(*spatial)`` input values.
+    scale : sequence of int
+        Factor per axis.
+    mode : str
+        ``"conserve"``: ``SR += U(LR − D_sum(SR)) / prod(s)``; ``"mean"``: ``SR += U(LR − D_mean(SR))``;
+        ``"none"``: return ``sr`` unchanged.
+    mask : numpy.ndarray, optional
+        ``(*spatial)`` bool, True where ``lr`` is invalid; those blocks are left as they are.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array like ``sr``.
+    """
+    if mode not in FLUX_MODES:
+        raise SciSRError(f"flux must be one of {FLUX_MODES}, got {mode!r}")
+    if mode == "none":
+        return sr
+    n = int(np.prod(scale))
+    sr64 = sr.astype(np.float64)
+    block = _block_sum(sr64, scale)
+    target = lr.astype(np.float64)
+    residual = (target - block) if mode == "conserve" else (target - block / n)
+    if mode == "conserve":
+        residual = residual / n
+    if mask is not None:
+        residual = np.where(mask, 0.0, residual)
+    return (sr64 + _replicate(residual, scale)).astype(np.float32)
