@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,16 @@ import numpy as np
 from scipy import ndimage
 
 from sciSR import geometry, io
+from sciSR.degrade import bin_array, replicate
 from sciSR.errors import SciSRError
 from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units
+from sciSR.hub import load_model, shipped_models
 from sciSR.image import SciImage
+from sciSR.infer.batch import JobResult, expand_inputs, run_batch
 from sciSR.infer.interpolate import INTERPOLATORS, interpolate
+from sciSR.infer.predict import plan_axes, predict_array
+from sciSR.intensity import denormalize, fit_normalization, normalize
+from sciSR.metrics import data_range, psnr, ssim
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
 
@@ -90,10 +97,17 @@ def _regrid(img: SciImage, array: np.ndarray, scale: tuple[int, ...], model_name
     )
 
 
-def _replicate_mask(mask: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
-    for axis, s in enumerate(scale):
-        mask = np.repeat(mask, s, axis=axis)
-    return mask
+def list_models() -> list[str]:
+    """Names :func:`upscale` accepts: the interpolation baselines, then the models shipped with sciSR."""
+    return [*INTERPOLATORS, *shipped_models()]
+
+
+def _fill_masked(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    if mask is None:
+        return values
+    # Masked pixels must not leak into neighbours: fill them from the nearest valid pixel first.
+    index = ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
+    return values[tuple(index)]
 
 
 def upscale(
@@ -113,13 +127,16 @@ def upscale(
     ----------
     img : SciImage or numpy.ndarray
         Input; a numpy array is treated as all-spatial and a numpy array is returned.
-    model : str or nn.Module
-        ``"nearest"``, ``"linear"`` or ``"cubic"`` (interpolating cubic B-spline) baselines.
+    model : str or os.PathLike or nn.Module
+        ``"nearest"``, ``"linear"`` or ``"cubic"`` (interpolating cubic B-spline) baselines, a shipped
+        model name (:func:`list_models`), a model file (``.safetensors`` + card) or a module built by
+        :func:`sciSR.models.create_model`.
     scale : int or sequence of int
         One factor per spatial array axis, e.g. ``(1, 1, 4)`` through-plane; channel axes are never
-        scaled. Required for interpolation.
+        scaled. Required for interpolation; None for a learned model means the model card's scale.
+        A 2D model on a volume runs plane by plane on the planes that contain the scaled axes.
     tile : int or sequence of int, optional
-        Tile size in input voxels for learned models (None: automatic).
+        Tile size in input voxels for learned models, overlap not included (None: automatic).
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` for learned models.
     flux : str, optional
@@ -134,15 +151,20 @@ def upscale(
     -------
     SciImage or numpy.ndarray
         Shape ``spatial·scale`` (channels unchanged); affine, WCS (with SIP), spacing and FITS grid
-        keywords updated so every world coordinate stays on the same anatomy or star.
+        keywords updated so every world coordinate stays on the same anatomy or star. Values are in
+        the input's units (the network's normalisation is undone).
     """
     as_array = not isinstance(img, SciImage)
     image = SciImage.from_array(np.asarray(img)) if as_array else img
-    if not (isinstance(model, str) and model in INTERPOLATORS):
-        raise SciSRError(f"unknown model {model!r}; available: {', '.join(INTERPOLATORS)}")
-    factors = _scale_for(image, scale)
+    source = image.meta.get("source")
     check = cancel_checker(cancel)
     check()
+    interpolation = isinstance(model, str) and model in INTERPOLATORS
+    net = None if interpolation else load_model(model)
+    if interpolation or scale is not None:
+        factors: tuple[int, ...] | None = _scale_for(image, scale)
+    else:
+        factors = None
 
     mode = flux if flux is not None else (
         flux_mode_for_units(image.meta.get("units")) if image.domain == "sky" else "none"
@@ -151,29 +173,184 @@ def upscale(
         raise SciSRError(f"flux must be one of {FLUX_MODES}, got {mode!r}")
     values = image.array.astype(np.float32, copy=False)
     mask = image.meta.get("mask")
-    if mask is None and np.issubdtype(values.dtype, np.floating):
+    if mask is None:
         invalid = ~np.isfinite(values)
         mask = invalid if invalid.any() else None
-    if mask is not None:
-        if mask.all():
-            raise SciSRError("every pixel is masked (NaN); nothing to upscale", image.meta.get("source"))
-        # Masked pixels must not leak into neighbours: fill them from the nearest valid pixel first.
-        index = ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
-        values = values[tuple(index)]
+    if mask is not None and mask.all():
+        raise SciSRError("every pixel is masked (NaN); nothing to upscale", source)
+    values = _fill_masked(values, mask)
 
     with progress_callback(progress) as report:
-        out = interpolate(values, factors, model, progress=report, cancel_check=check)
+        if net is None:
+            name = model
+            out = interpolate(values, factors, model, progress=report, cancel_check=check)
+        else:
+            card = getattr(net, "card", {}) or {}
+            name = card.get("name", card.get("arch", type(net).__name__))
+            norm = card.get("normalisation", {"method": "none"})
+            params = fit_normalization(values, norm["method"], **{k: v for k, v in norm.items() if k != "method"})
+            try:
+                out, factors = predict_array(net, normalize(values, params), image.spatial_ndim, factors,
+                                             tile=tile, device=device, progress=report, cancel=cancel)
+            except SciSRError as err:
+                raise SciSRError(err.message, err.path or source) from None
+            out = denormalize(out, params)
+    check()
     if mode != "none":
         if image.channel_axis is not None:
-            raise SciSRError("flux conservation needs a single-channel image", image.meta.get("source"))
+            raise SciSRError("flux conservation needs a single-channel image", source)
         if mode == "conserve":
             out /= float(np.prod(factors))
         out = enforce_flux(out, values, factors, mode, mask)
-    out_meta_mask = None if mask is None else _replicate_mask(mask, factors)
-    if out_meta_mask is not None:
-        out[out_meta_mask] = np.nan
-    check()
-    result = _regrid(image, out, factors, model, **({"flux": mode} if mode != "none" else {}))
-    if out_meta_mask is not None:
-        result.meta["mask"] = out_meta_mask
+    out_mask = None if mask is None else replicate(mask, factors)
+    if out_mask is not None:
+        out[out_mask] = np.nan
+    result = _regrid(image, out, factors, str(name), **({"flux": mode} if mode != "none" else {}))
+    if out_mask is not None:
+        result.meta["mask"] = out_mask
     return result.array if as_array else result
+
+
+def upscale_file(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    model: Any,
+    scale: int | Sequence[int] | None = None,
+    *,
+    overwrite: bool = False,
+    series: str | int | None = None,
+    **upscale_options: Any,
+) -> Path:
+    """Read, upscale and write one file (or DICOM series folder); the output is checked first.
+
+    Returns
+    -------
+    pathlib.Path
+        The written output.
+    """
+    io.check_output(output_path, overwrite=overwrite, inputs=(os.fspath(input_path),))
+    img = read(input_path, series=series)
+    return write(upscale(img, model, scale, **upscale_options), output_path, overwrite=overwrite)
+
+
+def output_path_for(input_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Where a batch writes the result of ``input_path``: same name (and format) inside ``out_dir``."""
+    return Path(out_dir) / Path(input_path).name
+
+
+def upscale_batch(
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    model: Any,
+    scale: int | Sequence[int] | None = None,
+    *,
+    scheduler: Any = None,
+    overwrite: bool = False,
+    on_done: Any = None,
+    **upscale_options: Any,
+) -> list[JobResult]:
+    """Upscale many files; on a Dask cluster when ``scheduler`` is given, else in a loop.
+
+    Parameters
+    ----------
+    inputs : sequence of str or os.PathLike
+        Files, folders (their image files, or one DICOM series) and globs.
+    out_dir : str or os.PathLike
+        Existing folder; each result keeps its input's name and format.
+    model, scale, **upscale_options
+        As for :func:`upscale` (``progress``/``cancel`` are per batch, not per file).
+    scheduler : str or distributed.Client, optional
+        Dask distributed scheduler address or client.
+    overwrite : bool
+        Replace existing outputs.
+    on_done : callable, optional
+        ``on_done(result, n_done, n_total)`` after each file.
+
+    Returns
+    -------
+    list of sciSR.infer.batch.JobResult
+        One per input, failures included (``result.error`` is the one-line message).
+    """
+    if not Path(out_dir).is_dir():
+        raise SciSRError("output folder does not exist", out_dir)
+    suffixes = sorted({s for fmt in io.FORMATS.values() for s in fmt.SUFFIXES if s})
+    files = expand_inputs(inputs, suffixes)
+    job = partial(_batch_job, out_dir=os.fspath(out_dir), model=model, scale=scale, overwrite=overwrite,
+                  options=upscale_options)
+    return run_batch(files, job, scheduler=scheduler, on_done=on_done)
+
+
+def _batch_job(path: Path, *, out_dir: str, model: Any, scale: Any, overwrite: bool, options: dict) -> Path:
+    return upscale_file(path, output_path_for(path, out_dir), model, scale, overwrite=overwrite, **options)
+
+
+def evaluate(
+    model: Any,
+    files: Sequence[str | os.PathLike],
+    *,
+    scale: int | Sequence[int] | None = None,
+    degrade: str | Callable[[np.ndarray, tuple[int, ...]], np.ndarray] = "mean",
+    baseline: str = "cubic",
+    tile: int | Sequence[int] | None = None,
+    device: str = "auto",
+) -> list[dict[str, Any]]:
+    """PSNR/SSIM of ``model`` against ``baseline`` on simulated low-resolution versions of ``files``.
+
+    Parameters
+    ----------
+    model : str or os.PathLike or nn.Module
+        Anything :func:`upscale` accepts.
+    files : sequence of str or os.PathLike
+        High-resolution references.
+    scale : int or sequence of int, optional
+        Factor per spatial axis; default the model card's (a 2D model on a volume: its first two axes).
+    degrade : str or callable
+        ``"mean"`` (block average, FOV-true), ``"sum"`` (block sum, count-like data), or
+        ``f(hr_array, scale) -> lr_array``.
+    baseline : str
+        Interpolation to compare with.
+
+    Returns
+    -------
+    list of dict
+        Per file: ``file``, ``scale``, ``psnr``, ``ssim``, ``psnr_baseline``, ``ssim_baseline``,
+        ``delta_psnr`` (dB, model − baseline). SSIM is 3D when every axis has ≥ 11 voxels, else the mean
+        over 2D planes.
+    """
+    net = None if isinstance(model, str) and model in INTERPOLATORS else load_model(model)
+    rows = []
+    for path in files:
+        hr = read(path)
+        if scale is not None:
+            factors = _scale_for(hr, scale)
+        elif net is not None:
+            factors = plan_axes(int(net.spatial_dims), net.scale, None, hr.spatial_ndim)[1]
+        else:
+            raise SciSRError("evaluate needs a scale for an interpolation model", path)
+        crop = tuple(slice(0, n - n % s) for n, s in zip(hr.spatial_shape, factors, strict=True))
+        reference = hr.array[crop].astype(np.float32)
+        if callable(degrade):
+            low = degrade(reference, factors)
+        else:
+            low = bin_array(reference, factors, degrade).astype(np.float32)
+        flux = None if hr.domain != "sky" else ("conserve" if degrade == "sum" else "mean")
+        lr = SciImage.from_array(low, spacing=hr.spacing, domain=hr.domain,
+                                 meta={k: hr.meta[k] for k in ("units", "channel_axis") if k in hr.meta})
+        sr = upscale(lr, net if net is not None else model, factors, tile=tile, device=device, flux=flux)
+        base = upscale(lr, baseline, factors, flux=flux)
+        row = {"file": os.fspath(path), "scale": list(factors),
+               "psnr": psnr(sr.array, reference), "ssim": _ssim_any(sr.array, reference),
+               "psnr_baseline": psnr(base.array, reference), "ssim_baseline": _ssim_any(base.array, reference)}
+        row["delta_psnr"] = row["psnr"] - row["psnr_baseline"]
+        rows.append(row)
+    return rows
+
+
+def _ssim_any(sr: np.ndarray, hr: np.ndarray) -> float:
+    value_range = data_range(hr)
+    if min(hr.shape) >= 11 and hr.ndim in (2, 3):
+        return ssim(sr, hr, value_range)
+    # Thin volumes (few slices): average 2D SSIM over the planes across the thinnest axis.
+    axis = int(np.argmin(hr.shape))
+    planes = [ssim(np.take(sr, i, axis), np.take(hr, i, axis), value_range) for i in range(hr.shape[axis])]
+    return float(np.mean(planes))

@@ -7,9 +7,11 @@ Exit codes: 0 success, 1 data/model error (one line ``error: <file>: <problem>``
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +22,8 @@ from sciSR.io.atomic import check_output
 
 EPILOG_UPSCALE = """examples:
   scisr upscale knee.nii.gz knee_sr.nii.gz --model cubic --scale 1,1,4
+  scisr upscale --batch 'frames/*.fits' --out-dir frames_sr --model cubic --scale 2
+  scisr upscale --batch scans/ --out-dir sr/ --model model.safetensors --dask tcp://scheduler:8786
   scisr upscale ct_series/ ct_sr/ --model cubic --scale 2,2,1
   scisr upscale frame.fits frame_sr.fits --model cubic --scale 2 --flux conserve
 """
@@ -77,14 +81,79 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_arg(args: argparse.Namespace):
+    if args.trust_pickle:
+        return api.load_model(args.model, trust_pickle=True)
+    return args.model
+
+
 def _cmd_upscale(args: argparse.Namespace) -> int:
+    options = {"tile": args.tile, "device": args.device, "flux": args.flux}
+    if args.batch:
+        return _cmd_upscale_batch(args, options)
+    if len(args.paths) != 2:
+        args.parser.error("upscale takes IN OUT (or --batch IN... --out-dir DIR)")
+    source, target = args.paths
     # Refuse a bad output before spending minutes on the upscale.
-    check_output(args.output, overwrite=args.overwrite, inputs=(args.input,))
-    img = api.read(args.input, series=args.series, domain=args.domain)
-    out = api.upscale(img, args.model, args.scale, tile=args.tile, device=args.device,
-                      flux=args.flux, progress=True)
-    path = api.write(out, args.output, overwrite=args.overwrite)
-    print(f"{args.input} -> {path}  {img.array.shape} -> {out.array.shape}")
+    check_output(target, overwrite=args.overwrite, inputs=(source,))
+    img = api.read(source, series=args.series, domain=args.domain)
+    out = api.upscale(img, _model_arg(args), args.scale, progress=True, **options)
+    path = api.write(out, target, overwrite=args.overwrite)
+    print(f"{source} -> {path}  {img.array.shape} -> {out.array.shape}")
+    return 0
+
+
+def _cmd_upscale_batch(args: argparse.Namespace, options: dict) -> int:
+    if not args.paths or not args.out_dir:
+        args.parser.error("--batch needs inputs and --out-dir DIR")
+    tty = sys.stderr.isatty()
+
+    def report(result, done: int, total: int) -> None:
+        if result.ok:
+            print(f"[{done}/{total}] {result.input} -> {result.output}", file=sys.stderr if tty else sys.stdout)
+        else:
+            print(f"error: {result.error}", file=sys.stderr)
+
+    results = api.upscale_batch(args.paths, args.out_dir, _model_arg(args), args.scale, scheduler=args.dask,
+                                overwrite=args.overwrite, on_done=report, **options)
+    failed = sum(not r.ok for r in results)
+    print(f"{len(results) - failed} of {len(results)} upscaled, {failed} failed",
+          file=sys.stderr if failed else sys.stdout)
+    return 1 if failed else 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from sciSR import models
+
+    print("upscale accepts: " + ", ".join(api.list_models()))
+    print()
+    rows = [(m["name"], m["kind"], str(m["year"]), m["paper"]) for m in models.list_models()]
+    widths = [max(len(r[i]) for r in [("architecture", "kind", "year", "paper"), *rows]) for i in range(3)]
+    for row in [("architecture", "kind", "year", "paper"), *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from sciSR import hub
+
+    model = api.load_model(args.model, trust_pickle=args.trust_pickle)
+    path = hub.export_model(model, args.output, args.format, overwrite=args.overwrite)
+    print(f"{args.model} -> {path} ({args.format})")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    rows = api.evaluate(_model_arg(args), args.files, scale=args.scale, degrade=args.degrade,
+                        baseline=args.baseline, tile=args.tile, device=args.device)
+    print(f"{'file':40s} {'scale':>9s} {'PSNR':>7s} {'SSIM':>7s} {args.baseline + ' PSNR':>11s} "
+          f"{args.baseline + ' SSIM':>11s} {'ΔPSNR':>7s}")
+    for r in rows:
+        scale = "x".join(str(s) for s in r["scale"])
+        print(f"{Path(r['file']).name[:40]:40s} {scale:>9s} {r['psnr']:7.2f} {r['ssim']:7.4f} "
+              f"{r['psnr_baseline']:11.2f} {r['ssim_baseline']:11.4f} {r['delta_psnr']:+7.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
 
 
@@ -96,16 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="describe an image", description="Format, shape, spacing, "
                           "orientation, units and WCS of a file or DICOM series folder.",
-                          epilog="example:\n  scisr info CT_small.dcm", formatter_class=argparse.RawDescriptionHelpFormatter)
+                          epilog="example:\n  scisr info CT_small.dcm",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     info.add_argument("input")
     info.add_argument("--series", help="DICOM series (UID, number or description) when a folder holds several")
     info.set_defaults(func=_cmd_info)
 
     up = sub.add_parser("upscale", help="super-resolve an image", epilog=EPILOG_UPSCALE,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    up.add_argument("input", help="file or DICOM series folder")
-    up.add_argument("output", help="output file (format from the suffix) or folder for DICOM")
-    up.add_argument("--model", default="cubic", help="nearest | linear | cubic (default: cubic)")
+    up.add_argument("paths", nargs="*", metavar="IN OUT",
+                    help="input file or DICOM series folder, then the output file (format from the suffix) or "
+                    "folder for DICOM; with --batch: inputs only (files, folders, globs)")
+    up.add_argument("--model", default="cubic",
+                    help="nearest | linear | cubic | shipped model | model file (default: cubic)")
+    up.add_argument("--batch", action="store_true", help="many inputs, results in --out-dir")
+    up.add_argument("--out-dir", help="output folder for --batch")
+    up.add_argument("--dask", metavar="SCHEDULER", help="Dask distributed scheduler address for --batch")
+    up.add_argument("--trust-pickle", action="store_true",
+                    help="allow a .pt/.pth model file (a pickle: only files you made yourself)")
     up.add_argument("--scale", type=_parse_scale, help="one factor, or one per spatial axis: 2 or 1,1,4")
     up.add_argument("--tile", type=int, help="tile size in input voxels (default: automatic)")
     up.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
@@ -113,8 +190,45 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--series", help="DICOM series when a folder holds several")
     up.add_argument("--domain", choices=("mri", "ct", "sky", "generic"), help="override the domain")
     up.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    up.set_defaults(func=_cmd_upscale)
+    up.set_defaults(func=_cmd_upscale, parser=up)
+
+    models = sub.add_parser("models", help="list models and architectures")
+    models.set_defaults(func=_cmd_models)
+
+    ev = sub.add_parser("evaluate", help="PSNR/SSIM of a model vs cubic on simulated low-res inputs",
+                        epilog="example:\n  scisr evaluate --model model.safetensors knee1.nii.gz knee2.nii.gz",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("files", nargs="+", help="high-resolution reference images")
+    ev.add_argument("--model", required=True, help="shipped model, model file or interpolation name")
+    ev.add_argument("--scale", type=_parse_scale, help="factor per spatial axis (default: the model's)")
+    ev.add_argument("--degrade", choices=("mean", "sum"), default="mean", help="how low-res inputs are made")
+    ev.add_argument("--baseline", default="cubic", choices=("nearest", "linear", "cubic"))
+    ev.add_argument("--tile", type=int)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", help="also write the rows as JSON here")
+    ev.add_argument("--trust-pickle", action="store_true", help="allow a .pt/.pth model file")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    ex = sub.add_parser("export", help="export a model to TorchScript, ONNX or a MONAI bundle",
+                        epilog="example:\n  scisr export model.safetensors model.onnx --format onnx",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex.add_argument("model", help="shipped model name or model file")
+    ex.add_argument("output", help="output file (.pt/.onnx) or folder (bundle)")
+    ex.add_argument("--format", choices=("torchscript", "onnx", "bundle"), default="torchscript")
+    ex.add_argument("--overwrite", action="store_true")
+    ex.add_argument("--trust-pickle", action="store_true", help="allow a .pt/.pth model file")
+    ex.set_defaults(func=_cmd_export)
     return parser
+
+
+def _subject(args: argparse.Namespace) -> str:
+    """The file an error is about when the error itself names none."""
+    paths = getattr(args, "paths", None) or getattr(args, "files", None)
+    if getattr(args, "input", None):
+        return str(args.input)
+    if paths:
+        return str(paths[0])
+    return str(getattr(args, "model", "") or "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,16 +240,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SciSRError as err:
         if args.debug:
             traceback.print_exc()
-        where = "" if err.path else f"{getattr(args, 'input', '')}: " if getattr(args, "input", None) else ""
+        subject = _subject(args)
+        where = "" if err.path or not subject else f"{subject}: "
         print(f"error: {where}{err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 1
-    except Exception as err:  # noqa: BLE001 - the CLI promises one line, the traceback is behind --debug
+    except Exception as err:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {getattr(args, 'input', '')}: {type(err).__name__}: {err}".replace("\n", " "),
+        subject = _subject(args)
+        print(f"error: {subject + ': ' if subject else ''}{type(err).__name__}: {err}".replace("\n", " "),
               file=sys.stderr)
         return 1
 

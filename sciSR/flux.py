@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sciSR.degrade.binning import bin_array, replicate
 from sciSR.errors import SciSRError
 
 FLUX_MODES = ("conserve", "mean", "none")
@@ -58,19 +59,6 @@ def flux_mode_for_units(bunit: str | None) -> str:
     return "mean"
 
 
-def _block_sum(x: np.ndarray, scale: Sequence[int]) -> np.ndarray:
-    shape = []
-    for n, s in zip(x.shape, scale, strict=True):
-        shape += [n // s, s]
-    return x.reshape(shape).sum(axis=tuple(range(1, 2 * len(scale), 2)))
-
-
-def _replicate(x: np.ndarray, scale: Sequence[int]) -> np.ndarray:
-    for axis, s in enumerate(scale):
-        x = np.repeat(x, s, axis=axis)
-    return x
-
-
 def enforce_flux(
     sr: np.ndarray, lr: np.ndarray, scale: Sequence[int], mode: str, mask: np.ndarray | None = None
 ) -> np.ndarray:
@@ -102,11 +90,11 @@ def enforce_flux(
         return sr
     n = int(np.prod(scale))
     sr64 = sr.astype(np.float64)
-    block = _block_sum(sr64, scale)
+    block = bin_array(sr64, scale, "sum")
     target = lr.astype(np.float64)
     residual = (target - block) if mode == "conserve" else (target - block / n)
     if mode == "conserve":
         residual = residual / n
     if mask is not None:
         residual = np.where(mask, 0.0, residual)
-    return (sr64 + _replicate(residual, scale)).astype(np.float32)
+    return (sr64 + replicate(residual, scale)).astype(np.float32)

@@ -14,7 +14,7 @@ def test_samples_at_geometry_source_coordinates(method, order):
     x = rng.random((7, 5, 4))
     scale = (2, 3, 1)
     out = interpolate(x, scale, method)
-    coords = np.meshgrid(*[source_coordinates(n * s, s) for n, s in zip(x.shape, scale)], indexing="ij")
+    coords = np.meshgrid(*[source_coordinates(n * s, s) for n, s in zip(x.shape, scale, strict=True)], indexing="ij")
     expected = ndimage.map_coordinates(x, coords, order=order, mode="reflect" if order else "nearest")
     assert out.shape == (14, 15, 4)
     np.testing.assert_allclose(out, expected, atol=1e-5)

@@ -47,7 +47,7 @@ def interpolate(
     trailing = array.shape[n_spatial:]
     flat = array.reshape(*array.shape[:n_spatial], -1).astype(np.float32, copy=False)
     out = np.empty(
-        tuple(n * s for n, s in zip(array.shape[:n_spatial], scale, strict=True)) + (flat.shape[-1],),
+        (*(n * s for n, s in zip(array.shape[:n_spatial], scale, strict=True)), flat.shape[-1]),
         dtype=np.float32,
     )
     # Channels one at a time bounds memory and gives progress/cancel points.

@@ -1,0 +1,312 @@
+"""Model files: ``*.safetensors`` weights + a JSON card; loading never unpickles unless asked.
+
+A card is the recipe to rebuild the network (architecture, options, scale, dimensions, channels) plus
+what a user needs to trust it (domain, normalisation, training data, metrics). It is written beside the
+weights (``model.json`` for ``model.safetensors``) and embedded in the safetensors header, so a lone
+weights file still loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sciSR.errors import SciSRError
+from sciSR.io.atomic import atomic_output
+
+CARD_FORMAT = "sciSR-model/1"
+CARD_METADATA_KEY = "scisr_card"
+REQUIRED = ("arch", "scale", "spatial_dims", "in_channels")
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
+
+
+def validate_card(card: Any, source: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Check a card and return it with defaults filled in.
+
+    Raises
+    ------
+    SciSRError
+        Missing keys, unknown architecture, or scale/dimension/channel values that do not fit.
+    """
+    from sciSR.models import list_models
+
+    if not isinstance(card, dict):
+        raise SciSRError("model card is not a JSON object", source)
+    missing = [k for k in REQUIRED if k not in card]
+    if missing:
+        raise SciSRError(f"model card lacks {', '.join(missing)}", source)
+    arches = {entry["name"] for entry in list_models()}
+    if card["arch"] not in arches:
+        raise SciSRError(f"model card names unknown architecture {card['arch']!r}", source)
+    dims = card["spatial_dims"]
+    if dims not in (2, 3):
+        raise SciSRError(f"model card spatial_dims must be 2 or 3, got {dims!r}", source)
+    scale = card["scale"]
+    scale = [scale] * dims if isinstance(scale, int) else list(scale)
+    if len(scale) != dims or not all(isinstance(s, int) and s >= 1 for s in scale):
+        raise SciSRError(f"model card scale {card['scale']!r} is not {dims} positive integers", source)
+    channels = card["in_channels"]
+    if not isinstance(channels, int) or channels < 1:
+        raise SciSRError(f"model card in_channels must be a positive integer, got {channels!r}", source)
+    out = {
+        "format": CARD_FORMAT,
+        "options": {},
+        "out_channels": channels,
+        "domain": "generic",
+        "normalisation": {"method": "percentile"},
+        **card,
+    }
+    out["scale"] = scale
+    return out
+
+
+def build_from_card(card: dict[str, Any]) -> nn.Module:
+    """Instantiate the (untrained) network a card describes; attaches ``model.card``."""
+    from sciSR.models import create_model
+
+    model = create_model(
+        card["arch"],
+        scale=tuple(card["scale"]),
+        spatial_dims=card["spatial_dims"],
+        in_channels=card["in_channels"],
+        out_channels=card.get("out_channels", card["in_channels"]),
+        **card.get("options", {}),
+    )
+    model.card = dict(card)
+    return model
+
+
+def card_of(model: nn.Module) -> dict[str, Any]:
+    """The card of a model built by :func:`sciSR.models.create_model` (validated)."""
+    card = getattr(model, "card", None)
+    if card is None:
+        raise SciSRError(f"{type(model).__name__} has no .card; build it with sciSR.models.create_model")
+    return validate_card(card)
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, *, overwrite: bool = False, **card_extra: Any) -> Path:
+    """Write ``path`` (``.safetensors``) and its JSON card beside it, atomically.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A network with a ``card`` (from :func:`sciSR.models.create_model`).
+    path : str or os.PathLike
+        Weights file; must end in ``.safetensors``.
+    overwrite : bool
+        Replace existing files.
+    **card_extra
+        Extra card entries: ``name``, ``domain``, ``normalisation``, ``training``, ``metrics``, ...
+
+    Returns
+    -------
+    pathlib.Path
+        The weights file.
+    """
+    from safetensors.torch import save_file
+
+    target = Path(path)
+    if target.suffix != ".safetensors":
+        raise SciSRError("model files end in .safetensors", path)
+    card = validate_card({**card_of(model), **card_extra})
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    text = json.dumps(card, indent=2, sort_keys=True)
+    with atomic_output(target.with_suffix(".json"), overwrite=overwrite) as tmp_card, \
+            atomic_output(target, overwrite=overwrite) as tmp:
+        save_file(state, str(tmp), metadata={CARD_METADATA_KEY: text})
+        tmp_card.write_text(text + "\n")
+    model.card = card
+    return target
+
+
+def _read_card(path: Path) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        try:
+            return json.loads(sidecar.read_text())
+        except json.JSONDecodeError as err:
+            raise SciSRError(f"model card is not valid JSON ({err.msg}, line {err.lineno})", sidecar) from None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            text = (f.metadata() or {}).get(CARD_METADATA_KEY)
+    except Exception as err:
+        raise SciSRError(f"not a readable safetensors file ({err})", path) from None
+    if text is None:
+        raise SciSRError(f"no model card: expected {sidecar.name} beside it or a card in its header", path)
+    return json.loads(text)
+
+
+def _load_state(path: Path, *, trust_pickle: bool) -> dict[str, torch.Tensor]:
+    if path.suffix in PICKLE_SUFFIXES:
+        if not trust_pickle:
+            raise SciSRError(
+                "is a pickle, which can run code when loaded; pass trust_pickle=True "
+                "(CLI: --trust-pickle) only for files you made yourself", path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise SciSRError(f"cannot load weights ({type(err).__name__}: {err})".splitlines()[0], path) from None
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict):
+            raise SciSRError("pickle does not hold a state dict", path)
+        return state
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as err:
+        raise SciSRError(f"corrupt or truncated safetensors file ({err})".splitlines()[0], path) from None
+
+
+def shipped_models() -> dict[str, Path]:
+    """Names and weight files of the models that ship with sciSR (``sciSR/weights``)."""
+    if not WEIGHTS_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
+
+
+def load_model(name_or_path: str | os.PathLike | nn.Module, *, trust_pickle: bool = False) -> nn.Module:
+    """Load a model by shipped name, file path, or pass an ``nn.Module`` through.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike or nn.Module
+        A name from :func:`shipped_models`, a ``.safetensors`` file (card beside it or embedded),
+        a pickle (``.pt``/``.pth``/``.ckpt``; refused unless ``trust_pickle``; its card must sit beside
+        it as ``.json``), or a module (returned as is; it must have ``scale``).
+    trust_pickle : bool
+        Allow pickles; they are then loaded with ``torch.load(weights_only=True)``.
+
+    Returns
+    -------
+    nn.Module
+        In eval mode, with ``.card``.
+    """
+    if isinstance(name_or_path, nn.Module):
+        if not hasattr(name_or_path, "scale"):
+            raise SciSRError(f"{type(name_or_path).__name__} has no .scale; build it with sciSR.models.create_model")
+        return name_or_path.eval()
+    shipped = shipped_models()
+    key = os.fspath(name_or_path)
+    path = shipped.get(key, Path(key))
+    if not path.is_file():
+        names = ", ".join(shipped) or "none"
+        raise SciSRError(f"no such model file or shipped model (shipped: {names})", key)
+    if path.suffix in PICKLE_SUFFIXES:
+        state = _load_state(path, trust_pickle=trust_pickle)
+        sidecar = path.with_suffix(".json")
+        if not sidecar.is_file():
+            raise SciSRError(f"no model card {sidecar.name} beside the weights", path)
+        card = validate_card(json.loads(sidecar.read_text()), sidecar)
+    else:
+        card = validate_card(_read_card(path), path)
+        state = _load_state(path, trust_pickle=trust_pickle)
+    model = build_from_card(card)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
+        raise SciSRError(f"model card disagrees with the weights: {first}", path) from None
+    return model.eval()
+
+
+def export_model(
+    model: nn.Module,
+    path: str | os.PathLike,
+    fmt: str = "torchscript",
+    *,
+    example_shape: Sequence[int] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Export a model to TorchScript, ONNX or a MONAI bundle folder.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A network with a card.
+    path : str or os.PathLike
+        ``.pt``/``.ts`` (TorchScript), ``.onnx``, or a folder (MONAI bundle: ``configs/metadata.json``,
+        ``configs/inference.json``, ``models/model.pt`` state dict, ``models/model.ts``).
+    fmt : str
+        ``"torchscript"``, ``"onnx"`` or ``"bundle"``.
+    example_shape : sequence of int, optional
+        Input spatial size used for tracing (default 32 per axis in 2D, 16 in 3D); ONNX gets dynamic
+        batch and spatial axes.
+    overwrite : bool
+        Replace an existing output.
+    """
+    card = card_of(model)
+    dims = card["spatial_dims"]
+    spatial = tuple(example_shape or ((32,) * dims if dims == 2 else (16,) * dims))
+    example = torch.rand(1, card["in_channels"], *spatial)
+    model = model.eval().cpu()
+    if fmt == "torchscript":
+        with atomic_output(path, overwrite=overwrite) as tmp, torch.no_grad():
+            torch.jit.trace(model, example).save(str(tmp))
+        return Path(path)
+    if fmt == "onnx":
+        names = ["x", *(f"d{i}" for i in range(dims))]
+        axes = {"input": {0: "batch", **{i + 2: names[i + 1] for i in range(dims)}}, "output": {0: "batch"}}
+        with atomic_output(path, overwrite=overwrite) as tmp, torch.no_grad():
+            torch.onnx.export(model, (example,), str(tmp), input_names=["input"], output_names=["output"],
+                              dynamic_axes=axes, dynamo=False, opset_version=17)
+        return Path(path)
+    if fmt == "bundle":
+        with atomic_output(path, overwrite=overwrite, folder=True) as tmp:
+            (tmp / "configs").mkdir()
+            (tmp / "models").mkdir()
+            torch.save(model.state_dict(), tmp / "models" / "model.pt")
+            with torch.no_grad():
+                torch.jit.trace(model, example).save(str(tmp / "models" / "model.ts"))
+            metadata = {
+                "version": "0.1.0",
+                "monai_version": _version("monai"),
+                "pytorch_version": torch.__version__.split("+")[0],
+                "name": card.get("name", card["arch"]),
+                "task": f"super-resolution x{'x'.join(str(s) for s in card['scale'])}",
+                "description": card.get("description", f"{card['arch']} exported by sciSR"),
+                "scisr_card": card,
+                "network_data_format": {
+                    "inputs": {"image": {"type": "image", "num_channels": card["in_channels"],
+                                         "spatial_shape": ["*"] * dims, "dtype": "float32"}},
+                    "outputs": {"pred": {"type": "image", "num_channels": card["out_channels"],
+                                         "spatial_shape": ["*"] * dims, "dtype": "float32"}},
+                },
+            }
+            inference = {
+                "imports": ["$import sciSR"],
+                "device": "$torch.device('cuda' if torch.cuda.is_available() else 'cpu')",
+                "network_def": {
+                    "_target_": "sciSR.models.create_model",
+                    "name": card["arch"],
+                    "scale": card["scale"],
+                    "spatial_dims": dims,
+                    "in_channels": card["in_channels"],
+                    "out_channels": card["out_channels"],
+                    **card.get("options", {}),
+                },
+                "network": "$@network_def.to(@device)",
+                "checkpoint": "$@bundle_root + '/models/model.pt'",
+            }
+            (tmp / "configs" / "metadata.json").write_text(json.dumps(metadata, indent=2))
+            (tmp / "configs" / "inference.json").write_text(json.dumps(inference, indent=2))
+        return Path(path)
+    raise SciSRError(f"export format must be torchscript, onnx or bundle, got {fmt!r}")
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,122 @@
+"""Run one job per input file, on a Dask cluster when one is given, else in a plain loop.
+
+The job itself (read → upscale → write) is composed by :mod:`sciSR.api`; this module only decides
+where each job runs and collects one result per input, failures included, so one bad file never stops
+the batch.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sciSR.errors import SciSRError
+
+
+@dataclass
+class JobResult:
+    """Outcome of one input: ``output`` on success, else ``error`` (one line)."""
+
+    input: str
+    output: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def expand_inputs(patterns: Iterable[str | os.PathLike], suffixes: Sequence[str]) -> list[Path]:
+    """Files, DICOM series folders and globs → a sorted, de-duplicated list of inputs.
+
+    Parameters
+    ----------
+    patterns : iterable of str or os.PathLike
+        Files; globs (``"frames/*.fits"``); folders. A folder whose files have known image suffixes
+        contributes those files; any other folder is taken as one DICOM series.
+    suffixes : sequence of str
+        Known image suffixes (lower case, e.g. ``".nii.gz"``).
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    found: list[Path] = []
+    for pattern in patterns:
+        text = os.fspath(pattern)
+        matches = [Path(p) for p in sorted(glob.glob(text))] if glob.has_magic(text) else [Path(text)]
+        if not matches:
+            raise SciSRError("glob matches no file", text)
+        for path in matches:
+            if path.is_dir():
+                images = [p for p in sorted(path.iterdir())
+                          if p.is_file() and any(p.name.lower().endswith(s) for s in suffixes)]
+                found.extend(images or [path])
+            else:
+                found.append(path)
+    unique: dict[Path, None] = dict.fromkeys(found)
+    return list(unique)
+
+
+def _run_one(job: Callable[[Path], Path], path: Path) -> JobResult:
+    try:
+        return JobResult(str(path), output=str(job(path)))
+    except SciSRError as err:
+        message = str(err) if err.path else f"{path}: {err}"
+        return JobResult(str(path), error=message)
+    except Exception as err:
+        return JobResult(str(path), error=f"{path}: {type(err).__name__}: {err}".replace("\n", " "))
+
+
+def run_batch(
+    inputs: Sequence[Path],
+    job: Callable[[Path], Path],
+    *,
+    scheduler: Any = None,
+    on_done: Callable[[JobResult, int, int], None] | None = None,
+) -> list[JobResult]:
+    """Run ``job(path) -> output path`` for every input.
+
+    Parameters
+    ----------
+    inputs : sequence of pathlib.Path
+        One job per entry.
+    job : callable
+        Must be picklable (a module-level function or ``functools.partial``) when a cluster is used.
+    scheduler : str or distributed.Client, optional
+        Address of a Dask distributed scheduler (``"tcp://host:8786"``) or a ``Client``; None runs a
+        loop in this process.
+    on_done : callable, optional
+        ``on_done(result, n_done, n_total)`` after each job, in completion order.
+
+    Returns
+    -------
+    list of JobResult
+        In the order of ``inputs``.
+    """
+    total = len(inputs)
+    results: dict[int, JobResult] = {}
+    if scheduler is None:
+        for i, path in enumerate(inputs):
+            results[i] = _run_one(job, path)
+            if on_done:
+                on_done(results[i], i + 1, total)
+        return [results[i] for i in range(total)]
+
+    from distributed import Client, as_completed
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        futures = {client.submit(_run_one, job, path, pure=False): i for i, path in enumerate(inputs)}
+        for n, future in enumerate(as_completed(futures), start=1):
+            results[futures[future]] = future.result()
+            if on_done:
+                on_done(results[futures[future]], n, total)
+    finally:
+        if client is not scheduler:
+            client.close()
+    return [results[i] for i in range(total)]

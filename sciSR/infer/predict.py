@@ -1,0 +1,131 @@
+"""Apply a network to a whole image: channel handling, plane-by-plane 2D on volumes, tiling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from torch import nn
+
+from sciSR.errors import SciSRError
+from sciSR.infer.tiled import predict_tiled
+
+
+def plan_axes(model_dims: int, model_scale: Sequence[int], image_scale: Sequence[int] | None,
+              spatial_ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Which image axes the model runs over, and the full per-axis image scale.
+
+    Parameters
+    ----------
+    model_dims : int
+        2 or 3.
+    model_scale : sequence of int
+        The factors the model produces, one per model axis.
+    image_scale : sequence of int or None
+        Requested factor per image spatial axis; None means the model's own (a 2D model on a volume
+        then runs on the planes of the first two axes).
+    spatial_ndim : int
+        Spatial axes of the image.
+
+    Returns
+    -------
+    model_axes : tuple of int
+        Image axes fed to the model, in order.
+    scale : tuple of int
+        Factor per image spatial axis.
+
+    Raises
+    ------
+    SciSRError
+        A 3D model on a 2D image, or a scale the model cannot produce (never a silent resample).
+    """
+    model_scale = tuple(model_scale)
+    if model_dims > spatial_ndim:
+        raise SciSRError(f"a {model_dims}D model cannot run on a {spatial_ndim}D image")
+    if image_scale is None:
+        return tuple(range(model_dims)), model_scale + (1,) * (spatial_ndim - model_dims)
+    image_scale = tuple(image_scale)
+    if model_dims == spatial_ndim:
+        if image_scale != model_scale:
+            raise SciSRError(f"the model produces scale {model_scale}, not the requested {image_scale}")
+        return tuple(range(model_dims)), image_scale
+    # A 2D model on a volume: the plane must contain every scaled axis, in the model's order.
+    scaled = [a for a, s in enumerate(image_scale) if s > 1]
+    candidates = [(a, b) for a in range(spatial_ndim) for b in range(a + 1, spatial_ndim)
+                  if set(scaled) <= {a, b}]
+    for axes in candidates:
+        if tuple(image_scale[a] for a in axes) == model_scale:
+            return axes, image_scale
+    raise SciSRError(
+        f"the 2D model produces scale {model_scale}; no plane of the volume gets the requested {image_scale}")
+
+
+def predict_array(
+    model: nn.Module,
+    array: np.ndarray,
+    spatial_ndim: int,
+    scale: Sequence[int] | None = None,
+    *,
+    tile: int | Sequence[int] | None = None,
+    device: str = "auto",
+    progress: Callable[[float], None] | None = None,
+    cancel=None,
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Run ``model`` over a normalised image of any supported layout.
+
+    Parameters
+    ----------
+    model : nn.Module
+        With ``scale``, ``spatial_dims``, ``in_channels`` (see :func:`sciSR.models.create_model`).
+    array : numpy.ndarray
+        float32 ``(*spatial, [C])``; a trailing channel axis exists when ``array.ndim > spatial_ndim``.
+    spatial_ndim : int
+        Number of spatial axes.
+    scale : sequence of int, optional
+        Requested factor per spatial axis (see :func:`plan_axes`).
+    tile, device, progress, cancel
+        Passed to :func:`sciSR.infer.tiled.predict_tiled`; ``tile`` is in input voxels of the model axes.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        float32 ``(*spatial·scale, [C])``.
+    scale : tuple of int
+        The factor applied per spatial axis.
+    """
+    dims = int(model.spatial_dims)
+    model_axes, full_scale = plan_axes(dims, model.scale, scale, spatial_ndim)
+    has_channels = array.ndim > spatial_ndim
+    x = array if has_channels else array[..., np.newaxis]
+    n_channels = x.shape[-1]
+    in_channels = int(model.in_channels)
+    if in_channels not in (n_channels, 1):
+        raise SciSRError(f"the model takes {in_channels} channel(s); the image has {n_channels}")
+    groups = [slice(None)] if in_channels == n_channels else [slice(c, c + 1) for c in range(n_channels)]
+
+    other_axes = [a for a in range(spatial_ndim) if a not in model_axes]
+    # (C, *model axes) slabs: move the model axes to the front, other spatial axes after, channels last.
+    order = list(model_axes) + other_axes + [spatial_ndim]
+    moved = np.transpose(x, order)
+    rest_shape = moved.shape[dims:-1]
+    out_model_shape = tuple(moved.shape[i] * full_scale[a] for i, a in enumerate(model_axes))
+    out = np.empty(out_model_shape + rest_shape + (n_channels,), dtype=np.float32)
+    positions = list(np.ndindex(*rest_shape)) if rest_shape else [()]
+    total = len(positions) * len(groups)
+    done = 0
+    for pos in positions:
+        for group in groups:
+            slab = moved[(Ellipsis, *pos, group)] if pos else moved[..., group]
+            slab = np.ascontiguousarray(np.moveaxis(slab, -1, 0))
+
+            def report(fraction: float, _done: int = done) -> None:
+                if progress is not None:
+                    progress((_done + fraction) / total)
+
+            pred = predict_tiled(model, slab, tuple(full_scale[a] for a in model_axes), tile=tile,
+                                 device=device, progress=report, cancel=cancel)
+            target = (Ellipsis, *pos, group) if pos else (Ellipsis, group)
+            out[target] = np.moveaxis(pred, 0, -1)
+            done += 1
+    result = np.transpose(out, np.argsort(order))
+    return (result if has_channels else result[..., 0]), full_scale
