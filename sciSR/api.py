@@ -15,14 +15,11 @@ from scipy import ndimage
 from sciSR import geometry, io
 from sciSR.degrade import bin_array, replicate
 from sciSR.errors import SciSRError
-from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units
-from sciSR.hub import load_model, shipped_models
+from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units, rescale_flux_keywords
 from sciSR.image import SciImage
 from sciSR.infer.batch import JobResult, expand_inputs, run_batch
 from sciSR.infer.interpolate import INTERPOLATORS, interpolate
-from sciSR.infer.predict import plan_axes, predict_array
 from sciSR.intensity import denormalize, fit_normalization, normalize
-from sciSR.metrics import data_range, psnr, ssim
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
 
@@ -99,7 +96,19 @@ def _regrid(img: SciImage, array: np.ndarray, scale: tuple[int, ...], model_name
 
 def list_models() -> list[str]:
     """Names :func:`upscale` accepts: the interpolation baselines, then the models shipped with sciSR."""
+    from sciSR.hub import shipped_models
+
     return [*INTERPOLATORS, *shipped_models()]
+
+
+def load_model(name_or_path: Any, *, trust_pickle: bool = False) -> Any:
+    """Load a model by shipped name, model file or module; see :func:`sciSR.hub.load_model`.
+
+    torch is imported here, not at ``import sciSR``, so reading and writing files stays fast.
+    """
+    from sciSR.hub import load_model as hub_load_model
+
+    return hub_load_model(name_or_path, trust_pickle=trust_pickle)
 
 
 def _fill_masked(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -174,8 +183,8 @@ def upscale(
     values = image.array.astype(np.float32, copy=False)
     mask = image.meta.get("mask")
     if mask is None:
-        invalid = ~np.isfinite(values)
-        mask = invalid if invalid.any() else None
+        mask = ~np.isfinite(values)
+    mask = mask if mask.any() else None
     if mask is not None and mask.all():
         raise SciSRError("every pixel is masked (NaN); nothing to upscale", source)
     values = _fill_masked(values, mask)
@@ -189,6 +198,8 @@ def upscale(
             name = card.get("name", card.get("arch", type(net).__name__))
             norm = card.get("normalisation", {"method": "none"})
             params = fit_normalization(values, norm["method"], **{k: v for k, v in norm.items() if k != "method"})
+            from sciSR.infer.predict import predict_array
+
             try:
                 out, factors = predict_array(net, normalize(values, params), image.spatial_ndim, factors,
                                              tile=tile, device=device, progress=report, cancel=cancel)
@@ -206,6 +217,8 @@ def upscale(
     if out_mask is not None:
         out[out_mask] = np.nan
     result = _regrid(image, out, factors, str(name), **({"flux": mode} if mode != "none" else {}))
+    if result.meta.get("fits_header") is not None:
+        rescale_flux_keywords(result.meta["fits_header"], mode, factors)
     if out_mask is not None:
         result.meta["mask"] = out_mask
     return result.array if as_array else result
@@ -317,6 +330,8 @@ def evaluate(
         ``delta_psnr`` (dB, model − baseline). SSIM is 3D when every axis has ≥ 11 voxels, else the mean
         over 2D planes.
     """
+    from sciSR.metrics import psnr
+
     net = None if isinstance(model, str) and model in INTERPOLATORS else load_model(model)
     rows = []
     for path in files:
@@ -324,6 +339,8 @@ def evaluate(
         if scale is not None:
             factors = _scale_for(hr, scale)
         elif net is not None:
+            from sciSR.infer.predict import plan_axes
+
             factors = plan_axes(int(net.spatial_dims), net.scale, None, hr.spatial_ndim)[1]
         else:
             raise SciSRError("evaluate needs a scale for an interpolation model", path)
@@ -347,6 +364,8 @@ def evaluate(
 
 
 def _ssim_any(sr: np.ndarray, hr: np.ndarray) -> float:
+    from sciSR.metrics import data_range, ssim
+
     value_range = data_range(hr)
     if min(hr.shape) >= 11 and hr.ndim in (2, 3):
         return ssim(sr, hr, value_range)

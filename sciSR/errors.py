@@ -24,7 +24,7 @@ class SciSRError(Exception):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
-class Cancelled(SciSRError):
+class Cancelled(SciSRError):  # noqa: N818 - the public name is fixed by the API contract
     """The caller set the cancel event; nothing was written."""
 
     def __init__(self, message: str = "cancelled by the user", path: str | os.PathLike | None = None) -> None:

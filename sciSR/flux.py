@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,3 +99,37 @@ def enforce_flux(
     if mask is not None:
         residual = np.where(mask, 0.0, residual)
     return (sr64 + replicate(residual, scale)).astype(np.float32)
+
+
+FLUX_KEYWORDS = ("SATURATE", "SATLEVEL", "SKYLEVEL", "SKY", "BACKGND")
+
+
+def rescale_flux_keywords(header: Any, mode: str, scale: Sequence[int]) -> list[str]:
+    """Divide per-pixel level keywords by ``prod(scale)`` when block sums are conserved.
+
+    In ``"conserve"`` mode a pixel's content is split over ``prod(scale)`` sub-pixels, so levels
+    quoted per pixel (saturation, sky) shrink by the same factor; in ``"mean"`` mode they are unchanged.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        Header of the upscaled image, changed in place.
+    mode : str
+        Flux mode used by the upscale.
+    scale : sequence of int
+        Factor per axis.
+
+    Returns
+    -------
+    list of str
+        The keywords that were changed.
+    """
+    if mode != "conserve":
+        return []
+    n = float(np.prod(scale))
+    changed = []
+    for key in FLUX_KEYWORDS:
+        if key in header and isinstance(header[key], int | float) and not isinstance(header[key], bool):
+            header[key] = header[key] / n
+            changed.append(key)
+    return changed

@@ -209,7 +209,8 @@ def upscale_fits_grid_keywords(header: Any, scale: Sequence[int]) -> list[str]:
     -----
     1-based FITS pixel ``x`` maps to ``x' = (x - 0.5)·s + 0.5``. So ``LTV' = s·LTV + 0.5 - 0.5·s`` and
     ``LTM_i_j' = s_i·LTM_i_j``; sections ``[x1:x2,y1:y2]`` cover ``[(x1-1)·sx+1 : x2·sx, ...]``;
-    ``PIXAR`` (sr or arcsec² per pixel) ÷ ``sx·sy``; ``PIXSCALE`` ÷ s when isotropic.
+    ``PIXAR`` (sr or arcsec² per pixel) ÷ ``sx·sy``; ``PIXSCALE`` ÷ s when isotropic, else replaced by
+    ``PIXSCAL1``/``PIXSCAL2``; existing ``PIXSCAL1``/``PIXSCAL2`` ÷ their axis factor.
     """
     sy, sx = int(scale[0]), int(scale[1])
     by_axis = {1: sx, 2: sy}
@@ -234,7 +235,17 @@ def upscale_fits_grid_keywords(header: Any, scale: Sequence[int]) -> list[str]:
     if "PIXAR" in header:
         header["PIXAR"] = float(header["PIXAR"]) / (sx * sy)
         changed.append("PIXAR")
-    if "PIXSCALE" in header and sx == sy:
-        header["PIXSCALE"] = float(header["PIXSCALE"]) / sx
+    if "PIXSCALE" in header:
+        if sx == sy:
+            header["PIXSCALE"] = float(header["PIXSCALE"]) / sx
+        else:
+            # One number cannot describe different x and y scales: give one per axis instead.
+            old = float(header.pop("PIXSCALE"))
+            header["PIXSCAL1"] = old / sx
+            header["PIXSCAL2"] = old / sy
         changed.append("PIXSCALE")
+    for i, s in by_axis.items():
+        if f"PIXSCAL{i}" in header and "PIXSCALE" not in changed:
+            header[f"PIXSCAL{i}"] = float(header[f"PIXSCAL{i}"]) / s
+            changed.append(f"PIXSCAL{i}")
     return changed

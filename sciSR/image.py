@@ -151,14 +151,19 @@ def infer_domain(array: np.ndarray, fallback: str) -> str:
     array : numpy.ndarray
         Calibrated values.
     fallback : str
-        Domain returned unless the values look like CT Hounsfield units (minimum ≤ −500).
+        Domain returned unless the values look like CT Hounsfield units.
 
     Returns
     -------
     str
-        ``"ct"`` or ``fallback``.
+        ``"ct"`` when at least 1 % of the finite values are ≤ −500 (air and lung in HU), else
+        ``fallback``. A lone minimum is not enough: interpolated MRI rings below zero (nibabel's
+        ``anatomical.nii`` reaches −610 in 0.01 % of its voxels).
     """
-    finite = array[np.isfinite(array)] if np.issubdtype(array.dtype, np.floating) else array
-    if finite.size and np.issubdtype(finite.dtype, np.number) and float(finite.min()) <= -500:
+    values = np.asarray(array)
+    if not np.issubdtype(values.dtype, np.number) or values.size == 0:
+        return fallback
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    if finite.size and np.count_nonzero(finite <= -500) >= 0.01 * finite.size:
         return "ct"
     return fallback

@@ -42,3 +42,14 @@ def test_masked_blocks_are_left_alone():
     out = enforce_flux(sr, lr, (2, 2), "conserve", mask)
     assert np.all(out[2:4, 4:6] == 0)
     assert out[:2, :2].sum() == pytest.approx(1.0)
+
+
+def test_per_pixel_levels_shrink_only_when_sums_are_conserved():
+    from astropy.io import fits
+
+    from sciSR.flux import rescale_flux_keywords
+
+    header = fits.Header({"SATURATE": 60000.0, "OBJECT": "M13"})
+    assert rescale_flux_keywords(header.copy(), "mean", (2, 2)) == []
+    assert rescale_flux_keywords(header, "conserve", (2, 3)) == ["SATURATE"]
+    assert header["SATURATE"] == pytest.approx(10000.0) and header["OBJECT"] == "M13"

@@ -75,8 +75,12 @@ def write(img: SciImage, path: str | os.PathLike, *, overwrite: bool = False) ->
     name = format_for(path, for_writing=True)
     sources = tuple(s for s in [img.meta.get("source")] if s)
     out = check_output(path, overwrite=overwrite, inputs=sources)
-    with atomic_output(out, overwrite=overwrite, folder=name == "dicom") as tmp:
-        FORMATS[name].write(img, tmp)
+    try:
+        with atomic_output(out, overwrite=overwrite, folder=name == "dicom") as tmp:
+            FORMATS[name].write(img, tmp)
+    except SciSRError as err:
+        # Writers only know the temporary name; the user knows the output they asked for.
+        raise SciSRError(err.message, path) from None
     return out
 
 

@@ -1,15 +1,549 @@
-"""fits reader/writer (being written)."""
+"""FITS images: read one image HDU into a :class:`~sciSR.image.SciImage`, write it back in place.
 
-SUFFIXES: tuple[str, ...] = ()
+Reading applies BSCALE/BZERO and BLANK (astropy does it), keeps NaNs as NaN and marks them in
+``meta["mask"]``, picks the HDU by EXTNAME/index or the first HDU holding an image (tile-compressed
+ones included) and keeps the celestial WCS (with SIP) as ``img.wcs``. Writing puts the (upscaled)
+array back at the same HDU position with the original header cards, the WCS cards of ``img.wcs``, a
+HISTORY card naming the model, and every other HDU of the source file copied unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
+from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs.utils import proj_plane_pixel_scales
+
+from sciSR.errors import SciSRError
+from sciSR.geometry import upscale_wcs
+from sciSR.image import DOMAINS, SciImage
+
+SUFFIXES: tuple[str, ...] = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fz")
+
+HduSelector = int | str | tuple[str, int]
+
+# Keywords that describe the data layout, not the observation: astropy rewrites them from the array.
+# BSCALE/BZERO/BLANK go because the output is float with NaN; CHECKSUM/DATASUM would be stale.
+_STRUCTURAL = frozenset(
+    {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS",
+     "BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM"}
+)
+_NAXIS_N = re.compile(r"^NAXIS\d+$")
+
+# WCS cards whose values depend on the pixel grid (or are rewritten with them by astropy's to_header):
+# axis cards CRPIXia..., matrix cards CDi_ja / PCi_ja / PVi_ma / PSi_ma, and SIP (primary WCS only).
+_AXIS_CARD = re.compile(r"^(CRPIX|CRVAL|CDELT|CTYPE|CUNIT|CROTA)(\d{1,2})([A-Z]?)$")
+_MATRIX_CARD = re.compile(r"^(CD|PC|PV|PS)(\d{1,2})_(\d{1,2})([A-Z]?)$")
+_AIPS_MATRIX_CARD = re.compile(r"^(CD|PC)(\d{3})(\d{3})$")  # PC001002: old form wcslib still reads
+_SIP_CARD = re.compile(r"^(A|B|AP|BP)_(\d{1,2}_\d{1,2}|ORDER)$|^(A|B)_DMAX$")
+# Paper IV distortion records (CPDISja/CQDISia and their DPja/DQia records) that wcslib writes.
+_DISTORTION_CARD = re.compile(r"^(CPDIS|CQDIS|CPERR|CQERR|DP|DQ)(\d{1,2})([A-Z]?)$")
+# Digitized Sky Survey plate solution: wcslib turns it into a TPD distortion and prefers it to CRPIX/CD.
+_DSS_CARDS = frozenset(
+    {"PLTRAH", "PLTRAM", "PLTRAS", "PLTDECSN", "PLTDECD", "PLTDECM", "PLTDECS", "CNPIX1", "CNPIX2",
+     "XPIXELSZ", "YPIXELSZ", "PLTSCALE", *(f"PPO{i}" for i in range(1, 7)),
+     *(f"AMD{axis}{i}" for axis in "XY" for i in range(1, 21))}
+)
+# A written header must reproduce the image's WCS to this many pixels (wcslib prints ~15 digits).
+_WCS_TOLERANCE_PX = 1e-6
+
+_BITPIX_DTYPES = {8: "uint8", 16: "int16", 32: "int32", 64: "int64", -32: "float32", -64: "float64"}
+# An integer BITPIX with BSCALE=1 and this BZERO stores the unsigned (or, for 8, signed) type.
+_OFFSET_DTYPES = {8: (-128, "int8"), 16: (2**15, "uint16"), 32: (2**31, "uint32"), 64: (2**63, "uint64")}
 
 
-def sniff(path) -> bool:
-    return False
+def sniff(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a plain FITS file (its first card is ``SIMPLE  =``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file.
+
+    Returns
+    -------
+    bool
+        True when the first 80 bytes start with ``SIMPLE  =``; gzipped FITS are recognised by suffix.
+    """
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(80).startswith(b"SIMPLE  =")
+    except OSError:
+        return False
 
 
-def read(path, **options):
-    raise NotImplementedError
+def read(
+    path: str | os.PathLike,
+    *,
+    hdu: HduSelector | None = None,
+    domain: str | None = None,
+    series: Any = None,
+) -> SciImage:
+    """Read one image HDU of a FITS file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.fits``, ``.fit``, ``.fts``, ``.fits.gz`` or tile-compressed ``.fz`` file.
+    hdu : int, str or (str, int), optional
+        HDU index, EXTNAME (case-insensitive) or ``(EXTNAME, EXTVER)``. Default: the first HDU that
+        holds an image (primary or extension, tile-compressed included).
+    domain : str, optional
+        Overrides the domain, ``"sky"`` by default.
+    series : object, optional
+        Accepted for the common reader signature; FITS files have no series.
+
+    Returns
+    -------
+    SciImage
+        ``array``: float32 (float64 for BITPIX −64) calibrated values, ``[y, x]`` for 2D or
+        ``[z, y, x]`` for cubes (numpy order, the reverse of FITS NAXISn); NaN where the file holds
+        NaN or BLANK. ``wcs``: the celestial astropy WCS (SIP included), else None. ``spacing``: per
+        numpy axis, pixel scale from the WCS (deg/pixel on celestial axes, the axis unit elsewhere)
+        when celestial, else 1.0. ``meta``: ``format``, ``source``, ``units`` (BUNIT or None),
+        ``fits_header`` (copy of the chosen HDU's header, as stored), ``hdu``, ``stored_dtype``,
+        ``bscale``/``bzero`` when present, ``mask`` (bool, ``array.shape``, True on NaN/inf),
+        ``other_hdus`` (what :func:`write` needs to copy the rest of the file), ``notes``,
+        ``provenance``.
+
+    Raises
+    ------
+    SciSRError
+        Unreadable file, no such HDU, no image HDU, a 1D HDU, or every pixel invalid.
+    """
+    del series  # one FITS file is one image; the argument exists for the common reader signature
+    if domain is not None and domain not in DOMAINS:
+        raise SciSRError(f"domain must be one of {DOMAINS}, got {domain!r}", path)
+    source = os.fspath(path)
+    notes: list[str] = []
+    try:
+        hdul = fits.open(source)
+    except Exception as err:  # astropy raises OSError, ValueError, TypeError... for damaged files
+        raise SciSRError(f"not a readable FITS file ({_one_line(err)})", path) from None
+    with hdul:
+        index = _choose_hdu(hdul, hdu, path)
+        chosen = hdul[index]
+        # astropy drops BSCALE/BZERO/BLANK from hdu.header once the data are scaled: copy it first.
+        header = chosen.header.copy()
+        try:
+            raw = chosen.data
+        except Exception as err:
+            raise SciSRError(f"cannot read the pixels of HDU {index} ({_one_line(err)})", path) from None
+        if raw is None or raw.ndim < 2:
+            raise SciSRError(f"HDU {index} holds {'no' if raw is None else 'a 1-D'} array, not an image", path)
+        dtype = np.float64 if header.get("BITPIX") == -64 else np.float32
+        array = np.array(raw, dtype=dtype)
+        wcs, spacing = _read_wcs(header, hdul, array.ndim, notes)
+        n_hdus = len(hdul)
+        compressed = isinstance(chosen, fits.CompImageHDU)
+        same_grid = [f"{i} ({h.name or 'unnamed'})" for i, h in enumerate(hdul)
+                     if i != index and _holds_image(h) and tuple(h.shape) == array.shape]
+    if same_grid:
+        notes.append(f"HDUs {', '.join(same_grid)} share the image grid but are copied unchanged on write, "
+                     "not upscaled")
+
+    mask = ~np.isfinite(array)
+    if mask.all():
+        raise SciSRError(f"every pixel of HDU {index} is NaN, inf or BLANK; nothing to read", path)
+    if mask.any():
+        notes.append(f"{int(mask.sum())} pixels are NaN/inf/BLANK: kept as NaN and masked")
+    meta: dict[str, Any] = {
+        "format": "fits",
+        "source": source,
+        "units": _units(header),
+        "fits_header": header,
+        "hdu": hdu if hdu is not None else index,
+        "stored_dtype": _stored_dtype(header),
+        "mask": mask,
+        "other_hdus": {"path": os.path.abspath(source), "index": index, "count": n_hdus},
+        "notes": notes,
+        "provenance": [],
+    }
+    for key in ("BSCALE", "BZERO"):
+        if key in header:
+            meta[key.lower()] = float(header[key])
+    if "bscale" in meta or "bzero" in meta:
+        notes.append(f"BSCALE={meta.get('bscale', 1.0)}, BZERO={meta.get('bzero', 0.0)} applied")
+    if compressed:
+        notes.append("tile-compressed HDU: written uncompressed unless meta['fits_compress'] is True")
+    return SciImage(
+        array=array,
+        wcs=wcs,
+        spacing=spacing,
+        domain=domain or "sky",
+        meta=meta,
+    )
 
 
-def write(img, path):
-    raise NotImplementedError
+def write(img: SciImage, path: str | os.PathLike) -> None:
+    """Write ``img`` as FITS at ``path`` (a temporary path chosen by the caller).
+
+    Parameters
+    ----------
+    img : SciImage
+        Typically an upscaled image read from FITS. ``meta["fits_header"]`` must already have its
+        grid keywords (LTV/LTM, DATASEC, PIXAR, ...) updated; only the WCS cards are rewritten here.
+    path : str or os.PathLike
+        Output file; a ``.gz`` suffix gzips it (astropy decides from the name).
+
+    Notes
+    -----
+    - Data: float32 (float64 when ``img.array`` is float64), NaN where ``meta["mask"]`` (same shape
+      as the array) is True; BSCALE/BZERO/BLANK/CHECKSUM/DATASUM dropped; DATAMIN/DATAMAX, when
+      present, set to the written values. A channel axis (last in numpy) becomes the first numpy
+      axis, i.e. FITS NAXIS3.
+    - WCS: the primary WCS cards are replaced by ``img.wcs.to_header(relax=True)`` (SIP included).
+      WCS descriptions the image does not carry (alternates ``A``–``Z``, or a non-celestial primary
+      WCS) are rescaled when the array is an integer multiple of the header's NAXISn, and removed
+      with a HISTORY note when it is not. A DSS plate solution (CNPIXn, XPIXELSZ, ...), which
+      wcslib prefers to CRPIX/CD, is rescaled too. The finished header is checked to reproduce
+      ``img.wcs`` at the grid corners and centre to 1e-6 pixel; if other conventions in it override
+      the new cards (e.g. a DSS solution of a cropped image), they are replaced by wcslib's complete
+      description of ``img.wcs``, and if that fails too, nothing is written.
+    - Layout: the image goes back to its HDU position; the other HDUs of ``meta["other_hdus"]["path"]``
+      are copied unchanged (tile-compressed ones stay compressed, byte for byte). The image is
+      written uncompressed unless ``meta["fits_compress"]`` is True (lossless GZIP_2) or a dict of
+      :class:`astropy.io.fits.CompImageHDU` options, or ``path`` ends in ``.fz``.
+    - A HISTORY card names the model, scale and flux mode of the last ``meta["provenance"]`` entry
+      that has a ``"model"``.
+
+    Raises
+    ------
+    SciSRError
+        Non-numeric data, a missing source file for the other HDUs, or astropy failing to write.
+    """
+    path = Path(path)
+    data, mask = _output_arrays(img)
+    if mask is not None:
+        data[mask] = np.nan
+    try:
+        header = _output_header(img, data)
+    except SciSRError as err:
+        raise SciSRError(err.message, err.path or img.meta.get("source") or path) from None
+    compress = img.meta.get("fits_compress") or path.name.lower().endswith(".fz")
+    other = img.meta.get("other_hdus")
+    try:
+        if other is None:
+            fits.HDUList(_image_hdus(data, header, compress, 0)).writeto(path, output_verify="silentfix")
+            return
+        source, index = other["path"], int(other["index"])
+        if not os.path.isfile(source):
+            raise SciSRError("source FITS file is gone; its other HDUs cannot be copied", source)
+        # Raw HDUs: compressed extensions stay binary tables and scaled data stay integers, so the
+        # copies are exact.
+        with fits.open(source, disable_image_compression=True, do_not_scale_image_data=True) as src:
+            if index >= len(src):
+                raise SciSRError(f"source FITS file has no HDU {index} any more", source)
+            hdus = [*src[:index], *_image_hdus(data, header, compress, index), *src[index + 1 :]]
+            fits.HDUList(hdus).writeto(path, output_verify="silentfix")
+    except SciSRError:
+        raise
+    except Exception as err:  # astropy's verify/IO errors: report them as one line
+        raise SciSRError(f"cannot write FITS ({_one_line(err)})", path) from None
+
+
+# --- reading helpers -------------------------------------------------------------------------------
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _holds_image(hdu: Any) -> bool:
+    # Random groups are a PrimaryHDU subclass with is_image False; tables are never images.
+    return bool(hdu.is_image) and int(hdu.header.get("NAXIS", 0)) > 0
+
+
+def _describe(index: int, hdu: Any) -> str:
+    return f"{index}: {hdu.name or 'unnamed'} {type(hdu).__name__}{'' if hdu.header.get('NAXIS') else ' (empty)'}"
+
+
+def _choose_hdu(hdul: fits.HDUList, selector: HduSelector | None, path: str | os.PathLike) -> int:
+    if selector is None:
+        for index, hdu in enumerate(hdul):
+            if _holds_image(hdu):
+                return index
+        found = "; ".join(_describe(i, h) for i, h in enumerate(hdul))
+        raise SciSRError(f"no HDU holds an image (found {found})", path)
+    if isinstance(selector, bool) or not isinstance(selector, int | str | tuple):
+        raise SciSRError(f"hdu must be an index, an EXTNAME or (EXTNAME, EXTVER), got {selector!r}", path)
+    if isinstance(selector, int):
+        if not -len(hdul) <= selector < len(hdul):
+            raise SciSRError(f"no HDU {selector}: the file has {len(hdul)} HDUs (0 to {len(hdul) - 1})", path)
+        selector = selector % len(hdul)
+    try:
+        index = hdul.index_of(selector)
+    except (KeyError, IndexError):
+        # A CLI passes indices as text: "1" means HDU 1 unless an HDU is named "1".
+        if isinstance(selector, str) and selector.isdigit() and int(selector) < len(hdul):
+            index = int(selector)
+        else:
+            names = ", ".join(f"{i}: {h.name or 'unnamed'}" for i, h in enumerate(hdul))
+            raise SciSRError(f"no HDU {selector!r} (HDUs are {names})", path) from None
+    if not _holds_image(hdul[index]):
+        raise SciSRError(f"HDU {selector!r} holds no image ({_describe(index, hdul[index])})", path)
+    return index
+
+
+def _read_wcs(
+    header: fits.Header, hdul: fits.HDUList, ndim: int, notes: list[str]
+) -> tuple[Any, tuple[float, ...]]:
+    """The celestial WCS (or None) and the per-numpy-axis spacing."""
+    try:
+        with warnings.catch_warnings():
+            # FITSFixedWarning reports harmless normalisations (DATE-OBS formats, RADECSYS, ...);
+            # VerifyWarning, malformed non-WCS cards met while handing the header to wcslib.
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            warnings.simplefilter("ignore", VerifyWarning)
+            # naxis=ndim: SIP needs exactly 2 axes, and upscale_wcs needs one axis per array axis.
+            wcs = WCS(header, fobj=hdul, naxis=ndim)
+    except Exception as err:  # wcslib rejects malformed headers with several exception types
+        notes.append(f"WCS not usable ({_one_line(err)}): kept in the header only, spacing 1.0")
+        return None, (1.0,) * ndim
+    if not wcs.has_celestial:
+        if _wcs_keys(header):
+            notes.append(f"WCS is not celestial (CTYPE {list(wcs.wcs.ctype)}): kept in the header, spacing 1.0")
+        return None, (1.0,) * ndim
+    scales = proj_plane_pixel_scales(wcs)
+    return wcs, tuple(float(s) for s in scales[::-1])
+
+
+def _units(header: fits.Header) -> str | None:
+    unit = header.get("BUNIT")
+    return (unit.strip() or None) if isinstance(unit, str) else None
+
+
+def _stored_dtype(header: fits.Header) -> str:
+    bitpix = int(header.get("BITPIX", -32))
+    offset = _OFFSET_DTYPES.get(bitpix)
+    if offset and float(header.get("BSCALE", 1.0)) == 1.0 and float(header.get("BZERO", 0.0)) == offset[0]:
+        return offset[1]
+    return _BITPIX_DTYPES.get(bitpix, "float32")
+
+
+# --- writing helpers -------------------------------------------------------------------------------
+
+
+def _output_arrays(img: SciImage) -> tuple[np.ndarray, np.ndarray | None]:
+    """Float array in FITS layout (channel axis first) and the matching mask, if one fits."""
+    array = np.asarray(img.array)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
+        raise SciSRError(f"FITS images here are real numbers; got dtype {array.dtype}", img.meta.get("source"))
+    dtype = np.float64 if array.dtype.kind == "f" and array.dtype.itemsize == 8 else np.float32
+    data = np.array(array, dtype=dtype)  # a copy: masking must not touch img.array
+    mask = img.meta.get("mask")
+    mask = np.asarray(mask, dtype=bool) if mask is not None and np.shape(mask) == array.shape else None
+    if img.channel_axis is not None:
+        # FITS cubes keep the image plane in NAXIS1/NAXIS2: the channel axis becomes NAXIS3.
+        data = np.moveaxis(data, -1, 0)
+        mask = None if mask is None else np.moveaxis(mask, -1, 0)
+    return np.ascontiguousarray(data), mask
+
+
+def _output_header(img: SciImage, data: np.ndarray) -> fits.Header:
+    stored = img.meta.get("fits_header")
+    header = stored.copy() if isinstance(stored, fits.Header) else fits.Header()
+    old_shape = _header_shape(header)
+    for key in [k for k in header if k in _STRUCTURAL or _NAXIS_N.match(k)]:
+        del header[key]
+    if not isinstance(stored, fits.Header) and isinstance(img.meta.get("units"), str):
+        header["BUNIT"] = img.meta["units"]
+    factors = _grid_factors(old_shape, data.shape)
+    _update_wcs_cards(header, img.wcs, factors, data.shape)
+    finite = data[np.isfinite(data)]
+    for key, fn in (("DATAMIN", np.min), ("DATAMAX", np.max)):
+        if key in header and finite.size:
+            header[key] = float(fn(finite))
+    step = next((p for p in reversed(img.meta.get("provenance", [])) if isinstance(p, dict) and "model" in p), None)
+    if step is not None:
+        scale = "x".join(str(s) for s in step.get("scale", [])) or "?"
+        flux = f", flux {step['flux']}" if step.get("flux") else ""
+        header.add_history(f"{_version()}: upscaled {scale} (numpy axis order) by model {step['model']}{flux}; "
+                           "field of view and WCS preserved")
+    return header
+
+
+def _version() -> str:
+    try:
+        return f"sciSR {metadata.version('scisr')}"
+    except metadata.PackageNotFoundError:
+        return "sciSR"
+
+
+def _header_shape(header: fits.Header) -> tuple[int, ...] | None:
+    naxis = int(header.get("NAXIS", 0))
+    if naxis == 0 or any(f"NAXIS{k}" not in header for k in range(1, naxis + 1)):
+        return None
+    return tuple(int(header[f"NAXIS{k}"]) for k in range(naxis, 0, -1))
+
+
+def _grid_factors(old: tuple[int, ...] | None, new: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Integer upscale factor per numpy axis from the header's grid to the array's, or None."""
+    if old is None or len(old) != len(new) or any(o <= 0 or n % o for o, n in zip(old, new, strict=True)):
+        return None
+    return tuple(n // o for o, n in zip(old, new, strict=True))
+
+
+def _is_grid_card(keyword: str, key: str, naxis: int | None) -> bool:
+    """Whether ``keyword`` is a pixel-grid WCS card of WCS ``key`` on axes ``≤ naxis`` (None: any)."""
+    m = _AXIS_CARD.match(keyword)
+    if m:
+        return m[3] == key and (naxis is None or int(m[2]) <= naxis)
+    m = _MATRIX_CARD.match(keyword)
+    if m:
+        # PVi_m / PSi_m: i is an axis, m a parameter number.
+        return m[4] == key and (naxis is None or (int(m[2]) <= naxis and (m[1] in ("PV", "PS") or int(m[3]) <= naxis)))
+    m = _AIPS_MATRIX_CARD.match(keyword)
+    if m:
+        return key == "" and (naxis is None or max(int(m[2]), int(m[3])) <= naxis)
+    return key == "" and _SIP_CARD.match(keyword) is not None
+
+
+def _is_distortion_card(keyword: str, key: str) -> bool:
+    m = _DISTORTION_CARD.match(keyword)
+    return m is not None and m[3] == key
+
+
+def _wcs_keys(header: fits.Header) -> set[str]:
+    """Letters ("" for the primary) of the WCS descriptions present in ``header``."""
+    keys = set()
+    for keyword in header:
+        m = _AXIS_CARD.match(keyword) or _MATRIX_CARD.match(keyword)
+        if m:
+            keys.add(m.groups()[-1])
+        elif _SIP_CARD.match(keyword) or _AIPS_MATRIX_CARD.match(keyword):
+            keys.add("")
+    return keys
+
+
+def _replace_wcs(header: fits.Header, wcs: Any, key: str, *, complete: bool = False) -> None:
+    """Put ``wcs`` into ``header`` as WCS ``key``.
+
+    A header that already described this WCS gets only its pixel-grid cards replaced and keeps its
+    own other cards (DATE-OBS as written, RADESYS, WCSAXES...). With ``complete`` (or when the header
+    had no such WCS), everything else wcslib uses for it goes too (DSS plate solutions, distortion
+    records) and all of ``wcs.to_header`` is written.
+    """
+    complete = complete or key not in _wcs_keys(header)
+    doomed = [k for k in header if _is_grid_card(k, key, wcs.naxis)]
+    if complete:
+        doomed += [k for k in header if (key == "" and k in _DSS_CARDS) or _is_distortion_card(k, key)]
+    for keyword in dict.fromkeys(doomed):
+        del header[keyword]
+    for card in wcs.to_header(relax=True, key=key or None).cards:
+        if _is_distortion_card(card.keyword, key):
+            if complete:
+                header.append(card)  # record-valued cards (DQ1 = 'AXIS.1: 1') repeat their keyword
+        elif _is_grid_card(card.keyword, key, wcs.naxis) or (complete and card.keyword not in header):
+            header[card.keyword] = (card.value, card.comment)
+
+
+def _wcs_scale(factors: Sequence[int], naxis: int) -> tuple[int, ...]:
+    """Factors in numpy order for a WCS with ``naxis`` axes over an array with ``len(factors)`` axes."""
+    ndim = len(factors)
+    # Entry j of upscale_wcs's scale is WCS axis naxis-1-j, i.e. numpy axis ndim-naxis+j.
+    return tuple(int(factors[ndim - naxis + j]) if 0 <= ndim - naxis + j < ndim else 1 for j in range(naxis))
+
+
+def _scale_dss(header: fits.Header, factors: tuple[int, ...]) -> None:
+    """Rescale a DSS plate solution, which wcslib reads in preference to CRPIX/CD.
+
+    Plate x (mm) is ``PPO3 − XPIXELSZ·(CNPIX1 + x − 0.5)`` for 1-based pixel x; with
+    ``x = (x' − 0.5)/s + 0.5`` that is ``XPIXELSZ/s · (s·CNPIX1 + x' − 0.5)``.
+    """
+    if len(factors) != 2 or not {"CNPIX1", "CNPIX2", "XPIXELSZ", "YPIXELSZ"} <= set(header):
+        return
+    sy, sx = factors
+    for axis, size, s in (("1", "XPIXELSZ", sx), ("2", "YPIXELSZ", sy)):
+        header[f"CNPIX{axis}"] = header[f"CNPIX{axis}"] * s
+        header[size] = float(header[size]) / s
+
+
+def _load_wcs(header: fits.Header, key: str, naxis: int) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        warnings.simplefilter("ignore", VerifyWarning)
+        return WCS(header, key=key or " ", naxis=naxis)
+
+
+def _wcs_error(header: fits.Header, wcs: Any, shape: tuple[int, ...]) -> float:
+    """Largest world-coordinate difference, in pixels, between ``header``'s WCS and ``wcs``.
+
+    Checked at the grid corners and centre (``shape`` is numpy order), through the full forward
+    transform; inf when the header cannot be parsed.
+    """
+    # FITS axis k spans shape[-1-k]; WCS axes beyond the array's are probed at pixel 0.
+    extent = [shape[-1 - k] if k < len(shape) else 1 for k in range(wcs.naxis)]
+    corners = np.array(np.meshgrid(*[[-0.5, n - 0.5] for n in extent], indexing="ij")).reshape(wcs.naxis, -1)
+    pixels = np.c_[corners, [(n - 1) / 2 for n in extent]].T
+    try:
+        written = _load_wcs(header, "", wcs.naxis)
+        want, got = wcs.all_pix2world(pixels, 0), written.all_pix2world(pixels, 0)
+    except Exception:  # a header wcslib rejects reproduces nothing
+        return np.inf
+    diff = np.abs(got - want)
+    if wcs.has_celestial:
+        lng, lat = wcs.wcs.lng, wcs.wcs.lat
+        diff[:, lng] = np.abs((got[:, lng] - want[:, lng] + 180) % 360 - 180) * np.cos(np.deg2rad(want[:, lat]))
+    # World units per pixel along each world axis (deg on the sky, Hz on a spectral axis, ...).
+    per_pixel = np.linalg.norm(wcs.pixel_scale_matrix, axis=1)
+    return float((diff / np.maximum(per_pixel, np.finfo(float).tiny)).max())
+
+
+def _update_wcs_cards(header: fits.Header, wcs: Any, factors: tuple[int, ...] | None, shape: tuple[int, ...]) -> None:
+    """Make the header's WCS cards describe the array's grid (see :func:`write`)."""
+    ndim = len(shape)
+    updates: dict[str, Any] = {} if wcs is None else {"": wcs}
+    removals: dict[str, str] = {}
+    if factors is None or any(f != 1 for f in factors):
+        # WCS descriptions only the header holds: rescale them, or drop them rather than lie.
+        for key in sorted(_wcs_keys(header) - set(updates)):
+            try:
+                if factors is None:
+                    raise ValueError("the array is not an integer multiple of the header's NAXISn")
+                old = _load_wcs(header, key, min(ndim, int(header.get(f"WCSAXES{key}", ndim))))
+                if key:
+                    old.sip = None  # SIP belongs to the primary WCS only
+                updates[key] = upscale_wcs(old, _wcs_scale(factors, old.wcs.naxis))
+            except Exception as err:  # unparsable WCS or a grid change we cannot express
+                removals[key] = _one_line(err)
+        if factors is not None:
+            _scale_dss(header, factors)
+    for key, new in updates.items():
+        _replace_wcs(header, new, key)
+    for key, why in removals.items():
+        for keyword in [k for k in header if _is_grid_card(k, key, None)]:
+            del header[keyword]
+        header.add_history(f"sciSR: WCS '{key or 'primary'}' removed, pixel grid changed ({why})")
+    tables = ("cpdis1", "cpdis2", "det2im1", "det2im2")
+    if wcs is None or any(getattr(wcs, table, None) is not None for table in tables):
+        return  # lookup-table distortions live in other HDUs: the header alone cannot be checked
+    # Other conventions wcslib reads (DSS plate solutions, distortion records) can override the cards
+    # just written: check, then fall back to the complete wcslib description.
+    if _wcs_error(header, wcs, shape) > _WCS_TOLERANCE_PX:
+        _replace_wcs(header, wcs, "", complete=True)
+        error = _wcs_error(header, wcs, shape)
+        if error > _WCS_TOLERANCE_PX:
+            raise SciSRError(f"the FITS header cannot reproduce the image's WCS (off by {error:.3g} pixels)")
+
+
+def _image_hdus(data: np.ndarray, header: fits.Header, compress: Any, index: int) -> list[Any]:
+    """The HDU(s) that take the image's place at position ``index`` of the output file."""
+    if compress:
+        options = dict(compress) if isinstance(compress, dict) else {}
+        if not options and np.issubdtype(data.dtype, np.floating):
+            # The astropy default quantizes floats (lossy); science pixels must come back exactly.
+            options = {"compression_type": "GZIP_2", "quantize_level": 0.0}
+        hdu = fits.CompImageHDU(data, header, **options)
+        # A compressed image cannot be the primary HDU: it follows an empty one.
+        return [fits.PrimaryHDU(), hdu] if index == 0 else [hdu]
+    return [fits.PrimaryHDU(data, header) if index == 0 else fits.ImageHDU(data, header)]
