@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -221,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (clipping, assumed units) as one line each, like errors."""
+    print(f"warning: {message}".replace("\n", " "), file=sys.stderr)
+
+
 def _subject(args: argparse.Namespace) -> str:
     """The file an error is about when the error itself names none."""
     paths = getattr(args, "paths", None) or getattr(args, "files", None)
@@ -236,7 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except SciSRError as err:
         if args.debug:
             traceback.print_exc()

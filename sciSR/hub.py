@@ -200,7 +200,8 @@ def load_model(name_or_path: str | os.PathLike | nn.Module, *, trust_pickle: boo
     path = shipped.get(key, Path(key))
     if not path.is_file():
         names = ", ".join(shipped) or "none"
-        raise SciSRError(f"no such model file or shipped model (shipped: {names})", key)
+        raise SciSRError(f"unknown model: no such model file or shipped model (shipped: {names}; "
+                         "interpolation: nearest, linear, cubic)", key)
     if path.suffix in PICKLE_SUFFIXES:
         state = _load_state(path, trust_pickle=trust_pickle)
         sidecar = path.with_suffix(".json")
