@@ -1,15 +1,856 @@
-"""dicom reader/writer (being written)."""
+"""DICOM series reader and derived-series writer.
 
-SUFFIXES: tuple[str, ...] = ()
+Reading turns one series (a file, or a folder of files) into a :class:`~sciSR.image.SciImage` laid out
+the nibabel/MONAI way: ``array[column, row, slice]`` (each slice is pydicom's ``pixel_array`` of shape
+``(rows, columns)`` transposed), slices ordered along the slice normal, and an affine mapping
+``(i, j, k, 1)`` to RAS+ millimetres. Several images at one position (cine phases, echoes, diffusion
+weightings) become a last channel axis. Enhanced multi-frame objects take their geometry and rescale
+from the per-frame / shared functional groups.
+
+Writing creates a NEW derived series (new Series/SOP Instance UIDs, ImageType ``DERIVED\\SECONDARY``)
+whose geometry comes only from the image's affine and shape; patient, study and frame-of-reference
+identity come from the template of the series that was read, if any.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, pixel_array
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    MRImageStorage,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
+from pydicom.valuerep import format_number_as_ds
+
+from sciSR.errors import SciSRError
+from sciSR.image import SciImage, infer_domain
+
+SUFFIXES: tuple[str, ...] = (".dcm", ".dicom", ".ima")
+
+# LPS (DICOM patient space) <-> RAS+ (nibabel/MONAI world); the flip is its own inverse.
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+# What may vary between images at one slice position, in the order used to sort them.
+_ORDER_KEYS = ("TriggerTime", "EchoTime", "DiffusionBValue")
+# Positions closer than this along the normal are the same slice (cine phases, echoes, ...).
+_SAME_POSITION_MM = 1e-2
+# Slice gaps may deviate from the mean spacing by this fraction (IPP strings are rounded) ...
+_SPACING_RTOL = 1e-3
+# ... or by this much, whichever is larger (many scanners write IPP with 3 decimals).
+_SPACING_ATOL_MM = 1e-3
+# Direction cosines that differ by less than this are the same orientation.
+_ORIENTATION_TOL = 1e-3
+# Off-normal drift of the stack per mm along the normal above which it is a gantry tilt (~0.06°).
+_TILT_TAN = 1e-3
+
+# Template attributes copied into a derived series: identity and acquisition context that stays true
+# after resampling. Everything tied to the old pixel grid (geometry, overlays, icons, private tags that
+# may hold positions) is deliberately left out.
+_KEEP = (
+    # Patient
+    "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
+    "PatientSize", "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod",
+    # General Study
+    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
+    "StudyDescription",
+    # General Series (what does not describe the new series itself)
+    "PatientPosition", "BodyPartExamined", "Laterality", "ProtocolName",
+    # Frame of Reference
+    "FrameOfReferenceUID", "PositionReferenceIndicator",
+    # General Equipment
+    "Manufacturer", "InstitutionName", "StationName", "ManufacturerModelName", "DeviceSerialNumber",
+    # Acquisition context (CT and MR image modules)
+    "AcquisitionNumber", "KVP", "ConvolutionKernel", "XRayTubeCurrent", "ExposureTime", "Exposure",
+    "ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "SequenceName",
+    "RepetitionTime", "EchoTime", "InversionTime", "EchoTrainLength", "FlipAngle", "NumberOfAverages",
+    "ImagingFrequency", "ImagedNucleus", "MagneticFieldStrength", "PixelBandwidth", "TriggerTime",
+    "DiffusionBValue", "ContrastBolusAgent",
+    # Display window (in calibrated units, which the writer keeps)
+    "WindowCenter", "WindowWidth",
+)
+# Type 1/2 attributes of the classic CT / MR image IODs that an enhanced or missing template lacks.
+_REQUIRED = {
+    "CT": {"KVP": None, "AcquisitionNumber": None},
+    "MR": {"ScanningSequence": "RM", "SequenceVariant": "NONE", "ScanOptions": None, "MRAcquisitionType": None,
+           "RepetitionTime": None, "EchoTime": None, "EchoTrainLength": None},
+}
 
 
-def sniff(path) -> bool:
-    return False
+def sniff(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a DICOM Part 10 file (``"DICM"`` after the 128-byte preamble)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
 
 
-def read(path, **options):
-    raise NotImplementedError
+# --------------------------------------------------------------------------------------------- reading
 
 
-def write(img, path):
-    raise NotImplementedError
+@dataclass
+class _Frame:
+    """One 2D image: a single-frame file or one frame of a multi-frame file, with its geometry."""
+
+    path: Path
+    header: Dataset
+    index: int | None  # frame number in a multi-frame file, else None
+    position: np.ndarray | None  # ImagePositionPatient, LPS mm
+    orientation: np.ndarray | None  # ImageOrientationPatient (6,)
+    pixel_spacing: tuple[float, float] | None  # (row spacing, column spacing) mm
+    thickness: float | None
+    between: float | None  # SpacingBetweenSlices, mm (used only when positions are missing)
+    rescale: Dataset  # holds RescaleSlope/Intercept (or a Modality LUT) for this frame
+    order: dict[str, float] = field(default_factory=dict)
+    instance: int = 0
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
+def _item(ds: Dataset | None, keyword: str) -> Dataset | None:
+    seq = None if ds is None else ds.get(keyword)
+    return seq[0] if seq else None
+
+
+def _floats(value: Any) -> np.ndarray | None:
+    return None if value is None or value == "" else np.asarray([float(v) for v in value], dtype=np.float64)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or value == "" else float(value)
+
+
+def _functional(groups: list[Dataset], sequence: str, keyword: str) -> Any:
+    """First value of ``keyword`` inside ``sequence`` of the per-frame, then the shared functional groups."""
+    for group in groups:
+        item = _item(group, sequence)
+        if item is not None and item.get(keyword) not in (None, ""):
+            return item.get(keyword)
+    return None
+
+
+def _frames_of(path: Path, ds: Dataset) -> list[_Frame]:
+    """Split a header into its 2D images with per-image geometry (classic or enhanced multi-frame)."""
+    n_frames = int(ds.get("NumberOfFrames") or 1)
+    shared = _item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    top_orientation = _floats(ds.get("ImageOrientationPatient"))
+    top_position = _floats(ds.get("ImagePositionPatient"))
+    offsets = _floats(ds.get("GridFrameOffsetVector"))  # RT dose / NM: frame positions along the normal
+    frames = []
+    for i in range(n_frames):
+        groups = [g for g in (per_frame[i] if i < len(per_frame) else None, shared) if g is not None]
+        orientation = _floats(_functional(groups, "PlaneOrientationSequence", "ImageOrientationPatient"))
+        if orientation is None:
+            orientation = top_orientation
+        position = _floats(_functional(groups, "PlanePositionSequence", "ImagePositionPatient"))
+        if position is None and top_position is not None:
+            if n_frames == 1:
+                position = top_position
+            elif offsets is not None and orientation is not None and len(offsets) == n_frames:
+                position = top_position + offsets[i] * np.cross(orientation[:3], orientation[3:])
+        spacing = _functional(groups, "PixelMeasuresSequence", "PixelSpacing") or ds.get("PixelSpacing")
+        thickness = _functional(groups, "PixelMeasuresSequence", "SliceThickness") or ds.get("SliceThickness")
+        between = _functional(groups, "PixelMeasuresSequence", "SpacingBetweenSlices") or ds.get(
+            "SpacingBetweenSlices")
+        rescale = next((item for g in groups if (item := _item(g, "PixelValueTransformationSequence"))), ds)
+        if per_frame or shared is not None:
+            order = {
+                "TriggerTime": _functional(groups, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime"),
+                "EchoTime": _functional(groups, "MREchoSequence", "EffectiveEchoTime"),
+                "DiffusionBValue": _functional(groups, "MRDiffusionSequence", "DiffusionBValue"),
+            }
+            instance = i + 1
+        else:
+            order = {key: ds.get(key) for key in _ORDER_KEYS}
+            instance = int(ds.get("InstanceNumber") or 0)
+        frames.append(_Frame(
+            path=path,
+            header=ds,
+            index=i if n_frames > 1 else None,
+            position=position,
+            orientation=orientation,
+            pixel_spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])),
+            thickness=_number(thickness),
+            between=_number(between),
+            rescale=rescale,
+            order={k: float(v) for k, v in order.items() if _number(v) is not None},
+            instance=instance,
+        ))
+    return frames
+
+
+def _read_header(path: Path) -> Dataset:
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError as err:
+        raise SciSRError(f"not a DICOM file ({_one_line(err)})", path) from None
+    except Exception as err:  # truncated or corrupt headers surface as many exception types
+        raise SciSRError(f"corrupt or truncated DICOM header ({_one_line(err)})", path) from None
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(root) / name
+
+
+def _collect(path: Path, notes: list[str]) -> list[tuple[Path, Dataset]]:
+    """Headers of the image objects at ``path`` (a file, or a folder searched recursively)."""
+    if path.is_dir():
+        files = list(_walk(path))
+        candidates = [p for p in files if sniff(p)]
+        skipped = len(files) - len(candidates)
+        if skipped:
+            notes.append(f"skipped {skipped} file(s) that are not DICOM")
+        if not candidates:
+            raise SciSRError("folder holds no DICOM files", path)
+    else:
+        candidates = [path]
+    headers, seen, non_images, duplicates = [], set(), [], 0
+    for p in candidates:
+        ds = _read_header(p)
+        if "Rows" not in ds or "Columns" not in ds:
+            # pydicom returns whatever precedes the end of a cut file: an image whose header stops
+            # early must not pass for a non-image object (a missing slice would go unnoticed).
+            sop_class = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
+            if len(ds) == 0 or "Image Storage" in getattr(sop_class, "name", ""):
+                raise SciSRError("corrupt or truncated DICOM file: the header ends before the image", p)
+            non_images.append(getattr(sop_class, "name", None) or "unknown object (corrupt?)")
+            continue
+        uid = ds.get("SOPInstanceUID")
+        if uid and uid in seen:
+            duplicates += 1
+            continue
+        seen.add(uid)
+        headers.append((p, ds))
+    kinds = ", ".join(sorted(set(non_images)))
+    if non_images:
+        notes.append(f"skipped {len(non_images)} DICOM object(s) without an image: {kinds}")
+    if duplicates:
+        notes.append(f"skipped {duplicates} duplicate file(s) (same SOPInstanceUID)")
+    if not headers:
+        raise SciSRError(f"no DICOM image found, only objects without pixel data: {kinds}", path)
+    return headers
+
+
+def _is_localizer(ds: Dataset) -> bool:
+    return "LOCALIZER" in [str(v).upper() for v in (ds.get("ImageType") or [])]
+
+
+def _describe(uid: str, headers: list[Dataset]) -> str:
+    ds = headers[0]
+    number = ds.get("SeriesNumber")
+    return (f"{uid or '<no SeriesInstanceUID>'} ({str(ds.get('SeriesDescription') or '')!r}, "
+            f"number {number if number not in (None, '') else '-'}, {len(headers)} images)")
+
+
+def _matches(selector: str | int, uid: str, ds: Dataset) -> bool:
+    number = ds.get("SeriesNumber")
+    number = None if number in (None, "") else int(number)
+    if isinstance(selector, int) and not isinstance(selector, bool):
+        return number == selector
+    text = str(selector).strip()
+    return text in (uid, str(ds.get("SeriesDescription") or "")) or (text.isdigit() and number == int(text))
+
+
+def _select_series(
+    headers: list[tuple[Path, Dataset]], series: str | int | None, path: Path, notes: list[str]
+) -> list[tuple[Path, Dataset]]:
+    """The files of one series, localizers left out (unless they are all there is)."""
+    groups: dict[str, list[tuple[Path, Dataset]]] = {}
+    for p, ds in headers:
+        groups.setdefault(str(ds.get("SeriesInstanceUID") or ""), []).append((p, ds))
+    listing = "; ".join(_describe(uid, [ds for _, ds in items]) for uid, items in groups.items())
+    if series is not None:
+        chosen = {uid: items for uid, items in groups.items() if _matches(series, uid, items[0][1])}
+        if not chosen:
+            raise SciSRError(f"no series matches series={series!r}; available: {listing}", path)
+        if len(chosen) > 1:
+            raise SciSRError(f"series={series!r} matches {len(chosen)} series; use the UID: {listing}", path)
+    else:
+        # Series made only of localizers are left out when there is anything else to read.
+        chosen = {uid: items for uid, items in groups.items() if not all(_is_localizer(ds) for _, ds in items)}
+        if not chosen:
+            chosen = groups
+        elif len(chosen) < len(groups):
+            left = [_describe(uid, [ds for _, ds in items]) for uid, items in groups.items() if uid not in chosen]
+            notes.append(f"left out localizer series: {'; '.join(left)}")
+        if len(chosen) > 1:
+            raise SciSRError(
+                f"folder holds {len(chosen)} series; pass series= (UID, number or description): {listing}", path
+            )
+    uid, items = next(iter(chosen.items()))
+    if len(groups) > 1:
+        notes.append(f"read series {_describe(uid, [ds for _, ds in items])} of {len(groups)} in the folder")
+    kept = [(p, ds) for p, ds in items if not _is_localizer(ds)]
+    if kept and len(kept) < len(items):
+        notes.append(f"left out {len(items) - len(kept)} localizer image(s) of the series")
+        return kept
+    return items
+
+
+@dataclass
+class _Stack:
+    """Frames arranged as [slice][channel] with the geometry of the volume."""
+
+    grid: list[list[_Frame]]
+    affine_lps: np.ndarray
+    channel_name: str | None
+    channel_values: list[dict[str, float]]
+
+
+def _unit(v: np.ndarray, what: str, path: Path) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    if not math.isfinite(norm) or norm < 0.5:
+        raise SciSRError(f"invalid ImageOrientationPatient {what} direction {v.tolist()}", path)
+    return v / norm
+
+
+def _orientation(
+    frames: list[_Frame], required: bool, path: Path, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column direction cosines and the slice normal (LPS), one for the whole series."""
+    found = [f.orientation for f in frames if f.orientation is not None]
+    if not found and required:
+        raise SciSRError("ImageOrientationPatient is missing, so the slice normal is unknown", frames[0].path)
+    if not found:
+        notes.append("no ImageOrientationPatient: axis-aligned (LPS identity) orientation assumed")
+        return np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), np.array([0, 0, 1.0])
+    if len(found) < len(frames):
+        missing = next(f for f in frames if f.orientation is None)
+        raise SciSRError("ImageOrientationPatient is missing on some images of the series", missing.path)
+    first = found[0]
+    if any(np.abs(o - first).max() > _ORIENTATION_TOL for o in found):
+        distinct = len({tuple(np.round(o, 3)) for o in found})
+        raise SciSRError(
+            f"the series mixes {distinct} slice orientations (several stacks); split it or pick one stack", path
+        )
+    row, col = _unit(first[:3], "row", path), _unit(first[3:], "column", path)
+    if abs(float(row @ col)) > _ORIENTATION_TOL:
+        raise SciSRError("ImageOrientationPatient row and column directions are not perpendicular", path)
+    return row, col, _unit(np.cross(row, col), "normal", path)
+
+
+def _pixel_spacing(frames: list[_Frame], path: Path, notes: list[str]) -> tuple[float, float]:
+    found = {f.pixel_spacing for f in frames if f.pixel_spacing is not None}
+    if not found:
+        imager = frames[0].header.get("ImagerPixelSpacing")
+        if imager:
+            notes.append("no PixelSpacing: ImagerPixelSpacing used (detector plane, not corrected for magnification)")
+            return float(imager[0]), float(imager[1])
+        notes.append("no PixelSpacing: 1 mm pixels assumed")
+        return 1.0, 1.0
+    if len(found) > 1:
+        raise SciSRError(f"images of the series have different PixelSpacing {sorted(found)}", path)
+    return found.pop()
+
+
+def _channel_order(groups: list[list[_Frame]], path: Path) -> tuple[str | None, list[dict[str, float]]]:
+    """Sort the images of every position the same way; name what varies between them."""
+    counts = {len(g) for g in groups}
+    if len(counts) > 1:
+        raise SciSRError(
+            f"slice positions hold different numbers of images ({min(counts)} to {max(counts)}): incomplete "
+            "cine/multi-echo series or files missing", path,
+        )
+    for g in groups:
+        g.sort(key=lambda f: (*(f.order.get(k, -math.inf) for k in _ORDER_KEYS), f.instance, f.index or 0))
+    if counts == {1}:
+        return None, []
+    varying = [k for k in _ORDER_KEYS if any(len({f.order.get(k) for f in g}) > 1 for g in groups)]
+    values = [{k: f.order[k] for k in varying if k in f.order} for f in groups[0]]
+    return "+".join(varying) or "InstanceNumber", values
+
+
+def _stack(frames: list[_Frame], path: Path, notes: list[str]) -> _Stack:
+    """Arrange the frames of one series on a regular grid, or refuse with the reason."""
+    with_position = [f for f in frames if f.position is not None]
+    if len(frames) > 1 and not with_position and len({f.path for f in frames}) > 1:
+        raise SciSRError(
+            "ImagePositionPatient is missing, so the slices of this multi-file series cannot be ordered",
+            frames[0].path,
+        )
+    row, col, normal = _orientation(frames, len(frames) > 1 and bool(with_position), path, notes)
+    row_spacing, col_spacing = _pixel_spacing(frames, path, notes)
+    shapes = {(int(f.header.Rows), int(f.header.Columns)) for f in frames}
+    if len(shapes) > 1:
+        raise SciSRError(f"images of the series have different sizes (rows, columns) {sorted(shapes)}", path)
+
+    if len(frames) == 1 or not with_position:
+        header = frames[0].header
+        origin = frames[0].position
+        if origin is None:
+            origin = _floats(header.get("ImagePositionPatient"))
+        if origin is None:
+            origin = np.zeros(3)
+            notes.append("no ImagePositionPatient: origin at 0 mm assumed")
+        if len(frames) == 1:
+            step = frames[0].thickness or frames[0].between or 1.0
+        else:
+            step = frames[0].between or 1.0
+            notes.append(
+                "no per-frame positions: frames kept in stored order, slice spacing "
+                + (f"{step:g} mm from SpacingBetweenSlices" if frames[0].between else "1 mm assumed")
+            )
+        grid = [[f] for f in frames]
+        name, values = None, []
+    else:
+        if len(with_position) < len(frames):
+            missing = next(f for f in frames if f.position is None)
+            raise SciSRError("ImagePositionPatient is missing on some images of the series", missing.path)
+        ordered = sorted(frames, key=lambda f: float(f.position @ normal))
+        groups: list[list[_Frame]] = [[ordered[0]]]
+        for f in ordered[1:]:
+            if float((f.position - groups[-1][0].position) @ normal) <= _SAME_POSITION_MM:
+                groups[-1].append(f)
+            else:
+                groups.append([f])
+        for g in groups:
+            spread = max(float(np.linalg.norm(f.position - g[0].position)) for f in g)
+            if spread > _SAME_POSITION_MM:
+                raise SciSRError(
+                    f"images at the same slice location are {spread:.3g} mm apart in-plane (several stacks?)",
+                    g[0].path,
+                )
+        name, values = _channel_order(groups, path)
+        grid = groups
+        origin = groups[0][0].position
+        if len(groups) == 1:
+            step = groups[0][0].thickness or groups[0][0].between or 1.0
+        else:
+            step = _check_regular(np.array([g[0].position for g in groups]), normal, path)
+    affine = np.eye(4)
+    affine[:3, 0] = row * col_spacing  # i (column index) moves along the row direction
+    affine[:3, 1] = col * row_spacing  # j (row index) moves along the column direction
+    affine[:3, 2] = normal * step
+    affine[:3, 3] = origin
+    return _Stack(grid, affine, name, values)
+
+
+def _check_regular(positions: np.ndarray, normal: np.ndarray, path: Path) -> float:
+    """Slice spacing (mm) from positions sorted along the normal; refuse tilt and uneven gaps."""
+    delta = positions[-1] - positions[0]
+    along = float(delta @ normal)
+    off = float(np.linalg.norm(delta - along * normal))
+    if off > max(_TILT_TAN * along, _SPACING_ATOL_MM):
+        angle = math.degrees(math.atan2(off, along))
+        raise SciSRError(
+            f"gantry tilt or sheared stack: slice positions run {angle:.2f}° off the slice normal; "
+            "correct the tilt first (e.g. dcm2niix) — a tilted stack is not a regular grid", path,
+        )
+    gaps = np.diff(positions @ normal)
+    spacing = along / (len(positions) - 1)
+    if np.abs(gaps - spacing).max() > max(_SPACING_RTOL * spacing, _SPACING_ATOL_MM):
+        raise SciSRError(
+            f"non-uniform slice spacing: gaps between slice positions range from {gaps.min():.4g} to "
+            f"{gaps.max():.4g} mm (missing or overlapping slices?); select or resample the slices first", path,
+        )
+    return spacing
+
+
+def _decode(path: Path, header: Dataset) -> np.ndarray:
+    """All frames of one file as stored values, ``(frames, rows, columns)``."""
+    try:
+        arr = pixel_array(path)
+    except Exception as err:  # decoders raise many types for truncated or unsupported data
+        syntax = getattr(header.file_meta.get("TransferSyntaxUID"), "name", "unknown transfer syntax")
+        raise SciSRError(f"cannot decode pixel data ({syntax}): {_one_line(err)}", path) from None
+    return arr.reshape(-1, arr.shape[-2], arr.shape[-1])
+
+
+def read(path: str | os.PathLike, *, series: str | int | None = None, domain: str | None = None) -> SciImage:
+    """Read one DICOM series from a file or a folder.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A DICOM file (single- or multi-frame) or a folder searched recursively; files that are not
+        DICOM are skipped (counted in ``meta["notes"]``).
+    series : str or int, optional
+        SeriesInstanceUID, SeriesNumber (int or digits) or SeriesDescription; required when the folder
+        holds several series (localizer-only series do not count).
+    domain : str, optional
+        Override the domain; default ``"ct"`` for CT, ``"mri"`` for MR, else inferred from the values.
+
+    Returns
+    -------
+    SciImage
+        ``array`` float32, shape ``(columns, rows[, slices][, channels])`` with rescale applied (HU for
+        CT); a single slice is 2D. ``affine`` ``(4, 4)`` maps ``(i, j, k, 1)`` to RAS+ mm (for a single
+        slice the third column is the normal times the slice thickness). ``spacing`` in mm per spatial
+        axis. ``meta`` holds ``format``, ``source``, ``units``, ``stored_dtype``, ``stored_range``,
+        ``rescale`` (slope, intercept) or None when frames differ, ``notes``, ``series_uid``,
+        ``series_number``, ``series_description``, ``modality``, ``files``, ``dicom_template`` (header
+        of the first image without pixel data), ``provenance`` and, for several images per position,
+        ``channel_axis`` (last), ``channel_name`` (what varies, e.g. ``"TriggerTime"``) and
+        ``channel_values`` (one dict per channel).
+
+    Raises
+    ------
+    SciSRError
+        Not DICOM, corrupt or truncated, several series without ``series=``, missing positions or
+        orientation, gantry tilt, uneven slice spacing, colour images.
+    """
+    path = Path(path)
+    notes: list[str] = []
+    selected = _select_series(_collect(path, notes), series, path, notes)
+    for p, ds in selected:
+        if int(ds.get("SamplesPerPixel") or 1) != 1:
+            raise SciSRError(f"colour DICOM ({ds.get('PhotometricInterpretation')}) is not supported", p)
+    frames_of = {p: _frames_of(p, ds) for p, ds in selected}
+    frames = [f for file_frames in frames_of.values() for f in file_frames]
+    stack = _stack(frames, path, notes)
+
+    n_slices, n_channels = len(stack.grid), len(stack.grid[0])
+    rows, cols = int(frames[0].header.Rows), int(frames[0].header.Columns)
+    volume = np.empty((cols, rows, n_slices, n_channels), dtype=np.float32)
+    where = {id(f): (k, c) for k, group in enumerate(stack.grid) for c, f in enumerate(group)}
+    header = frames[0].header
+    # RT dose: stored integers x DoseGridScaling = dose in DoseUnits, on top of any rescale.
+    dose_scaling = _number(header.get("DoseGridScaling"))
+    lo, hi, stored_dtype, rescales = math.inf, -math.inf, None, set()
+    # Decode file by file so only one file's stored pixels are in memory besides the volume.
+    for (p, ds), file_frames in zip(selected, frames_of.values(), strict=True):
+        stored = _decode(p, ds)
+        lo, hi = min(lo, float(stored.min())), max(hi, float(stored.max()))
+        stored_dtype = stored_dtype or str(stored.dtype)
+        for f in file_frames:
+            k, c = where[id(f)]
+            values = apply_modality_lut(stored[f.index or 0], f.rescale) * (dose_scaling or 1.0)
+            volume[:, :, k, c] = values.T
+            # The linear map stored -> value, which the writer reuses; unknown for a lookup table.
+            slope, intercept = float(f.rescale.get("RescaleSlope") or 1), float(f.rescale.get("RescaleIntercept") or 0)
+            rescales.add(None if f.rescale.get("ModalityLUTSequence") else
+                         (slope * (dose_scaling or 1.0), intercept * (dose_scaling or 1.0)))
+    if len(rescales) > 1:
+        notes.append(f"rescale differs between frames ({len(rescales)} kinds); applied per frame")
+    modality = str(header.get("Modality") or "")
+    if str(header.get("PhotometricInterpretation")) == "MONOCHROME1":
+        notes.append("MONOCHROME1: values kept as stored (high = dark on display)")
+    if n_channels == 1:
+        volume = volume[..., 0]
+    if n_slices == 1:
+        volume = volume[:, :, 0]
+    meta: dict[str, Any] = {
+        "format": "dicom",
+        "source": str(path),
+        "units": "HU" if modality == "CT" else (str(header.get("DoseUnits")) if dose_scaling is not None else None),
+        "stored_dtype": stored_dtype,
+        "stored_range": (lo, hi),
+        "rescale": rescales.pop() if len(rescales) == 1 else None,
+        "notes": notes,
+        "series_uid": str(header.get("SeriesInstanceUID") or ""),
+        "series_number": header.get("SeriesNumber"),
+        "series_description": str(header.get("SeriesDescription") or ""),
+        "modality": modality,
+        "files": sorted({str(p) for p, _ in selected}),
+        "dicom_template": header,  # read with stop_before_pixels: no PixelData
+        "provenance": [],
+    }
+    if stack.channel_name is not None:
+        meta.update(channel_axis=volume.ndim - 1, channel_name=stack.channel_name,
+                    channel_values=stack.channel_values)
+    if domain is None:
+        domain = {"CT": "ct", "MR": "mri"}.get(modality) or infer_domain(volume, "generic")
+    affine = _LPS_TO_RAS @ stack.affine_lps
+    n_spatial = 2 if n_slices == 1 else 3
+    return SciImage(array=volume, affine=affine, spacing=tuple(np.linalg.norm(affine[:3, :n_spatial], axis=0)),
+                    domain=domain, meta=meta)
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+
+def _ds(value: float) -> str:
+    return format_number_as_ds(float(value))
+
+
+def _rounded(value: float) -> float:
+    """The value a DS string will carry, so stored pixels are computed with what readers will use."""
+    return float(_ds(value))
+
+
+@dataclass
+class _Quantiser:
+    """Calibrated values -> 16-bit stored values: ``stored = rint((value - intercept) / slope)``, clipped."""
+
+    dtype: type
+    slope: float
+    intercept: float
+    limits: tuple[float, float]
+    fill: float  # what non-finite values (masked voxels) become, in calibrated units
+
+    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, bool, int]:
+        """Stored values of one slice, whether any value was rounded, how many were clipped."""
+        values = np.where(np.isfinite(values), values, self.fill).astype(np.float64)
+        scaled = (values - self.intercept) / self.slope
+        stored = np.rint(scaled)
+        clipped = int(np.count_nonzero((stored < self.limits[0]) | (stored > self.limits[1])))
+        return np.clip(stored, *self.limits).astype(self.dtype), bool(np.any(stored != scaled)), clipped
+
+
+def _fit_rescale(lo: float, hi: float, dtype: type) -> tuple[float, float]:
+    """Slope and intercept mapping [lo, hi] onto the range of a 16-bit integer type."""
+    info = np.iinfo(dtype)
+    # One step of headroom, so the DS-string rounding of slope/intercept cannot push hi past info.max.
+    slope = _rounded((hi - lo) / (int(info.max) - int(info.min) - 1)) if hi > lo else 1.0
+    return slope, _rounded(lo - int(info.min) * slope)
+
+
+def _fits(lo: float, hi: float, slope: float, intercept: float, dtype: type) -> bool:
+    info = np.iinfo(dtype)
+    return info.min <= round((lo - intercept) / slope) and round((hi - intercept) / slope) <= info.max
+
+
+def _quantiser(slices: list[np.ndarray], ct: bool, meta: dict[str, Any]) -> tuple[_Quantiser, list[str]]:
+    """Choose the stored type and rescale for the whole series; say what rounding and clipping did.
+
+    ``slices`` are views of the calibrated values, one per instance, so no full-volume copy is made.
+    """
+    lo, hi, n_bad, integral = math.inf, -math.inf, 0, True
+    for values in slices:
+        finite = values[np.isfinite(values)]
+        n_bad += values.size - finite.size
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+            integral = integral and np.array_equal(finite, np.rint(finite))
+    if lo > hi:
+        raise SciSRError("the image has no finite value to write")
+    notes = []
+    if n_bad:
+        notes.append(f"{n_bad} non-finite voxel(s) written as the minimum {lo:g}")
+    # Stored range and rescale of the series that was read (other formats' meta may reuse the names).
+    from_dicom = meta.get("format") == "dicom"
+    rescale = tuple(meta["rescale"]) if from_dicom and meta.get("rescale") else None
+    stored_range = meta.get("stored_range") if from_dicom else None
+    range_dtype = None if stored_range is None else np.uint16 if stored_range[0] >= 0 else np.int16
+    if ct:
+        dtype: type = np.int16
+        slope, intercept = next(
+            ((m, b) for m, b in [*([rescale] if rescale else []), (1.0, -1024.0)] if _fits(lo, hi, m, b, dtype)),
+            _fit_rescale(lo, hi, dtype),
+        )
+        limits = (np.iinfo(dtype).min, np.iinfo(dtype).max)
+    elif rescale and range_dtype is not None and _fits(*stored_range, 1.0, 0.0, range_dtype):
+        # Same stored range and rescale as the input series: no new extremes (the classic MR IOD has
+        # no rescale, so a viewer shows stored values).
+        dtype = range_dtype
+        slope, intercept = rescale
+        limits = stored_range
+    elif integral and (
+        _fits(lo, hi, 1.0, 0.0, np.uint16) or _fits(lo, hi, 1.0, 0.0, np.int16)
+    ):
+        # Integer values (e.g. from a NIfTI of counts) are stored as they are.
+        dtype = np.uint16 if lo >= 0 else np.int16
+        slope, intercept = 1.0, 0.0
+        limits = (np.iinfo(dtype).min, np.iinfo(dtype).max)
+    else:
+        dtype = np.uint16
+        slope, intercept = _fit_rescale(lo, hi, dtype)
+        limits = (np.iinfo(dtype).min, np.iinfo(dtype).max)
+    quantiser = _Quantiser(dtype, slope, intercept, limits, lo)
+    if (slope, intercept) not in ((1.0, 0.0), (1.0, -1024.0), rescale):
+        notes.append(f"values stored with RescaleSlope {slope:g}, RescaleIntercept {intercept:g} to fit 16 bits")
+    results = [quantiser(s)[1:] for s in slices]
+    if any(rounded for rounded, _ in results):
+        notes.append("values rounded to the nearest stored integer")
+    clipped = sum(n for _, n in results)
+    if clipped:
+        notes.append(f"{clipped} voxel(s) clipped to the stored range [{limits[0]:g}, {limits[1]:g}]")
+    return quantiser, notes
+
+
+def _geometry(img: SciImage, path: Path) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, float]:
+    """Row/column direction cosines, row and column pixel spacing, the LPS affine and the slice step (mm)."""
+    if img.affine is not None:
+        lps = _LPS_TO_RAS @ img.affine
+    else:
+        lps = np.diag([*img.spacing, *([1.0] * (4 - len(img.spacing)))])
+    u, v, w = lps[:3, 0], lps[:3, 1], lps[:3, 2]
+    col_spacing, row_spacing = float(np.linalg.norm(u)), float(np.linalg.norm(v))
+    if col_spacing == 0 or row_spacing == 0:
+        raise SciSRError("the affine has a zero-length in-plane axis", path)
+    row, col = u / col_spacing, v / row_spacing
+    if abs(float(row @ col)) > 1e-6:
+        angle = math.degrees(math.acos(max(-1.0, min(1.0, float(row @ col)))))
+        raise SciSRError(f"in-plane axes are {angle:.3f}° apart, not 90°: DICOM cannot store a sheared grid", path)
+    step = float(np.linalg.norm(w))
+    if img.spatial_ndim == 3:
+        normal = np.cross(row, col)
+        along = float(w @ normal)
+        if float(np.linalg.norm(w - along * normal)) > 1e-6 * step:
+            angle = math.degrees(math.acos(min(1.0, abs(along) / step)))
+            raise SciSRError(f"the slice axis is {angle:.3f}° off the slice normal (tilted stack); "
+                             "DICOM readers would reject it", path)
+    return row, col, row_spacing, col_spacing, lps, step
+
+
+def _provenance_model(meta: dict[str, Any]) -> tuple[str | None, Any]:
+    for step in reversed(meta.get("provenance") or []):
+        if isinstance(step, dict) and step.get("model"):
+            return str(step["model"]), step.get("scale")
+    return None, None
+
+
+def _base_dataset(img: SciImage, quantiser: _Quantiser, notes: list[str], template: Dataset | None) -> Dataset:
+    """Everything shared by the instances of the new series."""
+    from sciSR import __version__  # the package is fully imported by the time anything is written
+
+    modality = str(template.get("Modality") or "") if template is not None else ""
+    if not modality:
+        modality = {"ct": "CT", "mri": "MR"}.get(img.domain, "OT")
+    sop_class = {"CT": CTImageStorage, "MR": MRImageStorage}.get(modality, SecondaryCaptureImageStorage)
+    ds = Dataset()
+    # What varies along the channel axis is written per instance, not copied from the first image.
+    per_channel = {k for values in img.meta.get("channel_values") or [] for k in values}
+    if template is not None:
+        for keyword in _KEEP:
+            if keyword in template and keyword not in per_channel:
+                ds[keyword] = copy.deepcopy(template[keyword])
+    for keyword, default in _REQUIRED.get(modality, {}).items():
+        if keyword not in ds:
+            setattr(ds, keyword, default)
+    now = datetime.datetime.now()
+    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
+    # UTF-8 so the em dash of ImageComments and any template names encode.
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID = sop_class
+    ds.Modality = modality
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    for keyword, default in (("PatientName", ""), ("PatientID", ""), ("PatientBirthDate", ""), ("PatientSex", ""),
+                             ("StudyDate", date), ("StudyTime", time), ("ReferringPhysicianName", ""),
+                             ("StudyID", ""), ("AccessionNumber", ""), ("Manufacturer", ""),
+                             ("PositionReferenceIndicator", "")):
+        if keyword not in ds:
+            setattr(ds, keyword, default)
+    if "StudyInstanceUID" not in ds:
+        ds.StudyInstanceUID = generate_uid()
+    if "FrameOfReferenceUID" not in ds:
+        ds.FrameOfReferenceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    old_number = template.get("SeriesNumber") if template is not None else None
+    ds.SeriesNumber = int(old_number) + 1000 if old_number not in (None, "") else 1000
+    ds.SeriesDate = ds.ContentDate = ds.InstanceCreationDate = date
+    ds.SeriesTime = ds.ContentTime = ds.InstanceCreationTime = time
+    if modality not in ("CT", "MR"):
+        ds.ConversionType = "WSD"  # Secondary Capture: workstation-derived
+
+    model, scale = _provenance_model(img.meta)
+    old_description = str(template.get("SeriesDescription") or "") if template is not None else ""
+    if model:
+        ds.SeriesDescription = f"{old_description} SR {model}".strip()[:64]
+        what = f"super-resolved by {model}"
+        detail = what + (f" (scale {list(scale)})" if scale is not None else "")
+    else:
+        ds.SeriesDescription = old_description or "sciSR"
+        what, detail = "derived by sciSR", "converted"
+    source = img.meta.get("series_uid") if img.meta.get("format") == "dicom" else None
+    ds.DerivationDescription = " ".join(
+        [f"{detail} with sciSR {__version__}" + (f" from series {source}" if source else "") + ";", *notes]
+    )[:1024]
+    ds.ImageComments = f"{what} — not for diagnostic use"
+    if modality == "CT" or (quantiser.slope, quantiser.intercept) != (1.0, 0.0):
+        ds.RescaleSlope = _ds(quantiser.slope)
+        ds.RescaleIntercept = _ds(quantiser.intercept)
+        ds.RescaleType = "HU" if modality == "CT" else "US"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.file_meta.ImplementationVersionName = f"SCISR_{__version__}"[:16]
+    return ds
+
+
+def write(img: SciImage, path: str | os.PathLike) -> None:
+    """Write ``img`` as a new derived DICOM series, one file per slice (and channel).
+
+    Parameters
+    ----------
+    img : SciImage
+        ``array[column, row[, slice][, channel]]`` with an affine (voxel -> RAS+ mm). Without an affine
+        a 2D image is taken as a raster ``array[y, x]`` (rows = y) and a volume as ``[i, j, k]`` on an
+        axis-aligned grid of ``img.spacing``. ``meta["dicom_template"]`` (from :func:`read`) supplies
+        patient, study, frame of reference and acquisition context; ``meta["provenance"]`` names the model.
+    path : str or os.PathLike
+        An existing, empty folder (the temporary folder of :func:`sciSR.io.atomic.atomic_output`);
+        files ``IM0001.dcm`` ... are written in slice-major, channel-minor order.
+
+    Notes
+    -----
+    Geometry comes only from ``img.affine`` and the array shape: per-slice ImagePositionPatient is the LPS
+    position of voxel ``(0, 0, k)``, ImageOrientationPatient the normalised first two affine columns,
+    PixelSpacing ``[row spacing, column spacing]`` and SliceThickness = SpacingBetweenSlices = the slice
+    step. CT is stored as int16 with RescaleSlope/Intercept (1/-1024 when the values fit); other modalities
+    as 16-bit integers in the input's stored range, rounding and clipping said in DerivationDescription.
+    Explicit VR Little Endian, uncompressed, new Series/SOP Instance UIDs.
+
+    Raises
+    ------
+    SciSRError
+        Images that DICOM cannot hold: not 2D/3D, sheared or tilted grids, no finite values.
+    """
+    folder = Path(path)
+    if img.spatial_ndim not in (2, 3):
+        raise SciSRError(f"DICOM holds 2D or 3D images, got {img.spatial_ndim} spatial axes", folder)
+    values = img.array
+    if img.affine is None and img.spatial_ndim == 2:
+        # A raster [y, x]: DICOM rows are y, so it is [column, row] transposed.
+        values = np.swapaxes(values, 0, 1)
+        img = img.replace(array=values, spacing=img.spacing[::-1])
+    if img.channel_axis is None:
+        values = values[..., np.newaxis]
+    if img.spatial_ndim == 2:
+        values = values[:, :, np.newaxis, :]
+    n_slices, n_channels = values.shape[2], values.shape[3]
+    slices = [values[:, :, k, c] for k in range(n_slices) for c in range(n_channels)]
+    template = img.meta.get("dicom_template")
+    row, col, row_spacing, col_spacing, lps, step = _geometry(img, folder)
+    ct = (str(template.get("Modality") or "") == "CT") if template is not None else img.domain == "ct"
+    quantiser, notes = _quantiser(slices, ct, img.meta)
+    base = _base_dataset(img, quantiser, notes, template)
+    base.ImageOrientationPatient = [_ds(x) for x in (*row, *col)]
+    base.PixelSpacing = [_ds(row_spacing), _ds(col_spacing)]
+    if step > 0:
+        base.SliceThickness = _ds(step)
+    if img.spatial_ndim == 3:
+        base.SpacingBetweenSlices = _ds(step)
+    photometric = str(template.get("PhotometricInterpretation")) if template is not None else ""
+    photometric = photometric if photometric in ("MONOCHROME1", "MONOCHROME2") else "MONOCHROME2"
+    normal = np.cross(row, col)
+    channel_values = img.meta.get("channel_values") or []
+    width = max(4, len(str(len(slices))))
+    ds = base  # one dataset, its per-instance elements overwritten for every file
+    for number, pixels in enumerate(slices, start=1):
+        k, c = divmod(number - 1, n_channels)
+        position = lps[:3, :3] @ np.array([0.0, 0.0, k]) + lps[:3, 3]
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = number
+        ds.ImagePositionPatient = [_ds(x) for x in position]
+        ds.SliceLocation = _ds(float(position @ normal))
+        for keyword, value in (channel_values[c] if c < len(channel_values) else {}).items():
+            if keyword in _ORDER_KEYS:
+                setattr(ds, keyword, _ds(value) if dictionary_VR(keyword) == "DS" else float(value))
+        ds.set_pixel_data(np.ascontiguousarray(quantiser(pixels)[0].T), photometric, 16, generate_instance_uid=False)
+        ds.save_as(folder / f"IM{number:0{width}d}.dcm", enforce_file_format=True)
