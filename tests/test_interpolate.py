@@ -27,13 +27,33 @@ def test_cubic_passes_through_samples_at_odd_scale():
     np.testing.assert_allclose(out[1::3, 1::3], x, atol=1e-5)
 
 
-def test_channels_are_not_scaled_and_progress_reported():
+def test_channels_are_not_scaled():
     x = np.random.default_rng(2).random((6, 6, 3)).astype(np.float32)
-    seen = []
-    out = interpolate(x, (2, 2), "linear", progress=seen.append)
+    out = interpolate(x, (2, 2), "linear")
     assert out.shape == (12, 12, 3)
-    assert seen == pytest.approx([1 / 3, 2 / 3, 1.0])
-    np.testing.assert_allclose(out[..., 1], interpolate(x[..., 1], (2, 2), "linear"))
+    np.testing.assert_allclose(out[..., 1], interpolate(x[..., 1], (2, 2), "linear"), atol=1e-6)
+
+
+def test_separable_chunked_passes_equal_one_joint_resample_and_report_progress():
+    x = np.random.default_rng(3).random((40, 23, 9))
+    seen = []
+    out = interpolate(x, (2, 1, 3), "cubic", progress=seen.append)
+    joint = ndimage.zoom(x, (2, 1, 3), order=3, mode="reflect", grid_mode=True)
+    np.testing.assert_allclose(out, joint, atol=1e-5)
+    assert len(seen) == 6 + 16 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+
+
+def test_cancel_stops_between_chunks():
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        interpolate(np.zeros((64, 64)), (2, 2), "cubic", cancel_check=check)
+    assert len(calls) == 3
 
 
 def test_nearest_is_block_replication():
