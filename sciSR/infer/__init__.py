@@ -1,0 +1,8 @@
+"""Inference: interpolation baselines, seam-free tiled network prediction, batches of files.
+
+- :mod:`sciSR.infer.interpolate` — nearest / linear / cubic B-spline on the FOV-preserving grid.
+- :mod:`sciSR.infer.tiled` — ``predict_tiled``: memory-bounded, tiling-independent network prediction.
+- :mod:`sciSR.infer.receptive_field` — measured receptive-field radius that sizes the tile halo.
+- :mod:`sciSR.infer.predict` — channels, 2D models on volumes (plane by plane), scale planning.
+- :mod:`sciSR.infer.batch` — one job per file, on a Dask cluster or in a loop.
+"""
