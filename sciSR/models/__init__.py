@@ -1,0 +1,40 @@
+"""The model zoo: a registry of super-resolution architectures, each in 2D and 3D at any per-axis scale.
+
+>>> from sciSR.models import create_model, list_models
+>>> model = create_model("edsr-baseline", scale=(1, 1, 4), spatial_dims=3)
+>>> model.card["arch"], model.scale
+('edsr-baseline', (1, 1, 4))
+
+Importing this package registers every family (one module each).
+"""
+
+from sciSR.models import (  # noqa: F401  (imported to register their architectures)
+    edsr,
+    espcn,
+    esrgan,
+    fsrcnn,
+    lapsrn,
+    rcan,
+    rdn,
+    san,
+    srcnn,
+    srdensenet,
+    srresnet,
+    swinir,
+    toy,
+    vdsr,
+)
+from sciSR.models.base import Discriminator, PreUpsamplingModel, ZooModel
+from sciSR.models.registry import MODEL_REGISTRY, ModelInfo, create_model, get_model_info, list_models, register_model
+
+__all__ = [
+    "MODEL_REGISTRY",
+    "Discriminator",
+    "ModelInfo",
+    "PreUpsamplingModel",
+    "ZooModel",
+    "create_model",
+    "get_model_info",
+    "list_models",
+    "register_model",
+]

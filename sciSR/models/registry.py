@@ -1,0 +1,183 @@
+"""The architecture registry: ``register_model`` decorates a family's class, ``create_model`` builds by name.
+
+Like timm's registry, each entry keeps the paper-default options as data; unlike timm, every entry builds
+in 2D and 3D and at any integer factor per axis.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sciSR.errors import SciSRError
+from sciSR.geometry import normalize_scale
+from sciSR.models.base import ZooModel
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registry entry.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"edsr-baseline"``.
+    cls : type
+        The :class:`~sciSR.models.base.ZooModel` subclass.
+    paper : str
+        ``"Authors. Title. Venue Year."``
+    year : int
+        Publication year.
+    kind : str
+        ``"pre"``, ``"post"``, ``"progressive"`` or ``"discriminator"``.
+    defaults : dict
+        Paper-default options (keyword arguments of ``cls``).
+    """
+
+    name: str
+    cls: type
+    paper: str
+    year: int
+    kind: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"name", "paper", "year", "kind", "defaults"}`` (what :func:`list_models` returns)."""
+        return {"name": self.name, "paper": self.paper, "year": self.year, "kind": self.kind,
+                "defaults": dict(self.defaults)}
+
+
+MODEL_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, *, paper: str, year: int,
+                   overrides: dict[str, Any] | None = None) -> Callable[[type], type]:
+    """Class decorator adding an architecture to :data:`MODEL_REGISTRY`.
+
+    Parameters
+    ----------
+    name : str
+        Registry name (lower case, dashes).
+    paper : str
+        Citation: ``"Authors. Title. Venue Year."``
+    year : int
+        Publication year.
+    overrides : dict, optional
+        Defaults that differ from the class signature's (one class can back several entries, e.g.
+        ``edsr`` and ``edsr-baseline``).
+
+    Notes
+    -----
+    The defaults are the keyword-only parameters of the class's ``__init__`` (the paper configuration),
+    updated with ``overrides``; ``kind`` comes from the class.
+    """
+
+    def decorate(cls: type) -> type:
+        if name in MODEL_REGISTRY:
+            raise SciSRError(f"architecture {name!r} is registered twice")
+        params = inspect.signature(cls.__init__).parameters.values()
+        defaults = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        unknown = set(overrides or {}) - set(defaults)
+        if unknown:
+            raise SciSRError(f"{name}: overrides name unknown options {sorted(unknown)}")
+        defaults.update(overrides or {})
+        MODEL_REGISTRY[name] = ModelInfo(name, cls, paper, year, cls.kind, defaults)
+        return cls
+
+    return decorate
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Architectures in the registry, oldest paper first.
+
+    Returns
+    -------
+    list of dict
+        ``{"name", "paper", "year", "kind", "defaults"}`` per architecture.
+    """
+    return [info.as_dict() for info in sorted(MODEL_REGISTRY.values(), key=lambda i: (i.year, i.name))]
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The registry entry of ``name``; raises :class:`~sciSR.errors.SciSRError` naming the choices."""
+    try:
+        return MODEL_REGISTRY[name]
+    except KeyError:
+        raise SciSRError(f"unknown architecture {name!r}; choose from {', '.join(sorted(MODEL_REGISTRY))}") from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def create_model(
+    name: str,
+    scale: int | Sequence[int] | None = None,
+    spatial_dims: int = 2,
+    in_channels: int = 1,
+    out_channels: int | None = None,
+    **options: Any,
+) -> ZooModel:
+    """Build an architecture by registry name with its paper-default options.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_models`, e.g. ``"edsr"``, ``"swinir"``, ``"srgan-d"``.
+    scale : int or sequence of int, optional
+        Upscaling factor, one for all spatial axes or one per axis (``(1, 1, 4)`` for through-plane MRI).
+        Default 2 for super-resolution networks; discriminators take none (all ones).
+    spatial_dims : int
+        2 for ``(B, C, H, W)`` inputs, 3 for ``(B, C, D, H, W)``.
+    in_channels : int
+        Input channels (1 for scientific images; 3 reproduces the RGB papers).
+    out_channels : int, optional
+        Output channels; default ``in_channels`` (1 for discriminators).
+    **options
+        Architecture options overriding the paper defaults (see ``list_models()[i]["defaults"]``).
+
+    Returns
+    -------
+    ZooModel
+        With ``scale`` (tuple), ``spatial_dims``, ``in_channels``, ``out_channels``, ``kind``,
+        ``global_pooling``, ``window_multiple`` and ``card`` —
+        ``{"arch", "options", "scale", "spatial_dims", "in_channels", "out_channels"}``, from which
+        ``create_model(card["arch"], scale=card["scale"], spatial_dims=..., in_channels=...,
+        out_channels=..., **card["options"])`` rebuilds the same network.
+
+    Raises
+    ------
+    SciSRError
+        Unknown name or option, a scale the architecture cannot produce (e.g. ×3 for LapSRN, any scale
+        for a discriminator), or invalid dimensions/channels.
+    """
+    info = get_model_info(name)
+    unknown = sorted(set(options) - set(info.defaults))
+    if unknown:
+        raise SciSRError(
+            f"{name} has no option {', '.join(map(repr, unknown))} (options: {', '.join(info.defaults) or 'none'})"
+        )
+    if spatial_dims not in (2, 3):
+        raise SciSRError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    is_discriminator = info.kind == "discriminator"
+    factors = normalize_scale((1 if is_discriminator else 2) if scale is None else scale, spatial_dims)
+    if is_discriminator and any(f != 1 for f in factors):
+        raise SciSRError(f"{name} is a discriminator and takes no scale (got {factors})")
+    if out_channels is None:
+        out_channels = 1 if is_discriminator else in_channels
+    resolved = {**info.defaults, **options}
+    model = info.cls(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
+                     scale=factors, **resolved)
+    model.card = {
+        "arch": name,
+        "options": {k: _jsonable(v) for k, v in resolved.items()},
+        "scale": list(model.scale),
+        "spatial_dims": spatial_dims,
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+    }
+    return model
