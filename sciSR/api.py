@@ -297,6 +297,28 @@ def _batch_job(path: Path, *, out_dir: str, model: Any, scale: Any, overwrite: b
     return upscale_file(path, output_path_for(path, out_dir), model, scale, overwrite=overwrite, **options)
 
 
+def train(config: Any, *, overrides: Sequence[str] = (), resume: str | os.PathLike | None = None) -> Any:
+    """Train a network from a YAML recipe (``configs/``) or a dict; see :func:`sciSR.train.run`.
+
+    Parameters
+    ----------
+    config : str or os.PathLike or dict
+        Recipe.
+    overrides : sequence of str
+        ``"section.key=value"`` (values parsed as YAML), e.g. ``"train.max_steps=200"``.
+    resume : str or os.PathLike, optional
+        A checkpoint this tool wrote (``runs/<name>/checkpoints/last.ckpt``).
+
+    Returns
+    -------
+    sciSR.train.TrainResult
+        ``model_path`` (a ``.safetensors`` model file usable by :func:`upscale`), ``metrics``, ``log_dir``.
+    """
+    from sciSR.train import run
+
+    return run(config, overrides=overrides, resume=resume)
+
+
 def evaluate(
     model: Any,
     files: Sequence[str | os.PathLike],

@@ -123,6 +123,13 @@ def _cmd_upscale_batch(args: argparse.Namespace, options: dict) -> int:
     return 1 if failed else 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    result = api.train(args.config, overrides=args.set or (), resume=args.resume)
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()) if isinstance(v, float))
+    print(f"model: {result.model_path}\nlogs: {result.log_dir}\n{metrics}")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from sciSR import models
 
@@ -193,6 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--overwrite", action="store_true", help="replace an existing output")
     up.set_defaults(func=_cmd_upscale, parser=up)
 
+    tr = sub.add_parser("train", help="train a network from a YAML recipe",
+                        epilog="examples:\n  scisr train configs/ct_x2.yaml --set train.max_steps=200\n"
+                        "  scisr train configs/ct_x2.yaml --resume runs/ct_x2/checkpoints/last.ckpt\n"
+                        "multi-GPU / multi-node: see `python -c 'import sciSR.train; help(sciSR.train)'`",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("config", help="YAML recipe (see configs/)")
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe value (repeatable)")
+    tr.add_argument("--resume", help="checkpoint written by an earlier run of this recipe")
+    tr.set_defaults(func=_cmd_train)
+
     models = sub.add_parser("models", help="list models and architectures")
     models.set_defaults(func=_cmd_models)
 
@@ -230,6 +247,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def _subject(args: argparse.Namespace) -> str:
     """The file an error is about when the error itself names none."""
     paths = getattr(args, "paths", None) or getattr(args, "files", None)
+    if getattr(args, "config", None):
+        return str(args.config)
     if getattr(args, "input", None):
         return str(args.input)
     if paths:

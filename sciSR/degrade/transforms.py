@@ -1,0 +1,446 @@
+"""MONAI transforms for every degradation: array and dictionary versions, fixed and seedable random.
+
+Array transforms take channel-first images ``(C, *spatial)`` (numpy or torch; the type is kept) and
+return ``(C, *spatial / scale)`` float32 on the FOV-preserving grid. ``scale`` is one integer per spatial
+axis (or one for all), e.g. ``(1, 1, 4)``. Random versions draw each parameter given as a
+``(low, high)`` pair uniformly per call from ``self.R`` (seed with ``set_random_state``); a number fixes
+it. Dictionary versions read ``keys`` and write ``output_keys`` (default: in place), so
+``ThickSliced(keys="hr", output_keys="lr", scale=(1, 1, 4))`` adds the LR image beside the HR one.
+
+``flux_reduce`` tells how LR values relate to HR values: ``"mean"`` (intensities: an LR voxel is a
+weighted mean of HR voxels) or ``"sum"`` (counts: an LR pixel is the sum of its HR block).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.transforms import MapTransform, RandomizableTransform, Transform
+from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type
+
+from sciSR.degrade.binning import bin_array
+from sciSR.degrade.ct import ct_downsample
+from sciSR.degrade.generic import bicubic_downsample
+from sciSR.degrade.mri import kspace_downsample, thick_slice
+from sciSR.degrade.telescope import load_psf, psf_kernel, telescope_downsample
+from sciSR.errors import SciSRError
+from sciSR.geometry import ScaleLike, normalize_scale
+
+Range = float | Sequence[float]
+
+
+def _as_range(value: Range, name: str) -> tuple[float, float]:
+    low, high = (float(value), float(value)) if np.isscalar(value) else (float(v) for v in value)
+    if high < low:
+        raise SciSRError(f"{name} range must be (low, high) with low ≤ high, got {value!r}")
+    return low, high
+
+
+def _channel_first(degrade: Callable[[np.ndarray, tuple[int, ...]], np.ndarray], img: NdarrayOrTensor,
+                   scale: ScaleLike) -> NdarrayOrTensor:
+    """Run a ``(*spatial, C)`` numpy degradation on a ``(C, *spatial)`` image of any array type."""
+    x = convert_data_type(img, np.ndarray, dtype=np.float32)[0]
+    if x.ndim < 2:
+        raise SciSRError(f"degradations take channel-first images (C, *spatial), got shape {x.shape}")
+    factors = normalize_scale(scale, x.ndim - 1)
+    out = np.ascontiguousarray(np.moveaxis(degrade(np.moveaxis(x, 0, -1), factors), -1, 0), dtype=np.float32)
+    return convert_to_dst_type(out, img, dtype=np.float32)[0]
+
+
+class Degradation(Transform):
+    """Base of the fixed degradations: ``degrade((*spatial, C), scale) -> (*spatial / scale, C)``."""
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.NUMPY, TransformBackends.TORCH]
+    flux_reduce = "mean"
+
+    def __init__(self, scale: ScaleLike) -> None:
+        self.scale = scale
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        return _channel_first(self.degrade, img, self.scale)
+
+
+class RandDegradation(RandomizableTransform):
+    """Base of the random degradations: ``sample()`` draws this call's parameters from ``self.R``."""
+
+    backend = Degradation.backend
+    flux_reduce = "mean"
+
+    def __init__(self, scale: ScaleLike) -> None:
+        RandomizableTransform.__init__(self, prob=1.0)  # a degradation always happens: LR must be LR
+        self.scale = scale
+
+    def _draw(self, bounds: tuple[float, float]) -> float:
+        return float(self.R.uniform(*bounds))
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self.sample()
+
+    def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
+        if randomize:
+            self.randomize()
+        return _channel_first(self.degrade, img, self.scale)
+
+
+# --- fixed -------------------------------------------------------------------------------------------
+
+
+class BinDownsample(Degradation):
+    """Block mean (intensities) or block sum (counts): :func:`sciSR.degrade.bin_array`."""
+
+    def __init__(self, scale: ScaleLike, reduce: str = "mean") -> None:
+        super().__init__(scale)
+        self.reduce = reduce
+        self.flux_reduce = reduce
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        return bin_array(x, scale, self.reduce)
+
+
+class ThickSlice(Degradation):
+    """MRI thick slices: :func:`sciSR.degrade.mri.thick_slice` (slice-profile blur, then decimate)."""
+
+    def __init__(self, scale: ScaleLike, profile: str = "gaussian", gap: float | Sequence[float] = 0.0) -> None:
+        super().__init__(scale)
+        self.profile, self.gap = profile, gap
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        return thick_slice(x, scale, self.profile, self.gap)
+
+
+class KSpaceDownsample(Degradation):
+    """MRI in-plane: k-space truncation to a magnitude image (:func:`sciSR.degrade.mri.kspace_downsample`)."""
+
+    def __init__(self, scale: ScaleLike, window: str | None = None) -> None:
+        super().__init__(scale)
+        self.window = window
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        return kspace_downsample(x, scale, self.window)
+
+
+class CTDownsample(Degradation):
+    """CT: Gaussian blur (FWHM in HR voxels) + block mean (:func:`sciSR.degrade.ct.ct_downsample`)."""
+
+    def __init__(self, scale: ScaleLike, fwhm: float | Sequence[float] = 1.0) -> None:
+        super().__init__(scale)
+        self.fwhm = fwhm
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        return ct_downsample(x, scale, self.fwhm)
+
+
+class TelescopeDownsample(Degradation):
+    """Telescope: PSF convolution + block sum (:func:`sciSR.degrade.telescope.telescope_downsample`).
+
+    ``psf`` is ``"gaussian"``, ``"moffat"`` (with ``fwhm`` in HR pixels and ``beta``), a kernel array or
+    a file (odd sizes, on the HR grid); it blurs the image plane (first two spatial axes) only.
+    """
+
+    flux_reduce = "sum"
+
+    def __init__(self, scale: ScaleLike, psf: str | os.PathLike | np.ndarray | None = "gaussian",
+                 fwhm: float = 2.0, beta: float = 4.765) -> None:
+        super().__init__(scale)
+        self.psf, self.fwhm, self.beta = psf, fwhm, beta
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        return telescope_downsample(x, scale, _psf(self.psf, self.fwhm, self.beta, len(scale)))
+
+
+class BicubicDownsample(Degradation):
+    """Generic: antialiased bicubic (:func:`sciSR.degrade.generic.bicubic_downsample`)."""
+
+    def __init__(self, scale: ScaleLike, antialias: bool = True) -> None:
+        super().__init__(scale)
+        self.antialias = antialias
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        return bicubic_downsample(x, scale, self.antialias)
+
+
+def _psf(psf: Any, fwhm: float, beta: float, spatial_ndim: int) -> np.ndarray | None:
+    # The PSF lives in the image plane (the first two axes); further axes (a spectral axis) are not blurred.
+    ndim = min(spatial_ndim, 2)
+    if psf is None:
+        return None
+    if isinstance(psf, str) and psf in ("gaussian", "moffat"):
+        return psf_kernel(psf, fwhm, ndim, beta)
+    return load_psf(psf, ndim)
+
+
+# --- random ------------------------------------------------------------------------------------------
+
+
+class RandThickSlice(RandDegradation):
+    """Random thick slices: slice ``gap`` (HR voxels) and Rician ``noise_std`` (image units) drawn per call."""
+
+    def __init__(self, scale: ScaleLike, profile: str = "gaussian", gap: Range = 0.0, noise_std: Range = 0.0) -> None:
+        super().__init__(scale)
+        self.profile = profile
+        self.gap, self.noise_std = _as_range(gap, "gap"), _as_range(noise_std, "noise_std")
+        self._gap = self._noise = 0.0
+
+    def sample(self) -> None:
+        self._gap, self._noise = self._draw(self.gap), self._draw(self.noise_std)
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        return thick_slice(x, scale, self.profile, self._gap, self._noise, self.R)
+
+
+class RandKSpaceDownsample(RandDegradation):
+    """Random k-space truncation: Hamming window with probability ``window_prob`` (else sharp, Gibbs
+    ringing) and Rician ``noise_std`` (image units) drawn per call."""
+
+    def __init__(self, scale: ScaleLike, window_prob: float = 0.5, noise_std: Range = 0.0) -> None:
+        super().__init__(scale)
+        self.window_prob, self.noise_std = float(window_prob), _as_range(noise_std, "noise_std")
+        self._window: str | None = None
+        self._noise = 0.0
+
+    def sample(self) -> None:
+        self._window = "hamming" if self.R.uniform() < self.window_prob else None
+        self._noise = self._draw(self.noise_std)
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        return kspace_downsample(x, scale, self._window, self._noise, self.R)
+
+
+class RandCTDownsample(RandDegradation):
+    """Random CT degradation: blur ``fwhm`` (HR voxels) and ``noise_std`` (HU) drawn per call."""
+
+    def __init__(self, scale: ScaleLike, fwhm: Range = 1.0, noise_std: Range = 0.0) -> None:
+        super().__init__(scale)
+        self.fwhm, self.noise_std = _as_range(fwhm, "fwhm"), _as_range(noise_std, "noise_std")
+        self._fwhm = self._noise = 0.0
+
+    def sample(self) -> None:
+        self._fwhm, self._noise = self._draw(self.fwhm), self._draw(self.noise_std)
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        return ct_downsample(x, scale, self._fwhm, self._noise, self.R)
+
+
+class RandTelescopeDownsample(RandDegradation):
+    """Random telescope degradation: seeing ``fwhm`` (HR pixels), Moffat ``beta`` and ``read_noise``
+    (image units per LR pixel) drawn per call; ``gain`` (e⁻ per image unit, None: no photon noise)."""
+
+    flux_reduce = "sum"
+
+    def __init__(self, scale: ScaleLike, psf: str | os.PathLike | np.ndarray | None = "gaussian",
+                 fwhm: Range = 2.0, beta: Range = 4.765, gain: float | None = 1.0, read_noise: Range = 0.0) -> None:
+        super().__init__(scale)
+        self.psf, self.gain = psf, gain
+        self.fwhm, self.beta = _as_range(fwhm, "fwhm"), _as_range(beta, "beta")
+        self.read_noise = _as_range(read_noise, "read_noise")
+        self._fwhm = self._beta = self._read = 0.0
+
+    def sample(self) -> None:
+        self._fwhm, self._beta, self._read = self._draw(self.fwhm), self._draw(self.beta), self._draw(self.read_noise)
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        psf = _psf(self.psf, self._fwhm, self._beta, len(scale))
+        return telescope_downsample(x, scale, psf, self.gain, self._read, self.R)
+
+
+class RandBicubicDownsample(RandDegradation):
+    """Random generic degradation: antialiased bicubic plus Gaussian ``noise_std`` drawn per call."""
+
+    def __init__(self, scale: ScaleLike, antialias: bool = True, noise_std: Range = 0.0) -> None:
+        super().__init__(scale)
+        self.antialias, self.noise_std = antialias, _as_range(noise_std, "noise_std")
+        self._noise = 0.0
+
+    def sample(self) -> None:
+        self._noise = self._draw(self.noise_std)
+
+    def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        return bicubic_downsample(x, scale, self.antialias, self._noise, self.R)
+
+
+# --- dictionary versions -----------------------------------------------------------------------------
+
+
+class Degradationd(MapTransform):
+    """Dictionary wrapper: ``d[output_key] = transform(d[key])`` for each key."""
+
+    backend = Degradation.backend
+
+    def __init__(self, keys: KeysCollection, transform: Degradation, output_keys: KeysCollection | None = None,
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = transform
+        self.output_keys = self.keys if output_keys is None else tuple(
+            [output_keys] if isinstance(output_keys, str) else output_keys)
+        if len(self.output_keys) != len(self.keys):
+            raise SciSRError(f"output_keys {self.output_keys} must pair with keys {self.keys}")
+
+    @property
+    def flux_reduce(self) -> str:
+        return self.transform.flux_reduce
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key, out_key in self.key_iterator(d, self.output_keys):
+            d[out_key] = self.transform(d[key])
+        return d
+
+
+class RandDegradationd(RandomizableTransform, Degradationd):
+    """Dictionary wrapper of a random degradation; all keys share one parameter draw per call."""
+
+    def __init__(self, keys: KeysCollection, transform: RandDegradation, output_keys: KeysCollection | None = None,
+                 allow_missing_keys: bool = False) -> None:
+        Degradationd.__init__(self, keys, transform, output_keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob=1.0)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None
+                         ) -> RandDegradationd:
+        super().set_random_state(seed, state)
+        self.transform.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        self.transform.randomize()
+        for key, out_key in self.key_iterator(d, self.output_keys):
+            d[out_key] = self.transform(d[key], randomize=False)
+        return d
+
+
+class BinDownsampled(Degradationd):
+    """Dictionary version of :class:`BinDownsample` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, reduce: str = "mean",
+                 output_keys: KeysCollection | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, BinDownsample(scale, reduce), output_keys, allow_missing_keys)
+
+
+class ThickSliced(Degradationd):
+    """Dictionary version of :class:`ThickSlice` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, profile: str = "gaussian",
+                 gap: float | Sequence[float] = 0.0, output_keys: KeysCollection | None = None,
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, ThickSlice(scale, profile, gap), output_keys, allow_missing_keys)
+
+
+class KSpaceDownsampled(Degradationd):
+    """Dictionary version of :class:`KSpaceDownsample` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, window: str | None = None,
+                 output_keys: KeysCollection | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, KSpaceDownsample(scale, window), output_keys, allow_missing_keys)
+
+
+class CTDownsampled(Degradationd):
+    """Dictionary version of :class:`CTDownsample` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, fwhm: float | Sequence[float] = 1.0,
+                 output_keys: KeysCollection | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, CTDownsample(scale, fwhm), output_keys, allow_missing_keys)
+
+
+class TelescopeDownsampled(Degradationd):
+    """Dictionary version of :class:`TelescopeDownsample` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, psf: str | os.PathLike | np.ndarray | None = "gaussian",
+                 fwhm: float = 2.0, beta: float = 4.765,
+                 output_keys: KeysCollection | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, TelescopeDownsample(scale, psf, fwhm, beta), output_keys, allow_missing_keys)
+
+
+class BicubicDownsampled(Degradationd):
+    """Dictionary version of :class:`BicubicDownsample` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, antialias: bool = True,
+                 output_keys: KeysCollection | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, BicubicDownsample(scale, antialias), output_keys, allow_missing_keys)
+
+
+class RandThickSliced(RandDegradationd):
+    """Dictionary version of :class:`RandThickSlice` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, profile: str = "gaussian", gap: Range = 0.0,
+                 noise_std: Range = 0.0, output_keys: KeysCollection | None = None,
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, RandThickSlice(scale, profile, gap, noise_std), output_keys, allow_missing_keys)
+
+
+class RandKSpaceDownsampled(RandDegradationd):
+    """Dictionary version of :class:`RandKSpaceDownsample` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, window_prob: float = 0.5, noise_std: Range = 0.0,
+                 output_keys: KeysCollection | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, RandKSpaceDownsample(scale, window_prob, noise_std), output_keys, allow_missing_keys)
+
+
+class RandCTDownsampled(RandDegradationd):
+    """Dictionary version of :class:`RandCTDownsample` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, fwhm: Range = 1.0, noise_std: Range = 0.0,
+                 output_keys: KeysCollection | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, RandCTDownsample(scale, fwhm, noise_std), output_keys, allow_missing_keys)
+
+
+class RandTelescopeDownsampled(RandDegradationd):
+    """Dictionary version of :class:`RandTelescopeDownsample` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, psf: str | os.PathLike | np.ndarray | None = "gaussian",
+                 fwhm: Range = 2.0, beta: Range = 4.765, gain: float | None = 1.0, read_noise: Range = 0.0,
+                 output_keys: KeysCollection | None = None, allow_missing_keys: bool = False) -> None:
+        transform = RandTelescopeDownsample(scale, psf, fwhm, beta, gain, read_noise)
+        super().__init__(keys, transform, output_keys, allow_missing_keys)
+
+
+class RandBicubicDownsampled(RandDegradationd):
+    """Dictionary version of :class:`RandBicubicDownsample` (``d[output_key] = transform(d[key])``)."""
+
+    def __init__(self, keys: KeysCollection, scale: ScaleLike, antialias: bool = True, noise_std: Range = 0.0,
+                 output_keys: KeysCollection | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, RandBicubicDownsample(scale, antialias, noise_std), output_keys, allow_missing_keys)
+
+
+#: Config names of the degradations (random versions; a number instead of a range fixes a parameter).
+DEGRADATIONS: dict[str, type] = {
+    "bin": BinDownsample,
+    "thick_slice": RandThickSlice,
+    "kspace": RandKSpaceDownsample,
+    "ct": RandCTDownsample,
+    "telescope": RandTelescopeDownsample,
+    "bicubic": RandBicubicDownsample,
+}
+
+
+def create_degradation(name: str, scale: ScaleLike, **options: Any) -> Degradation | RandDegradation:
+    """Build a degradation by config name (:data:`DEGRADATIONS`) with its options checked.
+
+    Raises
+    ------
+    SciSRError
+        Unknown name or option (the message names it and lists the valid ones).
+    """
+    import inspect
+
+    if name not in DEGRADATIONS:
+        raise SciSRError(f"unknown degradation {name!r} (known: {', '.join(DEGRADATIONS)})")
+    cls = DEGRADATIONS[name]
+    known = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "scale")]
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise SciSRError(f"unknown option {unknown[0]!r} for degradation {name!r} (known: {', '.join(known)})")
+    return cls(scale, **options)

@@ -1,0 +1,28 @@
+"""``python -m sciSR.train CONFIG [key=value ...] [--resume CKPT]`` (also the torchrun entry point)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sciSR.errors import SciSRError
+from sciSR.train import run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sciSR.train", description="Train a super-resolution model.")
+    parser.add_argument("config", help="YAML recipe (see configs/)")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value settings, e.g. train.max_steps=100")
+    parser.add_argument("--resume", help="checkpoint written by an earlier run (last.ckpt)")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args.config, overrides=args.overrides, resume=args.resume)
+    except SciSRError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"model: {result.model_path}\nlogs: {result.log_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

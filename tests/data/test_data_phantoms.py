@@ -1,0 +1,34 @@
+"""Phantoms are deterministic and carry their domain, units and spacing."""
+
+import numpy as np
+import pytest
+
+from sciSR.data.phantoms import PHANTOMS, generate
+from sciSR.errors import SciSRError
+
+
+@pytest.mark.parametrize("name", sorted(PHANTOMS))
+def test_same_seed_same_image_other_seed_other_image(name):
+    a, b, c = generate(name, 1).array, generate(name, 1).array, generate(name, 2).array
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.dtype == np.float32 and np.isfinite(a).all()
+
+
+def test_domains_and_units():
+    knee = generate("knee_phantom", 0, shape=(32, 32, 24))
+    assert knee.domain == "mri" and knee.array.shape == (32, 32, 24) and knee.spacing == (0.5, 0.5, 0.5)
+    ct = generate("ct_phantom", 0)
+    assert ct.domain == "ct" and ct.meta["units"] == "HU"
+    assert ct.array.min() < -900 and ct.array.max() > 600  # air and bone in HU
+    sky = generate("star_field", 0)
+    assert sky.domain == "sky" and sky.meta["units"] == "counts"
+    assert np.median(sky.array) == pytest.approx(100.0, rel=0.05)  # the sky level
+    assert generate("generic_scene", 0).domain == "generic"
+
+
+def test_unknown_phantom_or_option():
+    with pytest.raises(SciSRError, match="unknown phantom"):
+        generate("brain", 0)
+    with pytest.raises(SciSRError, match="unknown option 'size'"):
+        generate("ct_phantom", 0, size=3)
