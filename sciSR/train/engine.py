@@ -155,7 +155,7 @@ def _next_version(logs: Path) -> int:
 
 
 def run(config: str | os.PathLike | Mapping[str, Any], *, overrides: Sequence[str] = (),
-        resume: str | os.PathLike | None = None) -> TrainResult:
+        resume: str | os.PathLike | None = None, callbacks: Sequence[L.Callback] = ()) -> TrainResult:
     """Train a super-resolution model from a recipe and save it as a model file.
 
     Parameters
@@ -168,6 +168,9 @@ def run(config: str | os.PathLike | Mapping[str, Any], *, overrides: Sequence[st
         A ``.ckpt`` this tool wrote (usually ``<out_dir>/<name>/checkpoints/last.ckpt``); it is checked
         without running code first (see :mod:`sciSR.train.checkpoint`). The iteration count, optimiser,
         learning-rate schedule and EMA continue from it.
+    callbacks : sequence of lightning.Callback
+        Extra Lightning callbacks, e.g. one that sets ``trainer.should_stop`` to end a run early (the
+        model file is still written from the weights reached so far).
 
     Returns
     -------
@@ -217,9 +220,10 @@ def run(config: str | os.PathLike | Mapping[str, Any], *, overrides: Sequence[st
         num_nodes=train["num_nodes"],
         strategy=_strategy(cfg),
         precision=resolve_precision(train["precision"]),
-        logger=[CSVLogger(run_dir, name="logs", version=version), TensorBoardLogger(run_dir, name="logs",
-                                                                                     version=version)],
-        callbacks=[checkpoints],
+        # Flushing the CSV at the logging cadence lets a viewer (the napari Train widget) follow the run.
+        logger=[CSVLogger(run_dir, name="logs", version=version, flush_logs_every_n_steps=train["log_every"]),
+                TensorBoardLogger(run_dir, name="logs", version=version)],
+        callbacks=[checkpoints, *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_checkpointing=False,
         log_every_n_steps=train["log_every"],

@@ -20,5 +20,5 @@ def test_napari_manifest_validates_and_imports() -> None:
     assert contributions.readers[0].accepts_directories
     extensions = {ext for writer in contributions.writers for ext in writer.filename_extensions}
     assert {".nii", ".nii.gz", ".fits", ".dcm"} <= extensions
-    assert [w.display_name for w in contributions.widgets] == ["Super-resolution"]
+    assert [w.display_name for w in contributions.widgets] == ["Super-resolution", "Train"]
     assert {s.key for s in contributions.sample_data} == {"knee_mri", "ct_slice", "telescope_frame"}
