@@ -5,8 +5,12 @@ Usage::
     python benchmarks/inference.py                      # 2D 512², EDSR-baseline (4 blocks, 32 features)
     python benchmarks/inference.py --dims 3 --size 64 --tiles 24,40
     python benchmarks/inference.py --device cuda --size 2048 --tiles 256,512
+    python benchmarks/inference.py --memmap-size 4096   # + peak RSS of a large frame into a memmap
 
-Prints one row per method: seconds (best of ``--repeats``), time relative to one whole-image forward pass,
+Also prints the machine's float32 matmul GFLOP/s (measured in the same run), the network's GFLOP/s and LR
+megapixels/s on the whole image, and (``--memmap-size``) the peak resident memory of a tiled run whose
+input and output live in memory-mapped files, against the output size. Then one row per method: seconds
+(best of ``--repeats``), time relative to one whole-image forward pass,
 input voxels the network processed relative to the image (the compute overhead of the overlap, which
 does not depend on machine load), and max |result − whole| on a unit-range image. The whole-image pass is
 the reference for both.
@@ -15,8 +19,12 @@ the reference for both.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,6 +51,61 @@ def best_time(run: Callable[[], np.ndarray], repeats: int, device: torch.device)
     return best, result
 
 
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 3) -> float:
+    """Best float32 GFLOP/s of an n×n matmul on ``device`` (the machine's practical peak)."""
+    a = torch.rand(n, n, device=device)
+    b = torch.rand(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def forward_flops(model: torch.nn.Module, shape: tuple[int, ...], device: torch.device) -> float:
+    """FLOPs of one forward pass on an input of ``shape`` (torch's flop counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(torch.zeros(shape, device=device))
+    return float(counter.get_total_flops())
+
+
+def _memmap_job(size: int, scale: int, blocks: int, features: int, folder: str, queue: multiprocessing.Queue) -> None:
+    torch.manual_seed(0)
+    model = create_model("edsr-baseline", scale=scale, spatial_dims=2, n_blocks=blocks, features=features).eval()
+    image = np.lib.format.open_memmap(f"{folder}/in.npy", mode="w+", dtype=np.float32, shape=(1, size, size))
+    for row in range(0, size, 512):  # filled in strips: the input never sits in RAM whole either
+        image[0, row:row + 512] = np.random.default_rng(row).random((min(512, size - row), size), dtype=np.float32)
+    out = np.lib.format.open_memmap(f"{folder}/out.npy", mode="w+", dtype=np.float32,
+                                    shape=(1, size * scale, size * scale))
+    start = time.perf_counter()
+    predict_tiled(model, image, (scale, scale), tile=512, out=out, device="cpu")
+    out.flush()
+    # Pages of the memory-mapped files count in RSS but are page cache the kernel can drop: split them out.
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    anon = int(status.get("RssAnon", "0 kB").split()[0]) * 1024
+    queue.put((time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, anon))
+
+
+def memmap_peak_rss(size: int, scale: int, blocks: int, features: int) -> tuple[float, int, int]:
+    """Seconds, peak RSS and final anonymous RSS (bytes) of a tiled run between memory-mapped files."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    with tempfile.TemporaryDirectory() as folder:
+        proc = ctx.Process(target=_memmap_job, args=(size, scale, blocks, features, folder, queue))
+        proc.start()
+        seconds, rss, anon = queue.get()
+        proc.join()
+    return seconds, rss, anon
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, default=2, choices=(2, 3))
@@ -53,6 +116,7 @@ def main() -> None:
     parser.add_argument("--tiles", default="64,128,256", help="comma-separated tile sides (input voxels)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--memmap-size", type=int, default=0, help="also run an N×N frame into a memmap (2D)")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -76,6 +140,10 @@ def main() -> None:
         return method, tile, seconds, sum(processed) / image.size, float(np.abs(result - reference).max())
 
     t_whole, reference = best_time(whole, args.repeats, device)
+    peak = matmul_gflops(device)
+    achieved = forward_flops(model, (1, *image.shape), device) / t_whole / 1e9
+    print(f"matmul peak {peak:.1f} GFLOP/s; whole-image forward {achieved:.1f} GFLOP/s "
+          f"({achieved / peak:.2f} of peak), {image.size / t_whole / 1e6:.2f} LR megapixels/s")
     rows = [("whole image", "-", t_whole, 1.0, 0.0),
             row("predict_tiled auto", "auto", lambda: predict_tiled(model, image, scale, device=device))]
 
@@ -98,6 +166,12 @@ def main() -> None:
     print(f"{'method':<22} {'tile':>12} {'seconds':>9} {'× whole':>8} {'voxels ×':>9} {'max |Δ|':>9}")
     for method, tile, seconds, voxels, error in rows:
         print(f"{method:<22} {tile:>12} {seconds:>9.3f} {seconds / t_whole:>8.2f} {voxels:>9.2f} {error:>9.1e}")
+    if args.memmap_size:
+        seconds, rss, anon = memmap_peak_rss(args.memmap_size, args.scale, args.blocks, args.features)
+        out_bytes = 4 * (args.memmap_size * args.scale) ** 2
+        print(f"memmap {args.memmap_size}² → {args.memmap_size * args.scale}²: {seconds:.1f} s, peak RSS "
+              f"{rss / 2**20:.0f} MiB = {rss / out_bytes:.2f} × the output ({out_bytes / 2**20:.0f} MiB); "
+              f"anonymous (not file-backed) RSS at the end {anon / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

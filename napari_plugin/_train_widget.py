@@ -2,7 +2,8 @@
 
 Training data is the recipe's own (usually a generated phantom) or the image layers selected in the
 viewer, written to a temporary folder as NIfTI (FITS for images with a WCS) and passed as ``data.files``.
-While the run goes on, a timer reads the run's ``metrics.csv`` (flushed at the recipe's ``log_every``).
+While the run goes on, a timer reads the run's ``metrics.csv`` (flushed at the recipe's ``log_every``) into a live
+loss/PSNR plot.
 Stop ends the run after the current step through a Lightning callback; the model file is still written
 from the weights reached so far.
 """
@@ -10,18 +11,20 @@ from the weights reached so far.
 from __future__ import annotations
 
 import csv
+import itertools
 import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
 from napari.layers import Image
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QPointF, Qt, QTimer
+from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -97,6 +100,56 @@ def latest_metrics(csv_path: Path) -> dict[str, float]:
     return latest
 
 
+def metric_series(csv_path: Path, key: str) -> list[tuple[float, float]]:
+    """``(step, value)`` of every row of a Lightning ``metrics.csv`` that logged ``key``."""
+    with open(csv_path, newline="") as handle:
+        return [(float(row.get("step") or 0), float(row[key])) for row in csv.DictReader(handle)
+                if row.get(key) not in ("", None)]
+
+
+class CurvePlot(QWidget):
+    """A small live plot: each series against the step, scaled to its own range, drawn with QPainter.
+
+    Loss falls and PSNR rises on very different scales, so each curve gets the full height and the legend
+    gives its latest value.
+    """
+
+    COLORS: ClassVar[dict[str, tuple[int, int, int]]] = {"loss": (230, 120, 40), "PSNR": (60, 150, 230)}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.series: dict[str, list[tuple[float, float]]] = {}
+        self.setMinimumHeight(120)
+
+    def set_series(self, name: str, points: list[tuple[float, float]]) -> None:
+        """Replace the points of one curve and repaint."""
+        self.series[name] = points
+        self.update()
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        width, height = self.width(), self.height()
+        painter.setPen(QPen(QColor(128, 128, 128)))
+        painter.drawRect(0, 0, width - 1, height - 1)
+        steps = [step for points in self.series.values() for step, _ in points]
+        if not steps:
+            return
+        s0, s1 = min(steps), max(max(steps), min(steps) + 1)
+        for row, (name, points) in enumerate(self.series.items()):
+            if not points:
+                continue
+            values = [value for _, value in points]
+            v0, v1 = min(values), max(max(values), min(values) + 1e-12)
+            color = QColor(*self.COLORS.get(name, (200, 200, 200)))
+            painter.setPen(QPen(color, 2))
+            xy = [QPointF(4 + (width - 8) * (step - s0) / (s1 - s0), height - 4 - (height - 8) * (v - v0) / (v1 - v0))
+                  for step, v in points]
+            for a, b in itertools.pairwise(xy):
+                painter.drawLine(a, b)
+            painter.drawText(8, 16 + 16 * row, f"{name} {values[-1]:.4g}")
+
+
 def format_metrics(metrics: Mapping[str, Any]) -> str:
     """``"loss 0.0123 · PSNR 31.20 dB · SSIM 0.912"`` from CSV columns or :attr:`TrainResult.metrics`."""
     parts = []
@@ -166,6 +219,7 @@ class TrainWidget(QWidget):
         self.stop_button.setEnabled(False)
         self.stop_button.setToolTip("End after the current step and save the model reached so far")
         self._stop = threading.Event()
+        self.plot = CurvePlot()
         self.live_label = QLabel("")
         self.status_label = QLabel("ready")
         for label in (self.live_label, self.status_label):
@@ -192,6 +246,7 @@ class TrainWidget(QWidget):
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
         layout.addLayout(buttons)
+        layout.addWidget(self.plot)
         layout.addWidget(self.live_label)
         layout.addWidget(self.status_label)
         layout.addStretch(1)
@@ -292,6 +347,7 @@ class TrainWidget(QWidget):
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.live_label.setText("")
+        self.plot.series.clear()
         self.status_label.setText(f"training {cfg['name']} for {cfg['train']['max_steps']} steps…")
         self.timer.start()
         worker.start()
@@ -316,6 +372,8 @@ class TrainWidget(QWidget):
             return  # caught mid-write: the next tick reads the whole file
         step = f"step {int(latest['step'])} · " if "step" in latest else ""
         self.live_label.setText(step + format_metrics(latest))
+        for name, key in (("loss", "train/loss"), ("PSNR", "val/psnr")):
+            self.plot.set_series(name, metric_series(csv_path, key))
 
     def _on_returned(self, outcome: _Outcome) -> None:
         if outcome.result is None:

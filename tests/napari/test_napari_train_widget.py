@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from napari_scisr._layers import image_layer
-from napari_scisr._train_widget import LAYER_DATA, TrainWidget, latest_metrics
+from napari_scisr._train_widget import LAYER_DATA, CurvePlot, TrainWidget, latest_metrics
 from napari_scisr._widget import UpscaleWidget
 
 import sciSR
@@ -103,3 +103,10 @@ def test_napari_train_widget_stop_ends_early_and_still_saves(widgets: tuple, qtb
     assert train.result is not None and train.result.model_path.exists()
     assert 0 < train.result.metrics["iterations"] < 100_000
     assert not train.stop_button.isEnabled()
+    # The live plot holds the loss curve read from the run's CSV and draws it.
+    assert len(train.plot.series["loss"]) >= 1
+    image = train.plot.grab().toImage()
+    loss_rgb = CurvePlot.COLORS["loss"]
+    drawn = [image.pixelColor(x, y).getRgb()[:3] for x in range(0, image.width(), 2)
+             for y in range(0, image.height(), 2)]
+    assert loss_rgb in drawn
