@@ -77,7 +77,8 @@ def _scale_for(img: SciImage, scale: int | Sequence[int] | None) -> tuple[int, .
 
 def _regrid(img: SciImage, array: np.ndarray, scale: tuple[int, ...], model_name: str, **extra: Any) -> SciImage:
     """The SciImage of the upscaled grid: same FOV, new affine / WCS / spacing / grid keywords."""
-    meta = dict(img.meta)
+    # The mask lives on the input grid; upscale() puts the upscaled one back.
+    meta = {k: v for k, v in img.meta.items() if k != "mask"}
     if img.meta.get("fits_header") is not None and img.spatial_ndim == 2:
         header = img.meta["fits_header"].copy()
         geometry.upscale_fits_grid_keywords(header, scale)

@@ -70,3 +70,10 @@ def test_sky_nan_pixels_stay_masked_and_do_not_leak():
     np.testing.assert_allclose(blocks[np.isfinite(frame)], 10.0, rtol=1e-6)
     assert out.meta["provenance"][-1]["flux"] == "conserve"
     assert out.meta["mask"].shape == (16, 16)
+
+
+def test_an_all_valid_mask_is_not_carried_onto_the_new_grid():
+    frame = np.ones((6, 6), np.float32)
+    img = sciSR.SciImage.from_array(frame, domain="sky", meta={"units": "Jy/beam", "mask": np.zeros((6, 6), bool)})
+    out = sciSR.upscale(img, "linear", 2)
+    assert "mask" not in out.meta and np.isfinite(out.array).all()
