@@ -289,6 +289,10 @@ def upscale_batch(
         raise SciSRError("output folder does not exist", out_dir)
     suffixes = sorted({s for fmt in io.FORMATS.values() for s in fmt.SUFFIXES if s})
     files = expand_inputs(inputs, suffixes)
+    if scheduler is None and not (isinstance(model, str) and model in INTERPOLATORS):
+        # One load (and one receptive-field measurement) for the whole loop, not one per file. Cluster
+        # workers get the name or path and load it themselves rather than receiving pickled weights.
+        model = load_model(model)
     job = partial(_batch_job, out_dir=os.fspath(out_dir), model=model, scale=scale, overwrite=overwrite,
                   options=upscale_options)
     return run_batch(files, job, scheduler=scheduler, on_done=on_done)

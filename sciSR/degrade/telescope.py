@@ -55,8 +55,7 @@ def psf_kernel(kind: str, fwhm: float, ndim: int = 2, beta: float = 4.765, overs
     else:
         alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
         fine = (1.0 + r2 / alpha**2) ** (-beta)
-    size = 2 * radius + 1
-    kernel = fine.reshape(*[v for _ in range(ndim) for v in (size, oversample)]).sum(axis=tuple(range(1, 2 * ndim, 2)))
+    kernel = bin_array(fine, (oversample,) * ndim, "sum")
     return kernel / kernel.sum()
 
 
