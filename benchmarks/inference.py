@@ -5,11 +5,12 @@ Usage::
     python benchmarks/inference.py                      # 2D 512², EDSR-baseline (4 blocks, 32 features)
     python benchmarks/inference.py --dims 3 --size 64 --tiles 24,40
     python benchmarks/inference.py --device cuda --size 2048 --tiles 256,512
-    python benchmarks/inference.py --memmap-size 4096   # + peak RSS of a large frame into a memmap
+    python benchmarks/inference.py --memmap-size 8192   # + peak RSS of an 8k² FITS frame upscaled to disk
 
 Also prints the machine's float32 matmul GFLOP/s (measured in the same run), the network's GFLOP/s and LR
-megapixels/s on the whole image, and (``--memmap-size``) the peak resident memory of a tiled run whose
-input and output live in memory-mapped files, against the output size. Then one row per method: seconds
+megapixels/s on the whole image, and (``--memmap-size``) the peak resident memory (all, and anonymous
+only) of ``sciSR.upscale_file`` upscaling a generated FITS frame into a memory-mapped result, against the
+output size. Then one row per method: seconds
 (best of ``--repeats``), time relative to one whole-image forward pass,
 input voxels the network processed relative to the image (the compute overhead of the overlap, which
 does not depend on machine load), and max |result − whole| on a unit-range image. The whole-image pass is
@@ -22,6 +23,7 @@ import argparse
 import multiprocessing
 import resource
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,33 +79,76 @@ def forward_flops(model: torch.nn.Module, shape: tuple[int, ...], device: torch.
     return float(counter.get_total_flops())
 
 
-def _memmap_job(size: int, scale: int, blocks: int, features: int, folder: str, queue: multiprocessing.Queue) -> None:
-    torch.manual_seed(0)
-    model = create_model("edsr-baseline", scale=scale, spatial_dims=2, n_blocks=blocks, features=features).eval()
-    image = np.lib.format.open_memmap(f"{folder}/in.npy", mode="w+", dtype=np.float32, shape=(1, size, size))
-    for row in range(0, size, 512):  # filled in strips: the input never sits in RAM whole either
-        image[0, row:row + 512] = np.random.default_rng(row).random((min(512, size - row), size), dtype=np.float32)
-    out = np.lib.format.open_memmap(f"{folder}/out.npy", mode="w+", dtype=np.float32,
-                                    shape=(1, size * scale, size * scale))
+def _write_frame(path: Path, size: int) -> None:
+    """A size×size float32 sky frame (counts, TAN WCS) written in strips, so it never sits in RAM whole."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype, wcs.wcs.crval = ["RA---TAN", "DEC--TAN"], [150.0, 2.0]
+    wcs.wcs.crpix, wcs.wcs.cdelt = [size / 2, size / 2], [-1e-4, 1e-4]
+    header = fits.PrimaryHDU(np.zeros((1, 1), np.float32), wcs.to_header()).header
+    header["NAXIS1"] = header["NAXIS2"] = size
+    header["BUNIT"] = "counts"
+    stream = fits.StreamingHDU(str(path), header)
+    for row in range(0, size, 512):
+        strip = np.random.default_rng(row).poisson(100.0, (min(512, size - row), size)).astype(">f4")
+        stream.write(strip)
+    stream.close()
+
+
+def _anon_rss() -> int:
+    """Anonymous (not file-backed) resident bytes of this process."""
+    status = Path("/proc/self/status").read_text()
+    return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("RssAnon")), 0)
+
+
+def _rss_sampler(stop: threading.Event, peak: list[int]) -> None:
+    """Largest anonymous RSS seen, sampled every 50 ms."""
+    while not stop.wait(0.05):
+        peak[0] = max(peak[0], _anon_rss())
+
+
+def _memmap_job(size: int, scale: int, blocks: int, features: int, model: str, tile: int, folder: str,
+                queue: multiprocessing.Queue) -> None:
+    import sciSR
+    from sciSR.hub import save_model
+
+    source, target = Path(folder) / "frame.fits", Path(folder) / "frame_sr.fits"
+    _write_frame(source, size)
+    if model != "cubic":
+        torch.manual_seed(0)
+        net = create_model(model, scale=scale, spatial_dims=2, n_blocks=blocks, features=features)
+        model = str(save_model(net, Path(folder) / "net.safetensors", domain="sky",
+                               normalisation={"method": "asinh"}))
+    baseline = _anon_rss()  # Python, torch and MONAI loaded: not the upscale's doing
+    stop, peak = threading.Event(), [baseline]
+    sampler = threading.Thread(target=_rss_sampler, args=(stop, peak), daemon=True)
+    sampler.start()
     start = time.perf_counter()
-    predict_tiled(model, image, (scale, scale), tile=512, out=out, device="cpu")
-    out.flush()
-    # Pages of the memory-mapped files count in RSS but are page cache the kernel can drop: split them out.
-    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    anon = int(status.get("RssAnon", "0 kB").split()[0]) * 1024
-    queue.put((time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, anon))
+    sciSR.upscale_file(source, target, model, scale, memmap=True, tile=tile, device="cpu")
+    seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, baseline, peak[0] - baseline))
 
 
-def memmap_peak_rss(size: int, scale: int, blocks: int, features: int) -> tuple[float, int, int]:
-    """Seconds, peak RSS and final anonymous RSS (bytes) of a tiled run between memory-mapped files."""
+def memmap_peak_rss(size: int, scale: int, blocks: int, features: int, model: str,
+                    tile: int) -> tuple[float, int, int, int]:
+    """Seconds, peak RSS, anonymous RSS before the run and its peak increase (bytes) of ``sciSR.upscale_file``
+    on a generated size² FITS frame.
+
+    The frame is upscaled by :func:`sciSR.upscale_file` with a memory-mapped result, as the CLI does for
+    results larger than a quarter of the free RAM, in a fresh process so its peak is this run's alone.
+    """
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     with tempfile.TemporaryDirectory() as folder:
-        proc = ctx.Process(target=_memmap_job, args=(size, scale, blocks, features, folder, queue))
+        proc = ctx.Process(target=_memmap_job, args=(size, scale, blocks, features, model, tile, folder, queue))
         proc.start()
-        seconds, rss, anon = queue.get()
+        result = queue.get()
         proc.join()
-    return seconds, rss, anon
+    return result
 
 
 def main() -> None:
@@ -116,7 +161,9 @@ def main() -> None:
     parser.add_argument("--tiles", default="64,128,256", help="comma-separated tile sides (input voxels)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--memmap-size", type=int, default=0, help="also run an N×N frame into a memmap (2D)")
+    parser.add_argument("--memmap-size", type=int, default=0, help="also upscale an N×N FITS frame to disk")
+    parser.add_argument("--memmap-tile", type=int, default=256, help="tile side for --memmap-size")
+    parser.add_argument("--memmap-models", default="cubic,edsr-baseline", help="models for --memmap-size")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -167,11 +214,19 @@ def main() -> None:
     for method, tile, seconds, voxels, error in rows:
         print(f"{method:<22} {tile:>12} {seconds:>9.3f} {seconds / t_whole:>8.2f} {voxels:>9.2f} {error:>9.1e}")
     if args.memmap_size:
-        seconds, rss, anon = memmap_peak_rss(args.memmap_size, args.scale, args.blocks, args.features)
-        out_bytes = 4 * (args.memmap_size * args.scale) ** 2
-        print(f"memmap {args.memmap_size}² → {args.memmap_size * args.scale}²: {seconds:.1f} s, peak RSS "
-              f"{rss / 2**20:.0f} MiB = {rss / out_bytes:.2f} × the output ({out_bytes / 2**20:.0f} MiB); "
-              f"anonymous (not file-backed) RSS at the end {anon / 2**20:.0f} MiB")
+        n, big = args.memmap_size, args.memmap_size * args.scale
+        out_bytes, in_bytes = 4 * big**2, 4 * n**2
+        print(f"\nFITS {n}² → {big}² through sciSR.upscale_file(memmap=True): output {out_bytes / 2**20:.0f} MiB, "
+              f"input {in_bytes / 2**20:.0f} MiB")
+        print(f"tile {args.memmap_tile}; 'anon before': Python + torch + MONAI loaded; 'anon added': peak anonymous "
+              "memory of the upscale itself (file-backed pages of the memory-mapped result excluded)")
+        print(f"{'model':<16} {'seconds':>8} {'peak RSS MiB':>13} {'× output':>9} {'anon before':>12} "
+              f"{'anon added MiB':>15} {'× output':>9}")
+        for name in args.memmap_models.split(","):
+            seconds, rss, before, added = memmap_peak_rss(n, args.scale, args.blocks, args.features, name,
+                                                          args.memmap_tile)
+            print(f"{name:<16} {seconds:>8.1f} {rss / 2**20:>13.0f} {rss / out_bytes:>9.2f} {before / 2**20:>12.0f} "
+                  f"{added / 2**20:>15.0f} {added / out_bytes:>9.2f}")
 
 
 if __name__ == "__main__":

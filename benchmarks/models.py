@@ -139,7 +139,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = [m["name"] for m in list_models() if m["kind"] != "discriminator"]
+    # Single-input generators only: fusion and reference nets take several inputs (benchmarks/fusion.py).
+    names = [m["name"] for m in list_models() if m["kind"] not in ("discriminator", "fusion", "reference")]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     if args.scale & (args.scale - 1):

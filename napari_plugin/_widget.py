@@ -1,7 +1,8 @@
 """Upscale dock widget: run :func:`sciSR.upscale` on an image layer in a worker thread.
 
-The result overlays its input exactly (see :func:`napari_scisr._layers.upscaled_placement`). A
-self-supervised mode is not offered: sciSR has no self-supervised training engine yet.
+The result overlays its input exactly (see :func:`napari_scisr._layers.upscaled_placement`). The model
+picker also offers :data:`SELF_SUPERVISED`: :func:`sciSR.self_supervised` trains a network on the layer
+itself within the chosen time budget, through the same worker, progress bar and Cancel button.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.layers import Image
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -43,6 +46,9 @@ MAX_TILE = 8192
 # Input pixels kept around the visible region of a preview, so its borders see real neighbours.
 PREVIEW_MARGIN = 4
 PROGRESS_STEPS = 1000
+SELF_SUPERVISED = "self-supervised (learn from this image)"
+DEFAULT_BUDGET_S = 300
+MAX_BUDGET_S = 24 * 3600
 
 
 @dataclass
@@ -54,11 +60,20 @@ class _Outcome:
 
 
 @thread_worker
-def _upscale_job(img: sciSR.SciImage, model: str, scale: tuple[int, ...], **options: Any) -> _Outcome:
+def _upscale_job(img: sciSR.SciImage | list[sciSR.SciImage], model: str, scale: tuple[int, ...], **options: Any
+                 ) -> _Outcome:
     # sciSR errors (a wrong scale, a bad model file, a cancellation) are outcomes shown in the widget,
     # not crashes: returning them keeps napari from raising them again in the main thread.
     try:
         return _Outcome(image=sciSR.upscale(img, model, scale, **options))
+    except sciSR.SciSRError as err:
+        return _Outcome(error=err)
+
+
+@thread_worker
+def _self_supervised_job(img: sciSR.SciImage, scale: tuple[int, ...], **options: Any) -> _Outcome:
+    try:
+        return _Outcome(image=sciSR.self_supervised(img, scale, **options))
     except sciSR.SciSRError as err:
         return _Outcome(error=err)
 
@@ -105,8 +120,15 @@ class UpscaleWidget(QWidget):
         self.model_combo = QComboBox()
         for name in sciSR.list_models():
             self.model_combo.addItem(name, name)
+        self.model_combo.addItem(SELF_SUPERVISED, SELF_SUPERVISED)
         self.model_combo.setCurrentText("cubic")
         self.browse_button = QPushButton(BROWSE)
+        self.budget_label = QLabel("Time budget")
+        self.budget_box = QSpinBox()
+        self.budget_box.setRange(1, MAX_BUDGET_S)
+        self.budget_box.setValue(DEFAULT_BUDGET_S)
+        self.budget_box.setSuffix(" s")
+        self.budget_box.setToolTip("Self-supervised: wall-clock seconds for training on this image plus inference")
         self.scale_row = QHBoxLayout()
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
@@ -114,6 +136,15 @@ class UpscaleWidget(QWidget):
         self.tile_box.setRange(0, MAX_TILE)
         self.tile_box.setSpecialValueText("auto")
         self.tile_box.setToolTip("Tile size in input voxels for learned models (0: automatic)")
+        # Extra inputs of multi-input models, shown only when the chosen model takes them.
+        self.stacks_label = QLabel("Extra stacks")
+        self.stacks_list = QListWidget()
+        self.stacks_list.setToolTip("Further low-res stacks of the same object (checked ones are fused; the "
+                                    "output is on the input layer's grid × scale; layers need an affine)")
+        self.reference_label = QLabel("Reference")
+        self.reference_combo = QComboBox()
+        self.reference_combo.setToolTip("High-res reference layer (another contrast or an earlier scan)")
+        self._model_inputs: dict[str, tuple[bool, bool]] = {}
         self.preview_button = QPushButton("Preview")
         self.preview_button.setToolTip("Upscale the current plane (a thin slab for through-plane scales) in view")
         self.run_button = QPushButton("Run on whole image")
@@ -146,6 +177,9 @@ class UpscaleWidget(QWidget):
         form.addRow("Scale", self.scale_row)
         form.addRow("Device", self.device_combo)
         form.addRow("Tile", self.tile_box)
+        form.addRow(self.budget_label, self.budget_box)
+        form.addRow(self.stacks_label, self.stacks_list)
+        form.addRow(self.reference_label, self.reference_combo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(run_row)
@@ -155,6 +189,8 @@ class UpscaleWidget(QWidget):
         layout.addStretch(1)
 
         self.browse_button.clicked.connect(self._browse_model)
+        self.model_combo.currentIndexChanged.connect(self._show_extra_inputs)
+        self.layer_combo.currentTextChanged.connect(self._refresh_extra_layers)
         self.layer_combo.currentTextChanged.connect(self._rebuild_scale_boxes)
         self.preview_button.clicked.connect(lambda: self.start(preview=True))
         self.run_button.clicked.connect(lambda: self.start(preview=False))
@@ -185,6 +221,7 @@ class UpscaleWidget(QWidget):
         self.layer_combo.setCurrentText(current)
         self.layer_combo.blockSignals(False)
         self._rebuild_scale_boxes()
+        self._refresh_extra_layers()
 
     def input_layer(self) -> Image | None:
         """The chosen image layer, or None."""
@@ -245,6 +282,70 @@ class UpscaleWidget(QWidget):
             self.model_combo.addItem(Path(path).stem, path)
         self.model_combo.setCurrentIndex(self.model_combo.findData(path))
 
+    # --- extra inputs of multi-input models -------------------------------------------------------
+
+    def model_takes(self) -> tuple[bool, bool]:
+        """``(stacks, reference)``: whether the chosen model fuses several stacks / takes a reference."""
+        model = str(self.model_combo.currentData())
+        if model in sciSR.api.INTERPOLATORS or model == SELF_SUPERVISED:
+            return False, False
+        if model not in self._model_inputs:
+            try:
+                net = sciSR.load_model(model)
+                self._model_inputs[model] = (bool(getattr(net, "multi_input", False)),
+                                             bool(getattr(net, "reference_input", False)))
+            except sciSR.SciSRError as err:
+                self.status_label.setText(f"error: {err}")
+                return False, False
+        return self._model_inputs[model]
+
+    def _show_extra_inputs(self, *_: Any) -> None:
+        stacks, reference = self.model_takes()
+        for widget in (self.stacks_label, self.stacks_list):
+            widget.setVisible(stacks)
+        for widget in (self.reference_label, self.reference_combo):
+            widget.setVisible(reference)
+        for widget in (self.budget_label, self.budget_box):
+            widget.setVisible(self.model_combo.currentData() == SELF_SUPERVISED)
+
+    def _refresh_extra_layers(self, *_: Any) -> None:
+        """Offer every other image layer as an extra stack (checks kept) and as the reference."""
+        current = self.layer_combo.currentText()
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image) and layer.name != current]
+        checked = set(self.checked_stacks())
+        self.stacks_list.clear()
+        for name in names:
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if name in checked else Qt.CheckState.Unchecked)
+            self.stacks_list.addItem(item)
+        reference = self.reference_combo.currentText()
+        self.reference_combo.clear()
+        self.reference_combo.addItems(["(none)", *names])
+        self.reference_combo.setCurrentText(reference if reference in names else "(none)")
+        self._show_extra_inputs()
+
+    def checked_stacks(self) -> list[str]:
+        """Names of the layers checked as extra stacks."""
+        items = (self.stacks_list.item(i) for i in range(self.stacks_list.count()))
+        return [item.text() for item in items if item.checkState() == Qt.CheckState.Checked]
+
+    def set_stacks(self, *names: str) -> None:
+        """Check exactly these layers as extra stacks."""
+        for i in range(self.stacks_list.count()):
+            item = self.stacks_list.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+
+    def extra_inputs(self, img: sciSR.SciImage) -> tuple[sciSR.SciImage | list[sciSR.SciImage], dict[str, Any]]:
+        """What :func:`sciSR.upscale` gets: the input plus checked stacks, or the input and a reference."""
+        stacks, reference = self.model_takes()
+        layers = {layer.name: layer for layer in self.viewer.layers}
+        if stacks and self.checked_stacks():
+            return [img, *(layer_to_sciimage(layers[name])[0] for name in self.checked_stacks())], {}
+        if reference and self.reference_combo.currentText() in layers:
+            return img, {"reference": layer_to_sciimage(layers[self.reference_combo.currentText()])[0]}
+        return img, {}
+
     # --- running ----------------------------------------------------------------------------------
 
     def _preview_crop(self, layer: Image, factors: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
@@ -283,19 +384,32 @@ class UpscaleWidget(QWidget):
         # SciImage axis order[d] is layer axis d; channel axes get no factor.
         scale = tuple(factors[list(order).index(a)] for a in range(img.spatial_ndim))
         start = None
+        model = str(self.model_combo.currentData())
+        if preview and model == SELF_SUPERVISED:
+            self.status_label.setText("self-supervised learns from the whole image: use Run on whole image")
+            return
         if preview:
             bounds = self._preview_crop(layer, factors)
             start = tuple(low for low, _ in bounds)
             img = _crop(img, order, bounds)
-        model = str(self.model_combo.currentData())
         spatial = [factors[d] for d in self._spatial_axes(layer)]
         scale_text = str(spatial[0]) if len(set(spatial)) == 1 else "x".join(map(str, spatial))
         name = f"{layer.name} SR {self.model_combo.currentText()} x{scale_text}"
         self._job = _Job(layer, order, factors, start, f"{name} preview" if preview else name, time.perf_counter())
         self._cancel = threading.Event()
         tile = self.tile_box.value() or None
-        worker = _upscale_job(img, model, scale, tile=tile, device=self.device_combo.currentText(),
-                              progress=self.progress_changed.emit, cancel=self._cancel)
+        inputs, extra = self.extra_inputs(img)
+        if preview and (extra or inputs is not img):  # a preview crop has no geometry to resample them onto
+            self.status_label.setText("preview works on one image: run on the whole image with extra inputs")
+            self._job = None
+            return
+        if model == SELF_SUPERVISED:
+            worker = _self_supervised_job(img, scale, time_budget_s=float(self.budget_box.value()),
+                                          device=self.device_combo.currentText(),
+                                          progress=self.progress_changed.emit, cancel=self._cancel)
+        else:
+            worker = _upscale_job(inputs, model, scale, tile=tile, device=self.device_combo.currentText(),
+                                  progress=self.progress_changed.emit, cancel=self._cancel, **extra)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)

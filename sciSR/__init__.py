@@ -6,15 +6,17 @@
 import importlib
 from typing import Any
 
-from sciSR.api import evaluate, list_models, load_model, read, upscale, upscale_batch, write
+from sciSR.api import evaluate, list_models, load_model, read, upscale, upscale_batch, upscale_file, write
 from sciSR.errors import Cancelled, SciSRError
 from sciSR.image import SciImage
 
 __version__ = "0.1.0"
 
 # Subpackages reached as attributes (``sciSR.models.create_model``, ``sciSR.train(config)``): imported
-# on first use. ``sciSR.train`` is the training package, and calling it runs a recipe.
-_SUBPACKAGES = ("models", "train", "hub", "geometry", "degrade", "data", "intensity", "metrics", "flux", "infer")
+# on first use. ``sciSR.train`` is the training package, and calling it runs a recipe; likewise calling
+# the ``sciSR.self_supervised`` module runs self-supervised SR (it imports torch, so it loads on first use).
+_SUBPACKAGES = ("models", "train", "hub", "geometry", "degrade", "data", "intensity", "metrics", "flux", "infer",
+                "self_supervised", "science", "fusion", "resample")
 
 
 def __getattr__(name: str) -> Any:
@@ -32,8 +34,10 @@ __all__ = [
     "list_models",
     "load_model",
     "read",
+    "self_supervised",
     "train",
     "upscale",
     "upscale_batch",
+    "upscale_file",
     "write",
 ]

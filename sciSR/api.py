@@ -20,6 +20,7 @@ from sciSR.image import SciImage
 from sciSR.infer.batch import JobResult, expand_inputs, run_batch
 from sciSR.infer.interpolate import INTERPOLATORS, interpolate
 from sciSR.intensity import denormalize, fit_normalization, normalize
+from sciSR.paging import available_ram, disk_array, release_pages, row_chunks
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
 
@@ -120,8 +121,36 @@ def _fill_masked(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return values[tuple(index)]
 
 
+def _check_out(out: np.ndarray | None, image: SciImage, factors: tuple[int, ...], source: Any) -> None:
+    expected = (*geometry.upscaled_shape(image.spatial_shape, factors), *image.array.shape[image.spatial_ndim:])
+    if out is not None and tuple(out.shape) != expected:
+        raise SciSRError(f"out has shape {tuple(out.shape)}; the result has shape {expected}", source)
+
+
+def _finish(out: np.ndarray, values: np.ndarray, params: dict[str, Any], factors: tuple[int, ...], mode: str,
+            mask: np.ndarray | None) -> None:
+    """Undo the normalisation, project onto the input's flux and blank masked blocks, in place.
+
+    Every step is local to a block of ``factors`` output voxels, so the result is processed in slabs of
+    input rows (about :data:`sciSR.paging.RELEASE_EVERY_BYTES` each): temporaries stay small and a
+    memory-mapped ``out`` hands each finished slab back to the OS.
+    """
+    s0 = factors[0]
+    for lo, hi in row_chunks(values.shape[0], out[:s0].nbytes * 2):
+        rows = slice(lo * s0, hi * s0)
+        chunk = denormalize(out[rows], params) if params["method"] != "none" else np.array(out[rows])
+        if mode != "none":
+            if mode == "conserve":
+                chunk /= float(np.prod(factors))
+            chunk = enforce_flux(chunk, values[lo:hi], factors, mode, None if mask is None else mask[lo:hi])
+        if mask is not None:
+            chunk[replicate(mask[lo:hi], factors)] = np.nan
+        out[rows] = chunk
+        release_pages(out)
+
+
 def upscale(
-    img: SciImage | np.ndarray,
+    img: SciImage | np.ndarray | Sequence[SciImage],
     model: Any,
     scale: int | Sequence[int] | None = None,
     *,
@@ -130,13 +159,18 @@ def upscale(
     flux: str | None = None,
     progress: ProgressLike = False,
     cancel: threading.Event | None = None,
+    out: np.ndarray | None = None,
+    reference: SciImage | None = None,
 ) -> SciImage | np.ndarray:
     """Super-resolve an image on the field-of-view-preserving grid.
 
     Parameters
     ----------
-    img : SciImage or numpy.ndarray
-        Input; a numpy array is treated as all-spatial and a numpy array is returned.
+    img : SciImage or numpy.ndarray or list of SciImage
+        Input; a numpy array is treated as all-spatial and a numpy array is returned. A list of stacks
+        with affines is fused onto the first stack's grid × ``scale`` by a multi-input model
+        (``oktay-multi``), or averaged after resampling when ``model`` is an interpolation name (the
+        classical multi-stack baseline); see :func:`sciSR.fusion.upscale_stacks`.
     model : str or os.PathLike or nn.Module
         ``"nearest"``, ``"linear"`` or ``"cubic"`` (interpolating cubic B-spline) baselines, a shipped
         model name (:func:`list_models`), a model file (``.safetensors`` + card) or a module built by
@@ -156,6 +190,14 @@ def upscale(
         ``True`` for a progress bar on a terminal, or ``f(fraction_done)``.
     cancel : threading.Event, optional
         When set, :class:`sciSR.Cancelled` is raised and nothing is returned.
+    out : numpy.ndarray, optional
+        float32 array of the result's shape that receives it, e.g. a ``numpy.memmap`` (see
+        :func:`sciSR.paging.disk_array`) for results larger than RAM: tiles, un-normalisation, flux
+        projection and masking then run in slabs and hand written pages back to the OS, so memory stays
+        bounded by the input and the tiles in flight. The result's ``array`` is ``out``.
+    reference : SciImage, optional
+        A high-resolution image of the same object (with an affine) guiding a reference-based model
+        (``ttsr``); resampled onto the output grid. See :func:`sciSR.fusion.upscale_with_reference`.
 
     Returns
     -------
@@ -164,6 +206,17 @@ def upscale(
         keywords updated so every world coordinate stays on the same anatomy or star. Values are in
         the input's units (the network's normalisation is undone).
     """
+    if isinstance(img, list | tuple) or reference is not None:
+        from sciSR import fusion
+
+        if flux not in (None, "none") or out is not None:
+            raise SciSRError("flux and out are not supported with stacks or a reference")
+        options = {"tile": tile, "device": device, "progress": progress, "cancel": cancel}
+        if isinstance(img, list | tuple):
+            if reference is not None:
+                raise SciSRError("give either a list of stacks or a reference, not both")
+            return fusion.upscale_stacks(img, model, scale, **options)
+        return fusion.upscale_with_reference(img, reference, model, scale, **options)
     as_array = not isinstance(img, SciImage)
     image = SciImage.from_array(np.asarray(img)) if as_array else img
     source = image.meta.get("source")
@@ -193,7 +246,9 @@ def upscale(
     with progress_callback(progress) as report:
         if net is None:
             name = model
-            out = interpolate(values, factors, model, progress=report, cancel_check=check)
+            params = {"method": "none"}
+            _check_out(out, image, factors, source)
+            out = interpolate(values, factors, model, progress=report, cancel_check=check, out=out)
         else:
             card = getattr(net, "card", {}) or {}
             name = card.get("name", card.get("arch", type(net).__name__))
@@ -202,21 +257,17 @@ def upscale(
             from sciSR.infer.predict import predict_array
 
             try:
-                out, factors = predict_array(net, normalize(values, params), image.spatial_ndim, factors,
-                                             tile=tile, device=device, progress=report, cancel=cancel)
+                # Normalised window by window: a normalised copy of a frame larger than RAM is never made.
+                out, factors = predict_array(net, values, image.spatial_ndim, factors, tile=tile, device=device,
+                                             progress=report, cancel=cancel, out=out,
+                                             transform=partial(normalize, params=params))
             except SciSRError as err:
                 raise SciSRError(err.message, err.path or source) from None
-            out = denormalize(out, params)
     check()
-    if mode != "none":
-        if image.channel_axis is not None:
-            raise SciSRError("flux conservation needs a single-channel image", source)
-        if mode == "conserve":
-            out /= float(np.prod(factors))
-        out = enforce_flux(out, values, factors, mode, mask)
+    if mode != "none" and image.channel_axis is not None:
+        raise SciSRError("flux conservation needs a single-channel image", source)
     out_mask = None if mask is None else replicate(mask, factors)
-    if out_mask is not None:
-        out[out_mask] = np.nan
+    _finish(out, values, params, factors, mode, mask)
     result = _regrid(image, out, factors, str(name), **({"flux": mode} if mode != "none" else {}))
     if result.meta.get("fits_header") is not None:
         rescale_flux_keywords(result.meta["fits_header"], mode, factors)
@@ -233,9 +284,28 @@ def upscale_file(
     *,
     overwrite: bool = False,
     series: str | int | None = None,
+    domain: str | None = None,
+    memmap: bool | None = None,
     **upscale_options: Any,
 ) -> Path:
     """Read, upscale and write one file (or DICOM series folder); the output is checked first.
+
+    Parameters
+    ----------
+    input_path, output_path : str or os.PathLike
+        Input file or DICOM series folder; output file (or folder for DICOM), format from the suffix.
+    model, scale, **upscale_options
+        As for :func:`upscale`.
+    overwrite : bool
+        Replace an existing output (never the input).
+    series : str or int, optional
+        DICOM series when a folder holds several.
+    domain : str, optional
+        Override the domain read from the file (see :func:`read`).
+    memmap : bool, optional
+        Build the result in a temporary file beside the output instead of in RAM (the FITS writer then
+        streams it to disk in slabs). None: only when the result would take more than
+        :data:`LARGE_RESULT_FRACTION` of the available RAM.
 
     Returns
     -------
@@ -243,8 +313,32 @@ def upscale_file(
         The written output.
     """
     io.check_output(output_path, overwrite=overwrite, inputs=(os.fspath(input_path),))
-    img = read(input_path, series=series)
-    return write(upscale(img, model, scale, **upscale_options), output_path, overwrite=overwrite)
+    img = read(input_path, series=series, domain=domain)
+    if not (isinstance(model, str) and model in INTERPOLATORS):
+        model = load_model(model)  # once: its scale sizes the result below, upscale reuses it
+    shape = _result_shape(img, model, scale)
+    if memmap is None:
+        memmap = 4 * int(np.prod(shape)) > LARGE_RESULT_FRACTION * available_ram()
+    if not memmap:
+        return write(upscale(img, model, scale, **upscale_options), output_path, overwrite=overwrite)
+    with disk_array(shape, np.float32, folder=Path(output_path).parent) as buffer:
+        return write(upscale(img, model, scale, out=buffer, **upscale_options), output_path, overwrite=overwrite)
+
+
+LARGE_RESULT_FRACTION = 0.25
+"""Share of the available RAM above which :func:`upscale_file` builds the result in a memory-mapped file."""
+
+
+def _result_shape(img: SciImage, model: Any, scale: int | Sequence[int] | None) -> tuple[int, ...]:
+    """Shape of ``upscale(img, model, scale)`` without running it."""
+    if isinstance(model, str):
+        factors = _scale_for(img, scale)
+    else:
+        from sciSR.infer.predict import plan_axes
+
+        requested = None if scale is None else _scale_for(img, scale)
+        factors = plan_axes(int(model.spatial_dims), model.scale, requested, img.spatial_ndim)[1]
+    return (*geometry.upscaled_shape(img.spatial_shape, factors), *img.array.shape[img.spatial_ndim:])
 
 
 def output_path_for(input_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:

@@ -27,6 +27,11 @@ EPILOG_UPSCALE = """examples:
   scisr upscale --batch scans/ --out-dir sr/ --model model.safetensors --dask tcp://scheduler:8786
   scisr upscale ct_series/ ct_sr/ --model cubic --scale 2,2,1
   scisr upscale frame.fits frame_sr.fits --model cubic --scale 2 --flux conserve
+  scisr upscale --stack sax.nii.gz --stack lax.nii.gz --stack cor.nii.gz fused.nii.gz --model fusion.safetensors
+  scisr upscale --stack sax.nii.gz --stack lax.nii.gz avg.nii.gz --model cubic --scale 1,1,4   (plain average)
+  scisr upscale t2.nii.gz t2_sr.nii.gz --model ttsr.safetensors --reference t1.nii.gz
+  scisr upscale knee_thick.nii.gz knee_iso.nii.gz --self-supervised --time-budget 300   (learns from the scan)
+  scisr upscale frame.fits frame_sr.fits --self-supervised --scale 2
 """
 
 
@@ -88,7 +93,55 @@ def _model_arg(args: argparse.Namespace):
     return args.model
 
 
+def _cmd_upscale_fusion(args: argparse.Namespace) -> int:
+    """``--stack A --stack B OUT`` (fused onto A's grid) or ``IN OUT --reference R``."""
+    if args.batch or args.flux:
+        args.parser.error("--stack and --reference do not combine with --batch or --flux")
+    if args.stack and args.reference:
+        args.parser.error("give either --stack inputs or --reference, not both")
+    expected = 1 if args.stack else 2
+    if len(args.paths) != expected:
+        args.parser.error("upscale --stack A --stack B ... takes one OUT" if args.stack
+                          else "upscale IN OUT --reference R takes IN and OUT")
+    inputs = tuple(args.stack) if args.stack else (args.paths[0], args.reference)
+    target = args.paths[-1]
+    check_output(target, overwrite=args.overwrite, inputs=inputs)
+    read = [api.read(path, series=args.series, domain=args.domain) for path in inputs]
+    options = {"tile": args.tile, "device": args.device, "progress": True}
+    if args.stack:
+        result = api.upscale(read, _model_arg(args), args.scale, **options)
+    else:
+        result = api.upscale(read[0], _model_arg(args), args.scale, reference=read[1], **options)
+    path = api.write(result, target, overwrite=args.overwrite)
+    print(f"{' + '.join(inputs)} -> {path}")
+    return 0
+
+
+def _cmd_upscale_self_supervised(args: argparse.Namespace) -> int:
+    """``IN OUT --self-supervised``: train on the image itself (see :func:`sciSR.self_supervised`)."""
+    if args.batch or args.stack or args.reference or args.flux or args.model != "cubic":
+        args.parser.error("--self-supervised takes IN OUT and no --batch, --stack, --reference, --flux or --model")
+    if len(args.paths) != 2:
+        args.parser.error("upscale IN OUT --self-supervised takes IN and OUT")
+    from sciSR.self_supervised import self_supervised
+
+    source, target = args.paths
+    check_output(target, overwrite=args.overwrite, inputs=(source,))
+    img = api.read(source, series=args.series, domain=args.domain)
+    result = self_supervised(img, args.scale, axis=args.axis, time_budget_s=args.time_budget, device=args.device,
+                             progress=True)
+    path = api.write(result, target, overwrite=args.overwrite)
+    step = result.meta["provenance"][-1]
+    print(f"{source} -> {path} (self-supervised: {step['steps']} steps, scale {step['scale']}, "
+          f"{step['train_seconds'] + step['infer_seconds']:.0f} s)")
+    return 0
+
+
 def _cmd_upscale(args: argparse.Namespace) -> int:
+    if args.self_supervised:
+        return _cmd_upscale_self_supervised(args)
+    if args.stack or args.reference:
+        return _cmd_upscale_fusion(args)
     options = {"tile": args.tile, "device": args.device, "flux": args.flux}
     if args.batch:
         return _cmd_upscale_batch(args, options)
@@ -97,10 +150,10 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     source, target = args.paths
     # Refuse a bad output before spending minutes on the upscale.
     check_output(target, overwrite=args.overwrite, inputs=(source,))
-    img = api.read(source, series=args.series, domain=args.domain)
-    out = api.upscale(img, _model_arg(args), args.scale, progress=True, **options)
-    path = api.write(out, target, overwrite=args.overwrite)
-    print(f"{source} -> {path}  {img.array.shape} -> {out.array.shape}")
+    # upscale_file builds a result larger than a quarter of the free RAM in a memory-mapped file.
+    path = api.upscale_file(source, target, _model_arg(args), args.scale, overwrite=args.overwrite,
+                            series=args.series, domain=args.domain, progress=True, **options)
+    print(f"{source} -> {path}")
     return 0
 
 
@@ -151,7 +204,32 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_science(args: argparse.Namespace) -> int:
+    """Each file is an LR frame: upscale it with the model, then run the science report on the pair."""
+    from sciSR import science
+
+    model = _model_arg(args)
+    if args.report_dir:
+        Path(args.report_dir).mkdir(parents=True, exist_ok=True)
+    reports = []
+    for path in args.files:
+        lr = api.read(path)
+        sr = api.upscale(lr, model, args.scale, tile=args.tile, device=args.device, flux=args.flux)
+        result = science.report(lr, sr, model=model, device=args.device)
+        print(f"== {path}\n{result.table()}")
+        if args.report_dir:
+            stem = Path(path).name.split(".")[0]
+            result.to_json(Path(args.report_dir) / f"{stem}.science.json", overwrite=True)
+            result.save_png(Path(args.report_dir) / f"{stem}.science.png", overwrite=True)
+        reports.append({"file": str(path), **result.as_dict()})
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=2))
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.science:
+        return _cmd_science(args)
     rows = api.evaluate(_model_arg(args), args.files, scale=args.scale, degrade=args.degrade,
                         baseline=args.baseline, tile=args.tile, device=args.device)
     print(f"{'file':40s} {'scale':>9s} {'PSNR':>7s} {'SSIM':>7s} {args.baseline + ' PSNR':>11s} "
@@ -198,6 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--series", help="DICOM series when a folder holds several")
     up.add_argument("--domain", choices=("mri", "ct", "sky", "generic"), help="override the domain")
     up.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    up.add_argument("--stack", action="append", metavar="IN",
+                    help="a low-res stack to fuse (repeat; the output is on the first stack's grid × scale; "
+                         "a multi-input model, or an interpolation name for the plain average)")
+    up.add_argument("--reference", metavar="REF", help="high-res reference guiding a reference-based model (ttsr)")
+    up.add_argument("--self-supervised", action="store_true",
+                    help="train a network on IN itself (volumes: through-plane from in-plane slices; frames: ZSSR)")
+    up.add_argument("--axis", type=int, help="--self-supervised: low-resolution axis (default: largest spacing)")
+    up.add_argument("--time-budget", type=float, default=300.0, metavar="SECONDS",
+                    help="--self-supervised: wall-clock limit for training + inference (default 300)")
     up.set_defaults(func=_cmd_upscale, parser=up)
 
     tr = sub.add_parser("train", help="train a network from a YAML recipe",
@@ -224,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tile", type=int)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--json", help="also write the rows as JSON here")
+    ev.add_argument("--science", action="store_true",
+                    help="sky frames: treat each file as the LOW-res input, upscale it with the model and report "
+                         "photometry, WCS centroid shifts, noise and hallucinated sources (sciSR.science.report)")
+    ev.add_argument("--flux", choices=("conserve", "mean", "none"), help="with --science: flux mode (default: BUNIT)")
+    ev.add_argument("--report-dir", help="with --science: write <name>.science.json and .png here")
     ev.add_argument("--trust-pickle", action="store_true", help="allow a .pt/.pth model file")
     ev.set_defaults(func=_cmd_evaluate)
 
@@ -246,7 +338,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def _subject(args: argparse.Namespace) -> str:
     """The file an error is about when the error itself names none."""
-    paths = getattr(args, "paths", None) or getattr(args, "files", None)
+    paths = getattr(args, "stack", None) or getattr(args, "paths", None) or getattr(args, "files", None)
     if getattr(args, "config", None):
         return str(args.config)
     if getattr(args, "input", None):

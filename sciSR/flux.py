@@ -7,6 +7,7 @@ each ``s_y × s_x`` block of output pixels must SUM to the input pixel. A surfac
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Sequence
@@ -14,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from sciSR.degrade.binning import bin_array, replicate
 from sciSR.errors import SciSRError
 
 FLUX_MODES = ("conserve", "mean", "none")
@@ -60,6 +60,57 @@ def flux_mode_for_units(bunit: str | None) -> str:
     return "mean"
 
 
+def project_blocks(sr: Any, lr: Any, scale: Sequence[int], mode: str, valid: Any = None) -> Any:
+    """The exact flux projection, written once for numpy arrays and torch tensors alike.
+
+    Parameters
+    ----------
+    sr : numpy.ndarray or torch.Tensor
+        ``(*lead, *spatial·scale)`` values per output pixel; ``lead`` axes (batch, channel) are kept.
+    lr : numpy.ndarray or torch.Tensor
+        ``(*lead, *spatial)`` input values, same kind and dtype as ``sr``.
+    scale : sequence of int
+        Factor per trailing spatial axis.
+    mode : str
+        ``"conserve"``: ``SR += U(LR − D_sum(SR)) / ∏s``; ``"mean"``: ``SR += U(LR − D_mean(SR))``.
+        Both formulas are one update ``U(LR·w − D_sum(SR)) / ∏s`` with ``w = 1`` or ``∏s``.
+    valid : numpy.ndarray or torch.Tensor, optional
+        ``(*lead, *spatial)`` 0/1 (same kind as ``lr``); blocks with 0 are left as they are.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        Like ``sr``: every valid block sums (``"conserve"``) or averages (``"mean"``) to ``lr``.
+
+    Notes
+    -----
+    Only ``reshape``, ``sum(axis=...)``, broadcasting and arithmetic are used, which numpy and torch
+    share, so the training layer (:class:`sciSR.models.flux_projection.FluxProjection`) and
+    :func:`enforce_flux` are the same computation (and differentiable under torch).
+    """
+    if mode not in ("conserve", "mean"):
+        raise SciSRError(f"the flux projection is 'conserve' or 'mean', got {mode!r}")
+    factors = [int(f) for f in scale]
+    k = len(factors)
+    lead = tuple(sr.shape[: sr.ndim - k])
+    spatial = tuple(lr.shape[lr.ndim - k:])
+    if tuple(lr.shape[: lr.ndim - k]) != lead or tuple(sr.shape[sr.ndim - k:]) != tuple(
+        n * f for n, f in zip(spatial, factors, strict=True)
+    ):
+        raise SciSRError(f"SR shape {tuple(sr.shape)} is not LR shape {tuple(lr.shape)} "
+                         f"times the scale {tuple(factors)}")
+    interleaved = [d for n, f in zip(spatial, factors, strict=True) for d in (n, f)]
+    collapsed = [d for n in spatial for d in (n, 1)]
+    n_sub = math.prod(factors)
+    blocks = sr.reshape(*lead, *interleaved)
+    block_sum = blocks.sum(axis=tuple(len(lead) + 2 * a + 1 for a in range(k)))
+    target = lr if mode == "conserve" else lr * n_sub
+    residual = (target - block_sum) / n_sub
+    if valid is not None:
+        residual = residual * valid
+    return (blocks + residual.reshape(*lead, *collapsed)).reshape(sr.shape)
+
+
 def enforce_flux(
     sr: np.ndarray, lr: np.ndarray, scale: Sequence[int], mode: str, mask: np.ndarray | None = None
 ) -> np.ndarray:
@@ -76,7 +127,7 @@ def enforce_flux(
         Factor per axis.
     mode : str
         ``"conserve"``: ``SR += U(LR − D_sum(SR)) / prod(s)``; ``"mean"``: ``SR += U(LR − D_mean(SR))``;
-        ``"none"``: return ``sr`` unchanged.
+        ``"none"``: return ``sr`` unchanged. Computed in float64 by :func:`project_blocks`.
     mask : numpy.ndarray, optional
         ``(*spatial)`` bool, True where ``lr`` is invalid; those blocks are left as they are.
 
@@ -89,16 +140,9 @@ def enforce_flux(
         raise SciSRError(f"flux must be one of {FLUX_MODES}, got {mode!r}")
     if mode == "none":
         return sr
-    n = int(np.prod(scale))
-    sr64 = sr.astype(np.float64)
-    block = bin_array(sr64, scale, "sum")
-    target = lr.astype(np.float64)
-    residual = (target - block) if mode == "conserve" else (target - block / n)
-    if mode == "conserve":
-        residual = residual / n
-    if mask is not None:
-        residual = np.where(mask, 0.0, residual)
-    return (sr64 + replicate(residual, scale)).astype(np.float32)
+    valid = None if mask is None else (~np.asarray(mask, dtype=bool)).astype(np.float64)
+    out = project_blocks(sr.astype(np.float64), lr.astype(np.float64), scale, mode, valid)
+    return out.astype(np.float32)
 
 
 FLUX_KEYWORDS = ("SATURATE", "SATLEVEL", "SKYLEVEL", "SKY", "BACKGND")

@@ -249,3 +249,90 @@ def upscale_fits_grid_keywords(header: Any, scale: Sequence[int]) -> list[str]:
             header[f"PIXSCAL{i}"] = float(header[f"PIXSCAL{i}"]) / s
             changed.append(f"PIXSCAL{i}")
     return changed
+
+
+def downscale_affine(affine: np.ndarray, scale: Sequence[int], offset: Sequence[float] | None = None) -> np.ndarray:
+    """Affine of a grid ``s`` times coarser whose voxel ``n`` is centred on fine voxel ``s·n + (s − 1)/2``.
+
+    The inverse of :func:`upscale_affine` (the degradations of :mod:`sciSR.degrade` sample there), with an
+    optional sub-slice ``offset`` for stacks acquired shifted by a fraction of a slice.
+
+    Parameters
+    ----------
+    affine : numpy.ndarray
+        ``(4, 4)`` fine voxel index → world.
+    scale : sequence of int
+        Factor per spatial array axis (1 to 3 entries).
+    offset : sequence of float, optional
+        Extra shift of the coarse grid per axis, in FINE voxels (default 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4, 4)`` float64: ``affine @ T``, ``T = diag(s)`` plus a translation of ``(s − 1)/2 + offset``
+        fine voxels per axis.
+    """
+    s = _pad3(scale)
+    shift = np.zeros(3) if offset is None else np.array(list(offset) + [0.0] * (3 - len(offset)), np.float64)
+    coarse_to_fine = np.eye(4)
+    coarse_to_fine[:3, :3] = np.diag(s)
+    coarse_to_fine[:3, 3] = (s - 1.0) / 2.0 + shift
+    return np.asarray(affine, dtype=np.float64) @ coarse_to_fine
+
+
+def target_in_source_coordinates(target_affine: np.ndarray, target_shape: Sequence[int], source_affine: np.ndarray,
+                                 rows: slice | None = None) -> np.ndarray:
+    """Continuous voxel coordinates in a source grid of every voxel centre of a target grid.
+
+    Pure affine math in world coordinates: ``source_affine⁻¹ @ target_affine @ (i, j, k, 1)``, so grids
+    with different orientations, voxel sizes and fields of view meet on the same anatomy.
+
+    Parameters
+    ----------
+    target_affine, source_affine : numpy.ndarray
+        ``(4, 4)`` voxel index → world (RAS+ mm) of the target and source grids.
+    target_shape : sequence of int
+        Target spatial shape, 2 or 3 axes (a 2D grid is the plane ``k = 0`` of its affine).
+    rows : slice, optional
+        Only these indices along the first target axis (to bound memory on large grids).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(3, *rows_shape)`` float64 source coordinates ``(i, j, k)`` per target voxel; for 2D grids the
+        third row is the out-of-plane coordinate (0 when the planes coincide).
+    """
+    shape = [int(n) for n in target_shape]
+    if len(shape) not in (2, 3):
+        raise SciSRError(f"target grid must have 2 or 3 axes, got shape {tuple(shape)}")
+    first = range(shape[0])[rows] if rows is not None else range(shape[0])
+    axes = [np.asarray(first, dtype=np.float64), *(np.arange(n, dtype=np.float64) for n in shape[1:])]
+    axes += [np.zeros(1)] * (3 - len(shape))
+    target_to_source = np.linalg.solve(np.asarray(source_affine, np.float64), np.asarray(target_affine, np.float64))
+    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
+    coords = np.stack([sum(target_to_source[r, c] * grids[c] for c in range(3)) + target_to_source[r, 3]
+                       for r in range(3)])
+    return coords.reshape(3, len(first), *shape[1:])
+
+
+def fusion_output_grid(affine: np.ndarray, shape: Sequence[int], scale: Sequence[int]
+                       ) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The output grid of a multi-stack fusion: the first stack's grid upscaled by ``scale`` (FOV kept).
+
+    Parameters
+    ----------
+    affine : numpy.ndarray
+        ``(4, 4)`` voxel → world of the first stack.
+    shape : sequence of int
+        Its spatial shape.
+    scale : sequence of int
+        Factor per spatial axis.
+
+    Returns
+    -------
+    affine : numpy.ndarray
+        ``(4, 4)`` of the output grid (:func:`upscale_affine`).
+    shape : tuple of int
+        Output spatial shape (:func:`upscaled_shape`).
+    """
+    return upscale_affine(affine, scale), upscaled_shape(shape, scale)

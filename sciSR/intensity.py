@@ -16,13 +16,27 @@ METHODS = ("none", "ct_window", "percentile", "asinh")
 DEFAULT_FOR_DOMAIN = {"ct": "ct_window", "mri": "percentile", "sky": "asinh", "generic": "percentile"}
 
 
+STATISTICS_SAMPLE = 2**22
+"""Most values the robust statistics look at: larger images are sampled on a regular stride, which bounds
+the memory of the percentiles/medians (each copies its input) for frames larger than RAM can hold twice."""
+
+
+def _sample(array: np.ndarray) -> np.ndarray:
+    """Finite values of ``array``, or of a regular-stride sample of at most :data:`STATISTICS_SAMPLE` values."""
+    flat = np.asarray(array).reshape(-1)
+    if flat.size > STATISTICS_SAMPLE:
+        flat = flat[:: -(-flat.size // STATISTICS_SAMPLE)]
+    return flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
+
+
 def fit_normalization(array: np.ndarray, method: str, **options: Any) -> dict[str, Any]:
     """Parameters that map ``array`` to network units.
 
     Parameters
     ----------
     array : numpy.ndarray
-        Calibrated values (any shape); NaNs are ignored.
+        Calibrated values (any shape); NaNs are ignored. Above :data:`STATISTICS_SAMPLE` values the
+        statistics come from a regular-stride sample (percentiles and MAD change by sampling noise only).
     method : str
         ``"none"``; ``"ct_window"``: ``(HU − low)/(high − low)`` with ``low``/``high`` in HU (default
         −1024, 3071); ``"percentile"``: robust per-volume ``(x − p_low)/(p_high − p_low)`` (defaults 0.5,
@@ -38,11 +52,11 @@ def fit_normalization(array: np.ndarray, method: str, **options: Any) -> dict[st
     """
     if method not in METHODS:
         raise SciSRError(f"normalisation must be one of {METHODS}, got {method!r}")
-    values = array[np.isfinite(array)] if array.dtype.kind == "f" else array.ravel()
     if method == "none":
         return {"method": "none"}
     if method == "ct_window":
         return {"method": method, "low": float(options.get("low", -1024.0)), "high": float(options.get("high", 3071.0))}
+    values = _sample(array)
     if values.size == 0:
         raise SciSRError("cannot normalise an image without finite values")
     if method == "percentile":

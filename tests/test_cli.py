@@ -104,3 +104,109 @@ def test_usage_error_exits_2():
 def test_debug_shows_traceback(tmp_path):
     rc, _, err = run("--debug", "info", str(tmp_path / "nope.nii"))
     assert rc == 1 and "Traceback" in err
+
+
+# --- multi-input upscaling: --stack and --reference ------------------------------------------------------------
+
+
+def _stacks_of_anatomical(tmp_path):
+    """Two thick-slice stacks (along k and along i) of nibabel's anatomical.nii, written as NIfTI."""
+    import sciSR
+    from sciSR.data.fusion import simulate_stacks
+
+    img = sciSR.read(ANATOMICAL)
+    img = img.replace(array=img.array[:16, :4, :12])
+    paths = []
+    for n, stack in enumerate(simulate_stacks(img, [(1, 1, 2), (2, 1, 1)])):
+        paths.append(str(tmp_path / f"stack{n}.nii.gz"))
+        sciSR.write(stack.replace(domain="mri"), paths[-1])
+    return img, paths
+
+
+def test_stacks_are_fused_onto_the_first_stacks_grid(tmp_path):
+    img, (a, b) = _stacks_of_anatomical(tmp_path)
+    target = tmp_path / "fused.nii.gz"
+    rc, out, err = run("upscale", "--stack", a, "--stack", b, str(target), "--model", "linear", "--scale", "1,1,2")
+    assert rc == 0, err
+    fused = nib.load(target)
+    assert fused.shape == (16, 4, 12)
+    np.testing.assert_allclose(fused.affine, img.affine, atol=1e-4)  # stack a's grid ×(1,1,2) = the HR grid
+    assert "->" in out
+
+
+def test_reference_guided_upscale_from_files(tmp_path):
+    import torch
+
+    from sciSR.hub import save_model
+    from sciSR.models import create_model
+
+    _, (a, _) = _stacks_of_anatomical(tmp_path)
+    torch.manual_seed(0)
+    net = create_model("ttsr", scale=(1, 2), spatial_dims=2, features=4, n_blocks=1, tail_blocks=1,
+                       texture_features=4, search_radius=1)
+    model = save_model(net, tmp_path / "ttsr.safetensors", normalisation={"method": "percentile"})
+    target = tmp_path / "sr.nii.gz"
+    rc, _, err = run("upscale", a, str(target), "--model", str(model), "--reference", ANATOMICAL, "--device", "cpu",
+                     "--scale", "1,1,2")
+    assert rc == 0, err
+    assert nib.load(target).shape == (16, 4, 12)
+
+
+def test_multi_input_errors_are_one_line_and_write_nothing(tmp_path):
+    _, (a, b) = _stacks_of_anatomical(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = str(tmp_path / "o.nii.gz")
+    rc, _, err = run("upscale", a, out, "--model", "cubic", "--scale", "1,1,2", "--reference", b)
+    assert rc == 1 and "takes no reference" in err and err.count("\n") == 1
+    rc, _, err = run("upscale", "--stack", a, "--stack", str(tmp_path / "missing.nii"), out, "--scale", "2")
+    assert rc == 1 and "missing.nii" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    rc, _, err = run("upscale", "--stack", a, "--stack", b, "x.nii", out)
+    assert rc == 2 and "one OUT" in err
+    rc, _, err = run("upscale", "--stack", a, out, "--reference", b)
+    assert rc == 2 and "not both" in err
+
+
+def _thick_knee(tmp_path):
+    """A 20 × 20 × 5 knee phantom slab: 2 mm slices over 0.5 mm pixels, as a NIfTI file."""
+    from sciSR.data.phantoms import knee_phantom
+    from sciSR.degrade.mri import thick_slice
+
+    thick = thick_slice(knee_phantom((20, 20, 20), seed=4).array, (1, 1, 4))
+    path = tmp_path / "thick.nii.gz"
+    nib.save(nib.Nifti1Image(thick, np.diag([0.5, 0.5, 2.0, 1.0])), path)
+    return path
+
+
+def test_self_supervised_upscale_from_the_header(tmp_path):
+    import torch
+
+    source, target = _thick_knee(tmp_path), tmp_path / "iso.nii.gz"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared CPU: two threads mostly wait for each other
+    try:
+        rc, out, err = run("upscale", str(source), str(target), "--self-supervised", "--time-budget", "2",
+                           "--device", "cpu")
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0, err
+    assert "self-supervised" in out and "[1, 1, 4]" in out
+    written = nib.load(target)
+    assert written.shape == (20, 20, 20)
+    np.testing.assert_allclose(written.header.get_zooms(), (0.5, 0.5, 0.5))
+    # FOV kept: the first output slice centre sits 3/8 of a thick slice before the first input slice centre.
+    np.testing.assert_allclose(written.affine[2, 3], -0.75)
+
+
+def test_self_supervised_usage_and_data_errors(tmp_path):
+    source = _thick_knee(tmp_path)
+    out = str(tmp_path / "o.nii.gz")
+    rc, _, err = run("upscale", "--batch", str(source), "--out-dir", str(tmp_path), "--self-supervised")
+    assert rc == 2 and "--self-supervised takes IN OUT" in err
+    rc, _, err = run("upscale", str(source), out, "--self-supervised", "--model", "linear")
+    assert rc == 2 and "--model" in err
+    rc, _, err = run("upscale", str(source), out, "--self-supervised", "--axis", "5")
+    assert rc == 1 and "axis 5 is out of range" in err and err.count("\n") == 1
+    rc, _, err = run("upscale", str(source), out, "--self-supervised", "--time-budget", "0")
+    assert rc == 1 and "time_budget_s must be positive" in err
+    assert not (tmp_path / "o.nii.gz").exists()

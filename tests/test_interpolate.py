@@ -43,6 +43,15 @@ def test_separable_chunked_passes_equal_one_joint_resample_and_report_progress()
     assert len(seen) == 6 + 16 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("scale", [(2, 3), (1, 2), (3, 1)])
+def test_out_receives_the_result_in_place(tmp_path, scale):
+    x = np.random.default_rng(4).random((37, 41)).astype(np.float32)
+    expected = interpolate(x, scale, "cubic")
+    out = np.memmap(tmp_path / "out.f32", dtype=np.float32, mode="w+", shape=expected.shape)
+    assert interpolate(x, scale, "cubic", out=out) is out
+    np.testing.assert_array_equal(np.asarray(out), expected)
+
+
 def test_cancel_stops_between_chunks():
     calls = []
 

@@ -186,6 +186,8 @@ def find_items(
     seed: int = 0,
     options: Mapping[str, Any] | None = None,
     subject_pattern: str | None = None,
+    collection: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """List the training images.
 
@@ -204,15 +206,27 @@ def find_items(
     subject_pattern : str, optional
         Regular expression whose first group (or whole match) names the subject in a path, so that the
         split keeps all files of a subject together (e.g. ``"sub-[0-9]+"``); default the file name.
+    collection : sequence of str
+        Names of :data:`sciSR.data.shipped.COLLECTIONS` (images that installed packages ship); slices of
+        one volume share its file name as subject. May be combined with ``generate`` (phantoms are added).
+    exclude : sequence of str
+        File-name globs of collection images to leave out (held-out test images).
 
     Returns
     -------
     list of dict
         ``{"image": path or {"generate", "seed", "options"}, "subject": str}``.
     """
+    phantoms = [] if generate is None else [
+        {"image": {"generate": generate, "seed": seed + i, "options": dict(options or {})},
+         "subject": f"{generate}-{seed + i}"} for i in range(int(count))]
+    if collection:
+        from sciSR.data.shipped import collection as shipped_collection
+
+        shipped = [f for name in collection for f in shipped_collection(name, exclude=exclude)]
+        return [{"image": os.fspath(f.path), "subject": f.source} for f in shipped] + phantoms
     if generate is not None:
-        return [{"image": {"generate": generate, "seed": seed + i, "options": dict(options or {})},
-                 "subject": f"{generate}-{seed + i}"} for i in range(int(count))]
+        return phantoms
     paths = [Path(f) for f in files]
     if folder is not None:
         if not Path(folder).is_dir():

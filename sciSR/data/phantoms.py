@@ -186,7 +186,8 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 
     Returns
     -------
     SciImage
-        float32 counts, domain ``"sky"``, ``meta["units"] = "counts"`` (flux-conserving upscales).
+        float32 counts, domain ``"sky"``, ``meta["units"] = "counts"`` (flux-conserving upscales), a
+        north-up TAN ``wcs`` centred on RA 150°, Dec 2° with ``pixel_scale``.
     """
     if len(shape) != 2:
         raise SciSRError(f"star_field makes 2D images; shape must have 2 entries, got {tuple(shape)}")
@@ -213,7 +214,16 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 
         b = (-dx * np.sin(theta) + dy * np.cos(theta)) / q
         img += rng.uniform(20, 80) * np.exp(-np.hypot(a, b) / scale)
     noisy = rng.poisson(img * gain) / gain + rng.normal(0.0, read_noise, img.shape)
-    return SciImage.from_array(noisy.astype(np.float32), spacing=(pixel_scale, pixel_scale), domain="sky",
+    from astropy.wcs import WCS
+
+    # A north-up TAN frame so sky coordinates (and the science report's arcsec shifts) exist.
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]
+    wcs.wcs.cdelt = [-pixel_scale, pixel_scale]
+    wcs.pixel_shape = (nx, ny)
+    return SciImage.from_array(noisy.astype(np.float32), spacing=(pixel_scale, pixel_scale), wcs=wcs, domain="sky",
                                meta={"source": f"star_field(seed={seed})", "units": "counts"})
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import ndimage
 
+from sciSR.paging import release_pages
+
 INTERPOLATORS = {"nearest": 0, "linear": 1, "cubic": 3}
 # Enough chunks per pass for responsive progress and cancel, few enough that scipy's per-call cost is nil.
 CHUNKS_PER_PASS = 16
@@ -32,6 +34,7 @@ def interpolate(
     *,
     progress: Callable[[float], None] | None = None,
     cancel_check: Callable[[], None] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Upsample the leading (spatial) axes of ``array`` by integer factors.
 
@@ -49,11 +52,14 @@ def interpolate(
         Called with the fraction done after each chunk.
     cancel_check : callable, optional
         Called before each chunk; raises to stop.
+    out : numpy.ndarray, optional
+        float32 array of the result's shape to write into (e.g. a ``numpy.memmap``); the last pass
+        writes into it chunk by chunk when its layout allows (C order), else the result is copied in.
 
     Returns
     -------
     numpy.ndarray
-        float32 ``(*spatial·scale, [C])``. New voxel ``i'`` samples the input at
+        float32 ``(*spatial·scale, [C])`` (``out`` when given). New voxel ``i'`` samples the input at
         ``(i' + 0.5)/s − 0.5`` (scipy ``grid_mode=True``), the grid of :mod:`sciSR.geometry`; borders
         are mirrored about the voxel edge.
 
@@ -62,6 +68,8 @@ def interpolate(
     Tensor-product B-splines are separable, so the image is resampled one scaled axis at a time, each
     pass in chunks of the other axes' voxels. This equals the joint resample (to float rounding), bounds
     the temporary memory by one chunk, and gives progress and cancel points on single-channel volumes.
+    The final pass runs along the last scaled axis: its chunks are blocks of whole rows of a C-ordered
+    ``out``, so each chunk touches only its own pages of a memory-mapped result.
     """
     order = INTERPOLATORS[method]
     x = np.asarray(array, dtype=np.float32)
@@ -69,20 +77,38 @@ def interpolate(
     if not passes:
         if progress is not None:
             progress(1.0)
-        return x.copy()
+        if out is None:
+            return x.copy()
+        out[...] = x
+        return out
     for n_pass, (axis, factor) in enumerate(passes):
         # One scaled axis at a time, as (length, columns) with every other axis folded into the columns.
         moved = np.moveaxis(x, axis, 0)
         columns = moved.reshape(moved.shape[0], -1)
         n = columns.shape[1]
-        out = np.empty((columns.shape[0] * factor, n), dtype=np.float32)
+        target = _columns_view(out, axis) if out is not None and n_pass == len(passes) - 1 else None
+        result = np.empty((columns.shape[0] * factor, n), dtype=np.float32) if target is None else target
         n_chunks = max(1, min(CHUNKS_PER_PASS, n // MIN_CHUNK))
         bounds = np.linspace(0, n, n_chunks + 1).astype(int)
         for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             if cancel_check is not None:
                 cancel_check()
-            out[:, lo:hi] = _zoom_columns(columns[:, lo:hi], factor, order)
+            result[:, lo:hi] = _zoom_columns(columns[:, lo:hi], factor, order)
+            if target is not None:
+                release_pages(target)
             if progress is not None:
                 progress((n_pass + (k + 1) / n_chunks) / len(passes))
-        x = np.moveaxis(out.reshape(out.shape[0], *moved.shape[1:]), 0, axis)
-    return x
+        x = np.moveaxis(result.reshape(result.shape[0], *moved.shape[1:]), 0, axis)
+    if out is None:
+        return x
+    if not np.shares_memory(x, out):
+        out[...] = x
+    return out
+
+
+def _columns_view(out: np.ndarray, axis: int) -> np.ndarray | None:
+    """``out`` as (length along ``axis``, columns) without a copy, or None if its layout does not allow it."""
+    try:
+        return np.moveaxis(out, axis, 0).reshape(out.shape[axis], -1, copy=False)
+    except ValueError:
+        return None

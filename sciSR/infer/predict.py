@@ -70,6 +70,8 @@ def predict_array(
     device: str = "auto",
     progress: Callable[[float], None] | None = None,
     cancel=None,
+    out: np.ndarray | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, tuple[int, ...]]:
     """Run ``model`` over a normalised image of any supported layout.
 
@@ -83,8 +85,11 @@ def predict_array(
         Number of spatial axes.
     scale : sequence of int, optional
         Requested factor per spatial axis (see :func:`plan_axes`).
-    tile, device, progress, cancel
+    tile, device, progress, cancel, transform
         Passed to :func:`sciSR.infer.tiled.predict_tiled`; ``tile`` is in input voxels of the model axes.
+    out : numpy.ndarray, optional
+        float32 array of the output shape to write into (e.g. a ``numpy.memmap`` for results larger
+        than RAM); returned as ``out``.
 
     Returns
     -------
@@ -109,7 +114,16 @@ def predict_array(
     moved = np.transpose(x, order)
     rest_shape = moved.shape[dims:-1]
     out_model_shape = tuple(moved.shape[i] * full_scale[a] for i, a in enumerate(model_axes))
-    out = np.empty(out_model_shape + rest_shape + (n_channels,), dtype=np.float32)
+    # A multi-input bundle (stacks or a packed reference, sciSR.fusion) returns fewer channels than it takes.
+    n_out = int(getattr(model, "out_channels", n_channels)) if len(groups) == 1 else n_channels
+    expected = out_model_shape + rest_shape + (n_out,)
+    if out is None:
+        target_array = np.empty(expected, dtype=np.float32)
+    else:
+        wanted = tuple(np.array(expected)[np.argsort(order)][: out.ndim])
+        if tuple(out.shape) != wanted:
+            raise SciSRError(f"out has shape {tuple(out.shape)}; the result has shape {wanted}")
+        target_array = np.transpose(out if has_channels else out[..., np.newaxis], order)
     positions = list(np.ndindex(*rest_shape)) if rest_shape else [()]
     total = len(positions) * len(groups)
     done = 0
@@ -122,10 +136,13 @@ def predict_array(
                 if progress is not None:
                     progress((_done + fraction) / total)
 
-            pred = predict_tiled(model, slab, tuple(full_scale[a] for a in model_axes), tile=tile,
-                                 device=device, progress=report, cancel=cancel)
             target = (Ellipsis, *pos, group) if pos else (Ellipsis, group)
-            out[target] = np.moveaxis(pred, 0, -1)
+            # The prediction goes straight into its place in the result (no window-sized copy).
+            predict_tiled(model, slab, tuple(full_scale[a] for a in model_axes), tile=tile, device=device,
+                          progress=report, cancel=cancel, out=np.moveaxis(target_array[target], -1, 0),
+                          transform=transform)
             done += 1
-    result = np.transpose(out, np.argsort(order))
+    if out is not None:
+        return out, full_scale
+    result = np.transpose(target_array, np.argsort(order))
     return (result if has_channels else result[..., 0]), full_scale

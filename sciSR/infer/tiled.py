@@ -11,7 +11,8 @@ hides the residual seams of networks that are not exactly local (global pooling)
 
 The weights of a window are a product of one 1-D profile per axis and the windows form a full grid, so
 the sum of the weights is a product of per-axis sums: each profile is normalised on its own and no
-weight image is ever allocated. The output (or the caller's ``numpy.memmap``) stays on the CPU; only
+weight image is ever allocated. The output (or the caller's ``numpy.memmap``, whose written pages are
+handed back to the OS as the prediction goes, see :mod:`sciSR.paging`) stays on the CPU; only
 windows travel to the device.
 """
 
@@ -31,6 +32,7 @@ from torch import nn
 from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale, upscaled_shape
 from sciSR.infer.receptive_field import ReceptiveField, receptive_field_radius
+from sciSR.paging import RELEASE_EVERY_BYTES, available_ram, is_disk_backed, release_pages, row_chunks
 from sciSR.progress import cancel_checker
 
 TileLike = int | Sequence[int]
@@ -158,14 +160,7 @@ def _available_memory(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        with open("/proc/meminfo") as f:
-            info = dict(line.split(":", 1) for line in f)
-        return int(info["MemAvailable"].split()[0]) * 1024
+    return available_ram()
 
 
 def _bytes_per_voxel(model: nn.Module, device: torch.device, dtype: torch.dtype, amp: torch.dtype | None,
@@ -254,6 +249,7 @@ def predict_tiled(
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
     out: np.ndarray | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Apply a super-resolution network to an image of any size, tile by tile, without seams.
 
@@ -290,6 +286,9 @@ def predict_tiled(
     out : numpy.ndarray, optional
         ``(C_out, *spatial·scale)`` float array to write into (e.g. a ``numpy.memmap`` for outputs
         larger than RAM); it is overwritten, also where the prediction is later cancelled.
+    transform : callable, optional
+        Applied to each window's float32 input before the network (e.g. intensity normalisation), so
+        that no transformed copy of a large image is ever made. Must act voxel by voxel.
 
     Returns
     -------
@@ -362,7 +361,8 @@ def predict_tiled(
                     f"voxels, so at least {minimum} along tiled axes)")
         # Tile starts on multiples of the network's internal padding multiple (see _window_starts).
         tile_ = tuple(min(_round_up(t, w), n) for t, w, n in zip(tile_, multiple, shape, strict=True))
-        runner = _Runner(model, array, scale, rf, overlap_, multiple, dev, dtype, amp_dtype, progress, cancel, out)
+        runner = _Runner(model, array, scale, rf, overlap_, multiple, dev, dtype, amp_dtype, progress, cancel, out,
+                         transform)
         while True:
             try:
                 return runner.run(tile_, batch_size)
@@ -384,12 +384,18 @@ class _Runner:
     def __init__(self, model: nn.Module, array: np.ndarray, scale: tuple[int, ...], rf: ReceptiveField,
                  overlap: tuple[int, ...], multiple: tuple[int, ...], device: torch.device, dtype: torch.dtype,
                  amp: torch.dtype | None, progress: Callable[[float], None] | None,
-                 cancel: threading.Event | None, out: np.ndarray | None) -> None:
+                 cancel: threading.Event | None, out: np.ndarray | None,
+                 transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         self.model, self.array, self.scale, self.rf = model, array, scale, rf
+        self.transform = transform
         self.overlap, self.multiple = overlap, multiple
         self.device, self.dtype, self.amp = device, dtype, amp
         self.progress, self.check_cancel, self.out = progress, cancel_checker(cancel), out
         self.reported = 0.0  # progress never goes back, even when an OOM restarts the pass
+        # A memory-mapped output gives its written pages back as it goes, so the resident set stays
+        # bounded by the windows in flight however large the result is.
+        self.disk = out is not None and is_disk_backed(out)
+        self.dirty = 0
 
     def run(self, tile: tuple[int, ...], batch_size: int) -> np.ndarray:
         axes = [_plan_axis(*args) for args in zip(self.array.shape[1:], tile, self.overlap, self.rf.radius,
@@ -401,7 +407,11 @@ class _Runner:
             warnings.warn(
                 f"the model has global pooling: tiled prediction (tile {tile}) only approximates the "
                 f"whole-image one; pass a tile covering the image for an exact result", stacklevel=3)
-        if self.out is not None:
+        if self.disk:
+            for lo, hi in row_chunks(self.out.shape[1], self.out[:, :1].nbytes):
+                self.out[:, lo:hi] = 0
+                release_pages(self.out)
+        elif self.out is not None:
             self.out[...] = 0
         done = 0
         while done < len(windows):
@@ -420,6 +430,11 @@ class _Runner:
             for k, index in enumerate(batch):
                 self._accumulate(axes, index, pred[k])
             done += len(batch)
+            if self.disk:
+                self.dirty += sum(p.nbytes for p in pred)
+                if self.dirty >= RELEASE_EVERY_BYTES or done == len(windows):
+                    release_pages(self.out)
+                    self.dirty = 0
             self._report(done / len(windows))
         return self.out
 
@@ -428,6 +443,8 @@ class _Runner:
         tiles = [np.asarray(self.array[(slice(None), *(slice(a.starts[i], a.starts[i] + a.sizes[i])
                                                       for a, i in zip(axes, index, strict=True)))],
                             dtype=np.float32) for index in batch]
+        if self.transform is not None:
+            tiles = [self.transform(t) for t in tiles]
         x = torch.from_numpy(np.stack(tiles)).to(self.device, self.dtype)
         expected = upscaled_shape(x.shape[2:], self.scale)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):

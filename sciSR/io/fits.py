@@ -4,7 +4,8 @@ Reading applies BSCALE/BZERO and BLANK (astropy does it), keeps NaNs as NaN and 
 ``meta["mask"]``, picks the HDU by EXTNAME/index or the first HDU holding an image (tile-compressed
 ones included) and keeps the celestial WCS (with SIP) as ``img.wcs``. Writing puts the (upscaled)
 array back at the same HDU position with the original header cards, the WCS cards of ``img.wcs``, a
-HISTORY card naming the model, and every other HDU of the source file copied unchanged.
+HISTORY card naming the model, its uncertainty/quality HDUs (ERR, VAR, DQ...) upscaled with it, and
+every other HDU of the source file copied unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from sciSR.errors import SciSRError
 from sciSR.geometry import upscale_wcs
 from sciSR.image import DOMAINS, SciImage
+from sciSR.paging import is_disk_backed, release_pages, row_chunks
 
 SUFFIXES: tuple[str, ...] = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fz")
 
@@ -112,7 +114,10 @@ def read(
         when celestial, else 1.0. ``meta``: ``format``, ``source``, ``units`` (BUNIT or None),
         ``fits_header`` (copy of the chosen HDU's header, as stored), ``hdu``, ``stored_dtype``,
         ``bscale``/``bzero`` when present, ``mask`` (bool, ``array.shape``, True on NaN/inf),
-        ``other_hdus`` (what :func:`write` needs to copy the rest of the file), ``notes``,
+        ``other_hdus`` (what :func:`write` needs to copy the rest of the file), ``fits_companions``
+        (uncertainty/quality HDUs of the same shape: ``index``, ``extname``, ``kind`` — ``sigma``
+        (EXTNAME ERR/SIGMA/STDDEV/UNC...), ``variance`` (VAR), ``ivar`` (IVAR/WHT), ``dq``
+        (DQ/MASK/FLAGS/BPM), or by HDUCLAS2/3; EXTVER must match the science HDU's), ``notes``,
         ``provenance``.
 
     Raises
@@ -145,8 +150,13 @@ def read(
         wcs, spacing = _read_wcs(header, hdul, array.ndim, notes)
         n_hdus = len(hdul)
         compressed = isinstance(chosen, fits.CompImageHDU)
+        companions = _find_companions(hdul, index, array.shape)
+        paired = {c["index"] for c in companions}
         same_grid = [f"{i} ({h.name or 'unnamed'})" for i, h in enumerate(hdul)
-                     if i != index and _holds_image(h) and tuple(h.shape) == array.shape]
+                     if i != index and i not in paired and _holds_image(h) and tuple(h.shape) == array.shape]
+    if companions:
+        notes.append("uncertainty/quality HDUs " + ", ".join(f"{c['index']} ({c['extname']}: {c['kind']})"
+                                                             for c in companions) + " are upscaled with the image")
     if same_grid:
         notes.append(f"HDUs {', '.join(same_grid)} share the image grid but are copied unchanged on write, "
                      "not upscaled")
@@ -165,6 +175,7 @@ def read(
         "stored_dtype": _stored_dtype(header),
         "mask": mask,
         "other_hdus": {"path": os.path.abspath(source), "index": index, "count": n_hdus},
+        "fits_companions": companions,
         "notes": notes,
         "provenance": [],
     }
@@ -209,8 +220,10 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
       ``img.wcs`` at the grid corners and centre to 1e-6 pixel; if other conventions in it override
       the new cards (e.g. a DSS solution of a cropped image), they are replaced by wcslib's complete
       description of ``img.wcs``, and if that fails too, nothing is written.
-    - Layout: the image goes back to its HDU position; the other HDUs of ``meta["other_hdus"]["path"]``
-      are copied unchanged (tile-compressed ones stay compressed, byte for byte). The image is
+    - Layout: the image goes back to its HDU position; the HDUs of ``meta["fits_companions"]`` are
+      upscaled with it by :func:`propagate_companion` (flux mode from the provenance) with their WCS
+      and grid keywords rescaled; the other HDUs of ``meta["other_hdus"]["path"]`` are copied
+      unchanged (tile-compressed ones stay compressed, byte for byte). The image is
       written uncompressed unless ``meta["fits_compress"]`` is True (lossless GZIP_2) or a dict of
       :class:`astropy.io.fits.CompImageHDU` options, or ``path`` ends in ``.fz``.
     - A HISTORY card names the model, scale and flux mode of the last ``meta["provenance"]`` entry
@@ -223,7 +236,9 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
     """
     path = Path(path)
     data, mask = _output_arrays(img)
-    if mask is not None:
+    # A disk-backed result (larger than RAM) is streamed to the file in slabs instead of being copied.
+    stream = is_disk_backed(data) and not (img.meta.get("fits_compress") or path.name.lower().endswith((".fz", ".gz")))
+    if mask is not None and not stream:
         data[mask] = np.nan
     try:
         header = _output_header(img, data)
@@ -233,7 +248,7 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
     other = img.meta.get("other_hdus")
     try:
         if other is None:
-            fits.HDUList(_image_hdus(data, header, compress, 0)).writeto(path, output_verify="silentfix")
+            _write_hdus(path, [], data, mask, header, compress, 0, [], stream)
             return
         source, index = other["path"], int(other["index"])
         if not os.path.isfile(source):
@@ -243,8 +258,9 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
         with fits.open(source, disable_image_compression=True, do_not_scale_image_data=True) as src:
             if index >= len(src):
                 raise SciSRError(f"source FITS file has no HDU {index} any more", source)
-            hdus = [*src[:index], *_image_hdus(data, header, compress, index), *src[index + 1 :]]
-            fits.HDUList(hdus).writeto(path, output_verify="silentfix")
+            upscaled = _upscaled_companions(img, src, data.shape)
+            kept = [upscaled.get(i, hdu) for i, hdu in enumerate(src)]
+            _write_hdus(path, kept[:index], data, mask, header, compress, index, kept[index + 1 :], stream)
     except SciSRError:
         raise
     except Exception as err:  # astropy's verify/IO errors: report them as one line
@@ -339,7 +355,8 @@ def _output_arrays(img: SciImage) -> tuple[np.ndarray, np.ndarray | None]:
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
         raise SciSRError(f"FITS images here are real numbers; got dtype {array.dtype}", img.meta.get("source"))
     dtype = np.float64 if array.dtype.kind == "f" and array.dtype.itemsize == 8 else np.float32
-    data = np.array(array, dtype=dtype)  # a copy: masking must not touch img.array
+    # A copy, since masking must not touch img.array; a disk-backed array is masked slab by slab instead.
+    data = array.astype(dtype, copy=False) if is_disk_backed(array) else np.array(array, dtype=dtype)
     mask = img.meta.get("mask")
     mask = np.asarray(mask, dtype=bool) if mask is not None and np.shape(mask) == array.shape else None
     if img.channel_axis is not None:
@@ -359,10 +376,11 @@ def _output_header(img: SciImage, data: np.ndarray) -> fits.Header:
         header["BUNIT"] = img.meta["units"]
     factors = _grid_factors(old_shape, data.shape)
     _update_wcs_cards(header, img.wcs, factors, data.shape)
-    finite = data[np.isfinite(data)]
-    for key, fn in (("DATAMIN", np.min), ("DATAMAX", np.max)):
-        if key in header and finite.size:
-            header[key] = float(fn(finite))
+    if "DATAMIN" in header or "DATAMAX" in header:
+        low, high = _finite_range(data)
+        for key, value in (("DATAMIN", low), ("DATAMAX", high)):
+            if key in header and np.isfinite(value):
+                header[key] = value
     step = next((p for p in reversed(img.meta.get("provenance", [])) if isinstance(p, dict) and "model" in p), None)
     if step is not None:
         scale = "x".join(str(s) for s in step.get("scale", [])) or "?"
@@ -370,6 +388,18 @@ def _output_header(img: SciImage, data: np.ndarray) -> fits.Header:
         header.add_history(f"{_version()}: upscaled {scale} (numpy axis order) by model {step['model']}{flux}; "
                            "field of view and WCS preserved")
     return header
+
+
+def _finite_range(data: np.ndarray) -> tuple[float, float]:
+    """Smallest and largest finite value (NaN, NaN if none), read in slabs."""
+    low, high = np.inf, -np.inf
+    for lo, hi in row_chunks(data.shape[0], data[:1].nbytes):
+        slab = data[lo:hi]
+        finite = slab[np.isfinite(slab)]
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+        release_pages(data)
+    return (low, high) if low <= high else (np.nan, np.nan)
 
 
 def _version() -> str:
@@ -536,6 +566,35 @@ def _update_wcs_cards(header: fits.Header, wcs: Any, factors: tuple[int, ...] | 
             raise SciSRError(f"the FITS header cannot reproduce the image's WCS (off by {error:.3g} pixels)")
 
 
+def _write_hdus(path: Path, before: list[Any], data: np.ndarray, mask: np.ndarray | None, header: fits.Header,
+                compress: Any, index: int, after: list[Any], stream: bool) -> None:
+    """Write ``before``, the image at position ``index``, then ``after``; ``stream``: the image in slabs."""
+    if not stream:
+        fits.HDUList([*before, *_image_hdus(data, header, compress, index), *after]).writeto(
+            path, output_verify="silentfix")
+        return
+    if before:
+        fits.HDUList(before).writeto(path, output_verify="silentfix")
+    # The header astropy would write for this array (BITPIX, NAXISn), built without touching the data.
+    layout = fits.PrimaryHDU if index == 0 else fits.ImageHDU
+    full = layout(data=np.empty((0,) * data.ndim, data.dtype), header=header).header
+    for axis, n in enumerate(reversed(data.shape), start=1):
+        full[f"NAXIS{axis}"] = n
+    streamed = fits.StreamingHDU(os.fspath(path), full)
+    big_endian = data.dtype.newbyteorder(">")
+    for lo, hi in row_chunks(data.shape[0], data[:1].nbytes):
+        slab = np.array(data[lo:hi], dtype=big_endian)
+        if mask is not None:
+            slab[mask[lo:hi]] = np.nan
+        streamed.write(slab)
+        release_pages(data)
+    streamed.close()
+    if after:
+        with fits.open(path, mode="append") as out:
+            for hdu in after:
+                out.append(hdu)
+
+
 def _image_hdus(data: np.ndarray, header: fits.Header, compress: Any, index: int) -> list[Any]:
     """The HDU(s) that take the image's place at position ``index`` of the output file."""
     if compress:
@@ -547,3 +606,108 @@ def _image_hdus(data: np.ndarray, header: fits.Header, compress: Any, index: int
         # A compressed image cannot be the primary HDU: it follows an empty one.
         return [fits.PrimaryHDU(), hdu] if index == 0 else [hdu]
     return [fits.PrimaryHDU(data, header) if index == 0 else fits.ImageHDU(data, header)]
+
+
+# --- uncertainty and quality extensions --------------------------------------------------------------
+
+# EXTNAMEs of per-pixel uncertainty/quality maps, by what they hold (case-insensitive).
+_COMPANION_NAMES = {
+    "sigma": ("ERR", "ERROR", "SIGMA", "STDDEV", "STDEV", "UNC", "UNCERT", "NOISE", "RMS"),
+    "variance": ("VAR", "VARIANCE"),
+    "ivar": ("IVAR", "INVVAR", "WHT", "WEIGHT"),  # weight maps (drizzle WHT) are inverse variances
+    "dq": ("DQ", "MASK", "FLAGS", "BPM", "QUALITY"),
+}
+# The HDUCLAS convention (HDUCLAS2 = ERROR / QUALITY, HDUCLAS3 = what the error holds).
+_HDUCLAS_KINDS = {("ERROR", "STDDEV"): "sigma", ("ERROR", "RMSE"): "sigma", ("ERROR", "VARIANCE"): "variance",
+                  ("ERROR", "INVVAR"): "ivar", ("QUALITY", ""): "dq", ("DQ", ""): "dq"}
+
+
+def _companion_kind(header: fits.Header) -> str | None:
+    name = str(header.get("EXTNAME", "")).strip().upper()
+    for kind, names in _COMPANION_NAMES.items():
+        if name in names:
+            return kind
+    clas2 = str(header.get("HDUCLAS2", "")).strip().upper()
+    clas3 = str(header.get("HDUCLAS3", "")).strip().upper()
+    return _HDUCLAS_KINDS.get((clas2, clas3 if clas2 == "ERROR" else ""))
+
+
+def _find_companions(hdul: fits.HDUList, index: int, shape: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Uncertainty/quality HDUs of the science HDU ``index``: same shape, same EXTVER where both have one."""
+    extver = hdul[index].header.get("EXTVER")
+    found = []
+    for i, hdu in enumerate(hdul):
+        if i == index or not _holds_image(hdu) or tuple(hdu.shape) != shape:
+            continue
+        kind = _companion_kind(hdu.header)
+        if kind is None or (extver is not None and hdu.header.get("EXTVER", extver) != extver):
+            continue
+        found.append({"index": i, "extname": hdu.name, "kind": kind})
+    return found
+
+
+def propagate_companion(values: np.ndarray, kind: str, scale: Sequence[int], flux: str) -> np.ndarray:
+    """Upscale an uncertainty or quality map with its science image (GUIDE §4).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(*spatial)`` map on the input grid.
+    kind : str
+        ``"sigma"`` (1σ errors), ``"variance"``, ``"ivar"`` (inverse variance or weight) or ``"dq"``
+        (bit flags / masks).
+    scale : sequence of int
+        Factor per axis.
+    flux : str
+        Flux mode of the science upscale. ``"conserve"``: a pixel's counts are split over ``n = ∏s``
+        sub-pixels, so variance ÷ n, σ ÷ √n, inverse variance × n (sub-pixel errors treated as
+        independent: their block sum has the input variance). ``"mean"`` and ``"none"``: a sub-pixel
+        carries the block's value, so the map is replicated; σ then is the error of the block mean,
+        which the sub-pixels share (they are correlated, not independent measurements).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(*spatial·scale)``: float32 for error maps, the input dtype for ``"dq"`` (nearest).
+    """
+    from sciSR.degrade.binning import replicate
+
+    out = replicate(np.asarray(values), scale)
+    if kind == "dq":
+        return out
+    out = out.astype(np.float32)
+    n = float(np.prod(scale))
+    if flux == "conserve":
+        factor = {"sigma": 1.0 / np.sqrt(n), "variance": 1.0 / n, "ivar": n}[kind]
+        out *= np.float32(factor)
+    return out
+
+
+def _upscaled_companions(img: SciImage, src: fits.HDUList, shape: tuple[int, ...]) -> dict[int, Any]:
+    """New HDUs for ``img.meta["fits_companions"]`` on the array's grid, by HDU index (empty: no upscale)."""
+    companions = img.meta.get("fits_companions") or []
+    stored = img.meta.get("fits_header")
+    factors = _grid_factors(_header_shape(stored), shape) if isinstance(stored, fits.Header) else None
+    if not companions or factors is None or all(f == 1 for f in factors) or img.channel_axis is not None:
+        return {}
+    step = next((p for p in reversed(img.meta.get("provenance", [])) if isinstance(p, dict) and "model" in p), {})
+    flux = step.get("flux", "none")
+    from sciSR.geometry import upscale_fits_grid_keywords
+
+    out = {}
+    with fits.open(img.meta["other_hdus"]["path"]) as scaled:  # physical values (BSCALE applied)
+        for companion in companions:
+            i, kind = int(companion["index"]), companion["kind"]
+            data = propagate_companion(scaled[i].data, kind, factors, flux)
+            header = src[i].header.copy()
+            for key in [k for k in header if k in _STRUCTURAL or _NAXIS_N.match(k)]:
+                del header[key]
+            _update_wcs_cards(header, None, factors, data.shape)
+            if data.ndim == 2:
+                upscale_fits_grid_keywords(header, factors)
+            rule = "nearest" if kind == "dq" else {"conserve": {"sigma": "/ sqrt(n)", "variance": "/ n",
+                                                                "ivar": "* n"}[kind]}.get(flux, "replicated")
+            header.add_history(f"sciSR: {kind} map upscaled {'x'.join(map(str, factors))} with the science "
+                               f"image ({rule}, n = {int(np.prod(factors))}, flux {flux})")
+            out[i] = fits.ImageHDU(data, header)
+    return out

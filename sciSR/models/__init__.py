@@ -14,6 +14,7 @@ from sciSR.models import (  # noqa: F401  (imported to register their architectu
     esrgan,
     fsrcnn,
     lapsrn,
+    oktay,
     rcan,
     rdn,
     san,
@@ -22,6 +23,7 @@ from sciSR.models import (  # noqa: F401  (imported to register their architectu
     srresnet,
     swinir,
     toy,
+    ttsr,
     vdsr,
 )
 from sciSR.models.base import Discriminator, PreUpsamplingModel, ZooModel

@@ -29,7 +29,8 @@ class ZooModel(nn.Module):
     ----------
     kind : str
         ``"pre"`` (interpolates first, then refines), ``"post"`` (upsamples at the end),
-        ``"progressive"`` (×2 pyramid levels) or ``"discriminator"``.
+        ``"progressive"`` (×2 pyramid levels), ``"fusion"`` (several stacks already on the output grid),
+        ``"reference"`` (low-res input plus a high-res reference) or ``"discriminator"``.
     global_pooling : bool
         True when an output voxel depends on the whole input (channel attention over global statistics,
         non-local attention), so tiled inference cannot reproduce the whole-image result exactly.

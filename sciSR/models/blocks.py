@@ -200,8 +200,8 @@ def init_bilinear_(deconv: nn.Module, scale: Sequence[int]) -> None:
             deconv.bias.zero_()
 
 
-def interpolate_fov(x: torch.Tensor, scale: Sequence[int]) -> torch.Tensor:
-    """Cubic (2D) or trilinear (3D) interpolation on the FOV-preserving grid.
+def interpolate_fov(x: torch.Tensor, scale: Sequence[int], *, linear: bool = False) -> torch.Tensor:
+    """Cubic (2D) or trilinear (3D) interpolation on the FOV-preserving grid; bilinear in 2D if ``linear``.
 
     Parameters
     ----------
@@ -209,6 +209,8 @@ def interpolate_fov(x: torch.Tensor, scale: Sequence[int]) -> torch.Tensor:
         ``(B, C, *S)``.
     scale : sequence of int
         One factor per spatial axis.
+    linear : bool
+        Bilinear instead of bicubic in 2D (no overshoot; what Oktay et al. feed their residual).
 
     Returns
     -------
@@ -223,7 +225,7 @@ def interpolate_fov(x: torch.Tensor, scale: Sequence[int]) -> torch.Tensor:
     mode, so 3D uses trilinear. Factors are passed as ``scale_factor`` so traced/exported graphs keep the
     input size dynamic.
     """
-    mode = "bicubic" if x.ndim == 4 else "trilinear"
+    mode = "trilinear" if x.ndim == 5 else ("bilinear" if linear else "bicubic")
     return F.interpolate(x, scale_factor=tuple(float(s) for s in scale), mode=mode, align_corners=False)
 
 

@@ -31,7 +31,8 @@ class ModelInfo:
     year : int
         Publication year.
     kind : str
-        ``"pre"``, ``"post"``, ``"progressive"`` or ``"discriminator"``.
+        ``"pre"``, ``"post"``, ``"progressive"``, ``"discriminator"``, ``"fusion"`` (several input stacks
+        on the output grid as channel groups) or ``"reference"`` (``forward(x, ref)``).
     defaults : dict
         Paper-default options (keyword arguments of ``cls``).
     """

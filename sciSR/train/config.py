@@ -10,19 +10,28 @@ directory):
   picks the default normalisation and is written to the model card; default ``generic``), ``scale`` (one
   factor per image spatial axis, e.g. ``[1, 1, 4]``; for 2D patches from volumes the sliced axis has
   factor 1).
-- ``data``: where the HR images come from (``files``, ``folder`` + ``pattern``, or ``generate`` a phantom),
+- ``data``: where the HR images come from (``files``, ``folder`` + ``pattern``, ``collection`` names of images
+  that installed packages ship (:mod:`sciSR.data.shipped`; may be combined with ``generate``) minus
+  ``exclude`` (file-name globs of held-out images), or ``generate`` a phantom),
   the subject-wise split, patches (``patch_size`` in LR voxels per model axis), caching (``cache``:
   ``memory``, ``disk`` in ``cache_dir`` (default ``<out_dir>/<name>/cache``) or ``none``) and loading
-  (``num_workers`` processes, ``batch_size`` per process).
+  (``num_workers`` processes, ``batch_size`` per process). ``fusion.stacks`` (one scale per simulated stack, e.g.
+  ``[[4, 1, 1], [1, 4, 1], [1, 1, 4]]``; the first equals ``scale``) trains a multi-stack model on stacks
+  resampled onto the HR grid (``offsets``: random sub-slice offsets, ``order``: 1 or 3;
+  :class:`sciSR.data.fusion.StackSpec`, ``patch_size`` in LR voxels of the first stack); ``reference.enabled``
+  adds a simulated reference (another ``contrast``, a smooth ``deform`` of up to that many HR voxels over
+  ``smoothness`` voxels, ``noise`` σ) for reference-guided models (:class:`sciSR.data.fusion.ReferenceSpec`).
 - ``degradation``: ``type`` (:data:`sciSR.degrade.DEGRADATIONS`) and that degradation's options.
 - ``normalisation``: ``method`` (default from the domain) and its options; written to the model card.
-- ``model``: ``arch`` and ``options`` of :func:`sciSR.models.create_model`; ``init`` a model file to start from.
+- ``model``: ``arch`` and ``options`` of :func:`sciSR.models.create_model`; ``init`` a model file to start from;
+  ``flux_projection`` (``conserve``/``mean``/null) ends every forward pass with the exact flux projection.
 - ``loss``: weights of ``l1``, ``mse``, ``charbonnier``, ``ssim``, ``gradient``, ``perceptual``, ``style``
   (the last two need ``feature_net``, a TorchScript file you provide).
 - ``gan``: adversarial fine-tuning (``srgan-d``/``esrgan-d`` discriminators; ``standard`` or
   ``relativistic`` loss) from ``start_step`` on.
 - ``optim``, ``schedule``: optimiser and learning-rate schedule (per iteration).
-- ``train``: steps, validation/checkpoint cadence, EMA, gradient clipping, precision, devices, strategy.
+- ``train``: steps, ``max_time_s`` (wall-clock limit; the model file is still written), validation/checkpoint
+  cadence, EMA, gradient clipping, precision, devices, strategy.
 - ``output``: where the model file goes.
 """
 
@@ -48,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "scale": None,
     "data": {
         "files": [],
+        "collection": [],
+        "exclude": [],
         "folder": None,
         "pattern": "*",
         "generate": None,
@@ -70,10 +81,12 @@ DEFAULTS: dict[str, Any] = {
         "cache_dir": None,
         "flip": True,
         "rot90": True,
+        "fusion": {"stacks": [], "offsets": True, "order": 3},
+        "reference": {"enabled": False, "contrast": True, "deform": 1.0, "smoothness": 6.0, "noise": 0.02},
     },
     "degradation": {"type": "bin"},
     "normalisation": {"method": None},
-    "model": {"arch": "edsr-baseline", "options": {}, "in_channels": 1, "init": None},
+    "model": {"arch": "edsr-baseline", "options": {}, "in_channels": 1, "init": None, "flux_projection": None},
     "loss": {
         "l1": 1.0,
         "mse": 0.0,
@@ -111,6 +124,7 @@ DEFAULTS: dict[str, Any] = {
         "devices": "auto",
         "num_nodes": 1,
         "strategy": "auto",
+        "max_time_s": None,
         "out_dir": "runs",
     },
     "output": {"model_path": None, "overwrite": False},
@@ -125,6 +139,7 @@ CHOICES = {
     "data.cache": ("memory", "disk", "none"),
     "gan.mode": ("standard", "relativistic"),
     "gan.discriminator": ("srgan-d", "esrgan-d"),
+    "model.flux_projection": (None, "conserve", "mean"),
     "optim.name": ("adam", "adamw"),
     "schedule.name": ("cosine", "step", "constant"),
     "train.strategy": ("auto", "ddp", "ddp_spawn", "ddp_notebook", "single_device"),
@@ -207,9 +222,14 @@ def validate(cfg: dict[str, Any], source: str | None = None) -> dict[str, Any]:
         value = _get(cfg, key)
         if value is not None and (not isinstance(value, list) or not all(isinstance(p, int) and p > 0 for p in value)):
             raise SciSRError(f"'{key}' must be a list of positive integers, got {value!r}", source)
-    sources = [bool(cfg["data"]["files"]), cfg["data"]["folder"] is not None, cfg["data"]["generate"] is not None]
+    stacks = cfg["data"]["fusion"]["stacks"]
+    if stacks and (cfg["data"]["reference"]["enabled"] or stacks[0] != scale):
+        raise SciSRError(f"'data.fusion.stacks' must start with 'scale' {scale} (the model's nominal scale) and "
+                         "cannot be combined with 'data.reference'", source)
+    sources = [bool(cfg["data"]["files"]), cfg["data"]["folder"] is not None, cfg["data"]["generate"] is not None,
+               bool(cfg["data"]["collection"])]
     if sum(sources) == 0:
-        raise SciSRError("data needs 'files', 'folder' or 'generate'", source)
+        raise SciSRError("data needs 'files', 'folder', 'collection' or 'generate'", source)
     if cfg["data"]["generate"] is not None and any(sources[:2]):
         raise SciSRError("data takes either 'generate' or files/folder, not both", source)
     degradation = cfg["degradation"]
@@ -234,6 +254,11 @@ def validate(cfg: dict[str, Any], source: str | None = None) -> dict[str, Any]:
     for key in ("max_steps", "val_every", "checkpoint_every", "keep_checkpoints", "log_every", "num_nodes"):
         if train[key] < 1:
             raise SciSRError(f"'train.{key}' must be ≥ 1, got {train[key]}", source)
+    if train["max_time_s"] is not None and (isinstance(train["max_time_s"], bool)
+                                            or not isinstance(train["max_time_s"], int | float)
+                                            or train["max_time_s"] <= 0):
+        raise SciSRError(f"'train.max_time_s' must be a number of seconds > 0 or null, got {train['max_time_s']!r}",
+                         source)
     if train["ema"] is not None and not 0.0 < float(train["ema"]) < 1.0:
         raise SciSRError(f"'train.ema' must be in (0, 1) or null, got {train['ema']}", source)
     return cfg

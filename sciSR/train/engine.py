@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import shutil
 import sys
@@ -17,6 +18,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
 from sciSR.data.dataset import PairSpec, find_items, fixed_dataset, make_loader, split_items, train_dataset
+from sciSR.data.fusion import ReferenceSpec, StackSpec
 from sciSR.errors import SciSRError
 from sciSR.hub import load_model, save_model
 from sciSR.models import create_model
@@ -51,17 +53,27 @@ class TrainResult:
     model: nn.Module
 
 
-def pair_spec(cfg: Mapping[str, Any], patch_size: Sequence[int] | None = None) -> PairSpec:
-    """The :class:`~sciSR.data.dataset.PairSpec` a configuration describes (unknown options raise)."""
+def pair_spec(cfg: Mapping[str, Any], patch_size: Sequence[int] | None = None) -> PairSpec | StackSpec:
+    """The :class:`~sciSR.data.dataset.PairSpec` a configuration describes (unknown options raise).
+
+    ``data.fusion.stacks`` gives a :class:`~sciSR.data.fusion.StackSpec`, ``data.reference.enabled`` a
+    :class:`~sciSR.data.fusion.ReferenceSpec`.
+    """
     data, degradation, norm = cfg["data"], dict(cfg["degradation"]), dict(cfg["normalisation"])
     name = degradation.pop("type")
     method = norm.pop("method")
+    common = dict(patch_size=patch_size or data["patch_size"], degradation=name, degradation_options=degradation,
+                  normalisation=method, normalisation_options=norm, margin=data["margin"],
+                  foreground_prob=data["foreground_prob"], foreground_threshold=data["foreground_threshold"],
+                  flip=data["flip"], rot90=data["rot90"])
+    fusion, reference = data["fusion"], data["reference"]
     try:
-        return PairSpec(scale=cfg["scale"], patch_size=patch_size or data["patch_size"], degradation=name,
-                        degradation_options=degradation, normalisation=method, normalisation_options=norm,
-                        margin=data["margin"], foreground_prob=data["foreground_prob"],
-                        foreground_threshold=data["foreground_threshold"], flip=data["flip"], rot90=data["rot90"],
-                        slice_axis=data["slice_axis"])
+        if fusion["stacks"]:  # multi-stack fusion: (stacks on the HR grid, HR) samples
+            return StackSpec(stacks=fusion["stacks"], offsets=fusion["offsets"], order=fusion["order"], **common)
+        if reference["enabled"]:  # reference-guided: (LR, reference, HR) samples
+            return ReferenceSpec(scale=cfg["scale"], slice_axis=data["slice_axis"],
+                                 **{f"ref_{k}": v for k, v in reference.items() if k != "enabled"}, **common)
+        return PairSpec(scale=cfg["scale"], slice_axis=data["slice_axis"], **common)
     except SciSRError as err:
         raise SciSRError(err.message, cfg.get("_source")) from None
 
@@ -78,7 +90,8 @@ class PairDataModule(L.LightningDataModule):
         try:
             items = find_items(files=data["files"], folder=data["folder"], pattern=data["pattern"],
                                generate=data["generate"], count=data["count"], seed=cfg["seed"],
-                               options=data["options"], subject_pattern=data["subject_pattern"])
+                               options=data["options"], subject_pattern=data["subject_pattern"],
+                               collection=data["collection"], exclude=data["exclude"])
             self.train_items, self.val_items = split_items(items, data["val_fraction"], cfg["seed"],
                                                            data["val_subjects"])
         except SciSRError as err:
@@ -95,7 +108,7 @@ class PairDataModule(L.LightningDataModule):
                                        samples_per_epoch=data["samples_per_epoch"], seed=seed)
         self.val_set = fixed_dataset(self.val_items, self.val_spec, per_item=data["val_patches"], seed=seed) \
             if self.val_items else None
-        channels = int(self.train_set[0]["lr"].shape[0])
+        channels = int(self.train_set[0]["hr"].shape[0])  # fusion samples hold N·C stack channels in "lr"
         if channels != self.cfg["model"]["in_channels"]:
             raise SciSRError(f"images have {channels} channel(s) but model.in_channels is "
                              f"{self.cfg['model']['in_channels']}", self.cfg.get("_source"))
@@ -124,7 +137,14 @@ def resolve_precision(precision: Any) -> Any:
 
 
 def build_generator(cfg: Mapping[str, Any], spec: PairSpec) -> nn.Module:
-    """The zoo generator of ``model``, or the model file ``model.init`` (must match arch and scale)."""
+    """The zoo generator of ``model``, or the model file ``model.init`` (must match arch and scale).
+
+    With ``model.flux_projection`` (``conserve``/``mean``) every forward pass ends with the exact flux
+    projection (:func:`sciSR.models.flux_projection.attach`). The network works in LR-pixel units (HR × ∏s
+    for block-summing degradations, see :class:`~sciSR.data.transforms.NormalizePaird`), where both modes
+    are the block-mean projection; ``conserve`` must pair with a summing degradation, ``mean`` with an
+    averaging one.
+    """
     model = cfg["model"]
     dims = len(spec.patch_size)
     try:
@@ -134,9 +154,19 @@ def build_generator(cfg: Mapping[str, Any], spec: PairSpec) -> nn.Module:
             if card["arch"] != model["arch"] or tuple(card["scale"]) != spec.model_scale:
                 raise SciSRError(f"model.init holds {card['arch']} ×{tuple(card['scale'])}; the config asks for "
                                  f"{model['arch']} ×{spec.model_scale}", model["init"])
-            return net
-        return create_model(model["arch"], scale=spec.model_scale, spatial_dims=dims,
-                            in_channels=model["in_channels"], **model["options"])
+        else:
+            net = create_model(model["arch"], scale=spec.model_scale, spatial_dims=dims,
+                               in_channels=model["in_channels"], **model["options"])
+        flux = model["flux_projection"]
+        if flux is not None:
+            from sciSR.models.flux_projection import attach
+
+            reduce = spec.degradation_transform(spec.model_scale).flux_reduce
+            if {"conserve": "sum", "mean": "mean"}[flux] != reduce:
+                raise SciSRError(f"model.flux_projection '{flux}' does not fit degradation "
+                                 f"'{cfg['degradation']['type']}', whose LR pixels are block {reduce}s")
+            attach(net, "mean", "asinh" if spec.normalisation == "asinh" else "linear")
+        return net
     except SciSRError as err:
         raise SciSRError(err.message, err.path or cfg.get("_source")) from None
 
@@ -211,6 +241,8 @@ def run(config: str | os.PathLike | Mapping[str, Any], *, overrides: Sequence[st
     trainer = L.Trainer(
         max_steps=train["max_steps"] * module.steps_per_iteration,
         max_epochs=-1,
+        # On time-out Lightning ends fit() normally, so validation and the model file still follow.
+        max_time=None if train["max_time_s"] is None else datetime.timedelta(seconds=float(train["max_time_s"])),
         val_check_interval=train["val_every"],
         check_val_every_n_epoch=None,
         limit_val_batches=1.0 if datamodule.val_items else 0,
@@ -265,6 +297,7 @@ def _training_card(cfg: Mapping[str, Any], datamodule: PairDataModule) -> dict[s
     return {
         "recipe": cfg.get("_source"),
         "data": {"generate": data["generate"], "folder": data["folder"], "files": list(data["files"]),
+                 "collection": list(data["collection"]), "exclude": list(data["exclude"]),
                  "train_subjects": names(datamodule.train_items), "val_subjects": names(datamodule.val_items)},
         "degradation": dict(cfg["degradation"]),
         "scale": list(cfg["scale"]),

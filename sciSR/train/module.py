@@ -106,6 +106,11 @@ class SRModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inference_model(x)
 
+    @staticmethod
+    def _run(net: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``net(lr)``, or ``net(lr, ref)`` for reference-guided samples (``batch["ref"]`` on the HR grid)."""
+        return net(batch["lr"], batch["ref"]) if "ref" in batch else net(batch["lr"])
+
     # --- optimisation ------------------------------------------------------------------------------
 
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[LambdaLR]]:
@@ -137,7 +142,7 @@ class SRModule(L.LightningModule):
         adversarial = self.discriminator is not None and self.iteration >= self.cfg["gan"]["start_step"]
 
         self.toggle_optimizer(optimizers[0])
-        sr = self.generator(lr)
+        sr = self._run(self.generator, batch)
         total, terms = self.loss(sr, hr)
         logs = {f"train/{name}": value.detach() for name, value in terms.items()}
         if adversarial:
@@ -168,7 +173,7 @@ class SRModule(L.LightningModule):
         self._val_sums = torch.zeros(5, dtype=torch.float64)  # l1·n, psnr sum, ssim sum, n, n with ssim
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
-        sr = self.inference_model(batch["lr"]).float()
+        sr = self._run(self.inference_model, batch).float()
         hr = batch["hr"].float()
         sr_np, hr_np = sr.cpu().numpy(), hr.cpu().numpy()
         sums = torch.zeros(5, dtype=torch.float64)
@@ -201,7 +206,9 @@ class SRModule(L.LightningModule):
         board = next((lg for lg in self.loggers if isinstance(lg, L.pytorch.loggers.TensorBoardLogger)), None)
         if not count or board is None or not self.trainer.is_global_zero:
             return
-        scale = self.generator.scale
+        # Multi-stack inputs already lie on the output grid (the first stack is shown).
+        on_output_grid = getattr(self.generator, "input_on_output_grid", False)
+        scale = (1,) * (hr.ndim - 2) if on_output_grid else self.generator.scale
         for i in range(min(count, len(hr))):
             up = replicate(np.moveaxis(lr[i], 0, -1), scale)[..., 0]  # nearest LR on the HR grid
             panels = [_plane(up), _plane(sr[i, 0]), _plane(hr[i, 0])]

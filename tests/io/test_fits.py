@@ -245,7 +245,8 @@ def test_round_trip_sip_extension_mask_and_grid_keywords(tmp_path, rich_fits):
     img = fitsio.read(rich_fits)
     assert img.meta["hdu"] == 1 and img.meta["units"] == "MJy/sr" and img.wcs.sip is not None
     assert img.meta["mask"].sum() == 3
-    assert any("ERR" in note and "not upscaled" in note for note in img.meta["notes"])
+    assert img.meta["fits_companions"] == [{"index": 2, "extname": "ERR", "kind": "sigma"}]
+    assert any("ERR" in note and "upscaled with the image" in note for note in img.meta["notes"])
     scale = (2, 3)
     sr = upscaled(img, scale, model="cubic")
     sr.array[...] = np.nan_to_num(sr.array, nan=-1.0)  # the writer must put the NaNs back from the mask
@@ -253,7 +254,8 @@ def test_round_trip_sip_extension_mask_and_grid_keywords(tmp_path, rich_fits):
     with fits.open(rich_fits) as src, fits.open(tmp_path / "sr.fits") as out:
         assert [h.name for h in out] == ["PRIMARY", "SCI", "ERR", "CAT"]
         assert out[0].header == src[0].header
-        np.testing.assert_array_equal(out[2].data, src[2].data)
+        # No flux mode in the provenance: the σ map is replicated onto the new grid, its WCS rescaled.
+        np.testing.assert_array_equal(out[2].data, np.repeat(np.repeat(src[2].data, 2, 0), 3, 1))
         np.testing.assert_array_equal(out[3].data, src[3].data)
         header = out[1].header
         assert np.isnan(out[1].data).sum() == 3 * 6 and np.isnan(out[1].data[6:8, 12:15]).all()

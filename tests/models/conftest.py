@@ -28,6 +28,9 @@ TINY: dict[str, dict[str, Any]] = {
     "rrdbnet": {"n_blocks": 1, "features": 8, "growth": 4},
     "esrgan-d": {"features": 2, "fc_features": 8, "pool_size": 1},
     "swinir": {"embed_dim": 12, "depths": (2,), "num_heads": (2,), "window_size": 4, "upsample_features": 8},
+    "oktay-desr": {"features": 8, "lr_layers": 2, "hr_layers": 2},
+    "oktay-multi": {"features": 8, "stream_layers": 2, "refine_layers": 2},
+    "ttsr": {"features": 8, "n_blocks": 1, "tail_blocks": 1, "texture_features": 4},
 }
 
 

@@ -13,10 +13,10 @@ from sciSR.models import MODEL_REGISTRY, ZooModel, create_model, get_model_info,
 ALL = sorted(MODEL_REGISTRY)
 EXPECTED = {
     "srnet-toy", "srcnn", "fsrcnn", "vdsr", "espcn", "lapsrn", "srresnet", "srgan-d", "edsr", "edsr-baseline",
-    "srdensenet", "rdn", "rcan", "san", "rrdbnet", "esrgan-d", "swinir",
+    "srdensenet", "rdn", "rcan", "san", "rrdbnet", "esrgan-d", "swinir", "oktay-desr", "oktay-multi", "ttsr",
 }
 KINDS = {"srnet-toy": "pre", "srcnn": "pre", "vdsr": "pre", "lapsrn": "progressive", "srgan-d": "discriminator",
-         "esrgan-d": "discriminator"}
+         "esrgan-d": "discriminator", "oktay-multi": "fusion", "ttsr": "reference"}
 
 
 def test_list_models_entries() -> None:
@@ -53,7 +53,7 @@ def test_attributes_and_card_rebuild(name: str, tiny: dict) -> None:
     assert model.out_channels == (1 if is_d else 2)
     assert model.scale == ((1, 1, 1) if is_d else tuple(scale))
     assert model.kind == get_model_info(name).kind
-    assert model.global_pooling is (name in ("rcan", "san"))
+    assert model.global_pooling is (name in ("rcan", "san", "ttsr"))  # ttsr: global attention by default
     assert model.window_multiple == (tiny[name]["window_size"] if name == "swinir" else 1)
     card = json.loads(json.dumps(model.card))  # survives a JSON round trip
     assert card == {"arch": name, "options": card["options"], "scale": list(model.scale), "spatial_dims": 3,

@@ -7,7 +7,8 @@ import torch
 
 from sciSR.models import MODEL_REGISTRY, create_model
 
-SR_NETS = sorted(n for n, info in MODEL_REGISTRY.items() if info.kind != "discriminator")
+# Multi-stack and reference-guided networks take other inputs: tests/models/test_models_fusion.py.
+SR_NETS = sorted(n for n, info in MODEL_REGISTRY.items() if info.kind not in ("discriminator", "fusion", "reference"))
 DISCRIMINATORS = sorted(n for n, info in MODEL_REGISTRY.items() if info.kind == "discriminator")
 # Odd, unequal sizes exercise SwinIR's window padding and SAN's uneven non-local regions.
 CASES = [

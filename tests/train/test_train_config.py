@@ -43,7 +43,7 @@ BASE = "scale: [2, 2]\ndata: {generate: generic_scene, patch_size: [8, 8]}\n"
     (BASE + "loss: {perceptual: 1}\n", "needs 'loss.feature_net'"),
     ("scale: 2\ndata: {generate: generic_scene, patch_size: [8, 8]}\n", "one factor per image spatial axis"),
     ("scale: [2, 2]\ndata: {generate: generic_scene}\n", "'data.patch_size' is required"),
-    ("scale: [2, 2]\ndata: {patch_size: [8, 8]}\n", "data needs 'files', 'folder' or 'generate'"),
+    ("scale: [2, 2]\ndata: {patch_size: [8, 8]}\n", "data needs 'files', 'folder', 'collection' or 'generate'"),
     (BASE + "train: [1\n", "not valid YAML at line"),
 ])
 def test_errors_are_one_line_with_file_and_key(tmp_path, text, message):

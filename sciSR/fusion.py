@@ -1,0 +1,347 @@
+"""Multi-input super-resolution: several low-resolution stacks fused, or one image guided by a reference.
+
+Reached through :func:`sciSR.upscale` (a list of stacks, or ``reference=``); composes
+resample → intensity → model → infer → geometry like the single-image path.
+
+- **Stacks** (``oktay-multi``, or an interpolation name for the classical baseline): the output grid is the
+  FIRST stack's grid upscaled by ``scale`` (:func:`sciSR.geometry.fusion_output_grid`); every stack is
+  resampled onto it by world coordinates (its affine, :mod:`sciSR.resample`, cubic B-spline), then the
+  network runs on the ``N·C`` channels through tiled prediction at scale 1. With ``"nearest"``,
+  ``"linear"`` or ``"cubic"`` the result is the plain average of the stacks resampled with that
+  interpolation: the multi-stack baseline of slice-to-volume tools.
+- **Reference** (``ttsr``): the reference is resampled onto the output grid (the input's grid upscaled),
+  packed as sub-pixel channels onto the input grid (block ``s·n … s·n + s − 1`` of output voxels becomes
+  ``∏s`` channels of input voxel ``n``) and tiled together with the input, so every window carries exactly
+  its matching reference window and memory stays bounded by the tiles. The model's ``search_radius``
+  bounds how far the attention looks; with a global search (``search_radius=None``) each window only
+  searches its own reference window (tiled prediction warns; pass a tile covering the image to search
+  the whole reference).
+
+Values outside a stack's or the reference's field of view are filled from the other stacks' average
+(stacks) or with the input interpolated onto the output grid (reference), so the network never sees an
+artificial edge; the first stack (the input) always covers the whole output grid.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sciSR import geometry
+from sciSR.api import _regrid, _scale_for, load_model
+from sciSR.errors import SciSRError
+from sciSR.image import SciImage
+from sciSR.infer.interpolate import INTERPOLATORS, interpolate
+from sciSR.infer.predict import plan_axes, predict_array
+from sciSR.infer.receptive_field import _CACHE_ATTR
+from sciSR.intensity import denormalize, fit_normalization, normalize
+from sciSR.progress import ProgressLike, cancel_checker, progress_callback
+from sciSR.resample import resample_to_grid
+
+
+def _share_receptive_field_cache(bundle: nn.Module, net: nn.Module) -> None:
+    """Keep the measured receptive field on the network, so a new bundle per call does not re-measure it.
+
+    The cache key holds the input channels, so the bundle's entries (``N·C`` or ``C·(1 + ∏s)``) never
+    collide with the network's own.
+    """
+    bundle.__dict__[_CACHE_ATTR] = net.__dict__.setdefault(_CACHE_ATTR, {})
+
+
+class StackBundle(nn.Module):
+    """A multi-stack network seen by tiled inference: ``N·C`` input channels, scale 1.
+
+    Parameters
+    ----------
+    net : nn.Module
+        ``oktay-multi``-like: ``(B, N·C, *S) → (B, C, *S)``, ``input_on_output_grid = True``.
+    n_stacks : int
+        Stacks per call.
+    """
+
+    def __init__(self, net: nn.Module, n_stacks: int) -> None:
+        super().__init__()
+        self.net = net
+        self.spatial_dims = int(net.spatial_dims)
+        self.in_channels = int(net.in_channels) * int(n_stacks)
+        self.out_channels = int(net.out_channels)
+        self.scale = (1,) * self.spatial_dims
+        _share_receptive_field_cache(self, net)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ReferenceBundle(nn.Module):
+    """A reference-guided network seen by tiled inference: input and packed reference as one image.
+
+    Parameters
+    ----------
+    net : nn.Module
+        ``ttsr``-like: ``forward(x: (B, C, *S), ref: (B, C, *S·s)) → (B, C, *S·s)``.
+
+    Notes
+    -----
+    Input channels ``0 … C − 1`` are the image, the rest the reference packed by
+    :func:`sciSR.models.ttsr.pixel_unshuffle_nd` (``C·∏s`` channels on the input grid).
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.spatial_dims = int(net.spatial_dims)
+        self.scale = tuple(int(s) for s in net.scale)
+        self.channels = int(net.in_channels)
+        self.in_channels = self.channels * (1 + int(np.prod(self.scale)))
+        self.out_channels = int(net.out_channels)
+        self.global_pooling = bool(getattr(net, "global_pooling", False))
+        _share_receptive_field_cache(self, net)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from sciSR.models.blocks import pixel_shuffle_nd
+
+        ref = pixel_shuffle_nd(x[:, self.channels:], self.scale)
+        return self.net(x[:, :self.channels], ref)
+
+
+def _channels(img: SciImage) -> int:
+    return int(img.array.shape[-1]) if img.channel_axis is not None else 1
+
+
+def _check_stacks(stacks: Sequence[Any]) -> list[SciImage]:
+    if not stacks:
+        raise SciSRError("upscale got an empty list of stacks")
+    images = list(stacks)
+    for n, img in enumerate(images):
+        if not isinstance(img, SciImage):
+            raise SciSRError(f"stack {n} is a {type(img).__name__}; multi-stack fusion needs SciImages with "
+                             "affines (sciSR.read or SciImage.from_array(arr, affine=...))")
+        if img.affine is None:
+            raise SciSRError(f"stack {n} has no affine (voxel → mm): stacks are aligned by world coordinates",
+                             img.meta.get("source"))
+        if not np.isfinite(img.array).all():
+            raise SciSRError(f"stack {n} has NaN/inf voxels; fill or crop them first", img.meta.get("source"))
+        if img.spatial_ndim != images[0].spatial_ndim or _channels(img) != _channels(images[0]):
+            raise SciSRError(f"stack {n} has {img.spatial_ndim} spatial axes and {_channels(img)} channel(s); "
+                             f"stack 0 has {images[0].spatial_ndim} and {_channels(images[0])}",
+                             img.meta.get("source"))
+    return images
+
+
+def _fill_outside(values: list[np.ndarray], inside: list[np.ndarray]) -> np.ndarray:
+    """Average of the stacks that cover each voxel, as one float32 array ``(*grid, [C])``."""
+    weight = np.zeros(inside[0].shape, np.float32)
+    total = np.zeros(values[0].shape, np.float32)
+    for v, m in zip(values, inside, strict=True):
+        mask = m if v.ndim == m.ndim else m[..., np.newaxis]
+        total += np.where(mask, v, 0.0)
+        weight += m
+    denom = weight if total.ndim == weight.ndim else weight[..., np.newaxis]
+    return total / np.maximum(denom, 1.0)
+
+
+def upscale_stacks(
+    stacks: Sequence[SciImage],
+    model: Any,
+    scale: int | Sequence[int] | None = None,
+    *,
+    tile: int | Sequence[int] | None = None,
+    device: str = "auto",
+    progress: ProgressLike = False,
+    cancel: threading.Event | None = None,
+) -> SciImage:
+    """Fuse several low-resolution stacks of the same object onto the first stack's grid × ``scale``.
+
+    Parameters
+    ----------
+    stacks : sequence of SciImage
+        Two or more (one is allowed) images with affines (voxel → RAS+ mm), the same number of spatial
+        axes and channels; orientations, voxel sizes and fields of view may differ.
+    model : str or os.PathLike or nn.Module
+        A multi-input model (``oktay-multi``, ``model.multi_input``) as name, file or module; or
+        ``"nearest"``/``"linear"``/``"cubic"``: the plain average of the stacks resampled with that
+        interpolation (voxels outside a stack's FOV average the others).
+    scale : int or sequence of int, optional
+        Factor per spatial axis of the FIRST stack; None: the model card's nominal scale.
+    tile, device, progress, cancel
+        As for :func:`sciSR.upscale`; ``tile`` in output voxels (the network runs on the output grid).
+
+    Returns
+    -------
+    SciImage
+        ``(*first.spatial_shape·scale, [C])`` in the first stack's units; affine, spacing and provenance of
+        the first stack's grid upscaled (FOV preserved).
+
+    Raises
+    ------
+    SciSRError
+        Stacks without affines, with NaNs or mismatched axes/channels; a stack that does not overlap the
+        first one's FOV; a model that takes a single image; a channel count the model does not take.
+    """
+    images = _check_stacks(stacks)
+    first = images[0]
+    source = first.meta.get("source")
+    check = cancel_checker(cancel)
+    check()
+    interpolation = isinstance(model, str) and model in INTERPOLATORS
+    net = None if interpolation else load_model(model)
+    if net is not None and not getattr(net, "multi_input", False):
+        card = getattr(net, "card", {}) or {}
+        raise SciSRError(f"model {card.get('arch', type(net).__name__)} takes one image, not a list of stacks; "
+                         "use a multi-input model (oktay-multi) or an interpolation name for the average")
+    if net is not None and int(net.in_channels) != _channels(first):
+        raise SciSRError(f"the model takes {int(net.in_channels)} channel(s) per stack; the stacks have "
+                         f"{_channels(first)}", source)
+    if scale is not None or net is None:
+        factors = _scale_for(first, scale)
+    else:
+        factors = plan_axes(int(net.spatial_dims), net.scale, None, first.spatial_ndim)[1]
+    affine, shape = geometry.fusion_output_grid(first.affine, first.spatial_shape, factors)
+    order = INTERPOLATORS[model] if interpolation else 3
+    with progress_callback(progress) as report:
+        values, inside = [], []
+        for n, img in enumerate(images):
+            check()
+            v, m = resample_to_grid(img, affine, shape, order=order)
+            if not m.any():
+                raise SciSRError(f"stack {n} does not overlap the field of view of stack 0",
+                                 img.meta.get("source"))
+            values.append(v)
+            inside.append(m)
+            report(0.5 * (n + 1) / len(images) if net is not None else (n + 1) / len(images))
+        average = _fill_outside(values, inside)
+        if net is None:
+            out, name = average, f"average of {len(images)} stacks ({model})"
+        else:
+            card = getattr(net, "card", {}) or {}
+            name = card.get("name", card.get("arch", type(net).__name__))
+            norm = card.get("normalisation", {"method": "none"})
+            # Fitted on the first stack, as in training (the normalisation of the first simulated stack).
+            params = fit_normalization(first.array.astype(np.float32), norm["method"],
+                                       **{k: v for k, v in norm.items() if k != "method"})
+            filled = [np.where(m if v.ndim == m.ndim else m[..., np.newaxis], v, average)
+                      for v, m in zip(values, inside, strict=True)]
+            del values
+            # Channels n·C … n·C + C − 1 are stack n (oktay-multi's layout).
+            x = np.concatenate([normalize(f if f.ndim > len(shape) else f[..., np.newaxis], params) for f in filled],
+                               axis=-1)
+            del filled
+
+            def sub_report(fraction: float) -> None:
+                report(0.5 + 0.5 * fraction)
+
+            try:
+                pred, _ = predict_array(StackBundle(net, len(images)), x, len(shape), (1,) * len(shape), tile=tile,
+                                        device=device, progress=sub_report, cancel=cancel)
+            except SciSRError as err:
+                raise SciSRError(err.message, err.path or source) from None
+            pred = pred if first.channel_axis is not None else pred[..., 0]
+            out = denormalize(pred, params)
+    check()
+    result = _regrid(first, out.astype(np.float32, copy=False), tuple(factors), str(name),
+                     stacks=[str(img.meta.get("source", f"stack {n}")) for n, img in enumerate(images)])
+    return result
+
+
+def upscale_with_reference(
+    img: SciImage,
+    reference: SciImage,
+    model: Any,
+    scale: int | Sequence[int] | None = None,
+    *,
+    tile: int | Sequence[int] | None = None,
+    device: str = "auto",
+    progress: ProgressLike = False,
+    cancel: threading.Event | None = None,
+) -> SciImage:
+    """Super-resolve ``img`` guided by a high-resolution ``reference`` (resampled onto the output grid).
+
+    Parameters
+    ----------
+    img : SciImage
+        The low-resolution input, with an affine.
+    reference : SciImage
+        A high-resolution image of the same object with an affine (another contrast, an earlier scan);
+        any grid, orientation and FOV. Its own normalisation (the card's method) is fitted on it.
+    model : str or os.PathLike or nn.Module
+        A reference-guided model (``ttsr``, ``model.reference_input``).
+    scale : int or sequence of int, optional
+        Factor per spatial axis; None: the model card's scale.
+    tile, device, progress, cancel
+        As for :func:`sciSR.upscale`; ``tile`` in input voxels (see the module notes on global attention).
+
+    Returns
+    -------
+    SciImage
+        ``img`` upscaled on its FOV-preserving grid, in its units.
+
+    Raises
+    ------
+    SciSRError
+        Missing affines, a reference outside the input's FOV, a model without reference input, or channel
+        counts that differ from the model's.
+    """
+    source = img.meta.get("source")
+    for name, im in (("image", img), ("reference", reference)):
+        if not isinstance(im, SciImage) or im.affine is None:
+            raise SciSRError(f"reference-guided SR needs the {name} as a SciImage with an affine (voxel → mm)",
+                             getattr(im, "meta", {}).get("source"))
+    if isinstance(model, str) and model in INTERPOLATORS:
+        raise SciSRError(f"interpolation ({model}) takes no reference; use a reference-guided model (ttsr)")
+    net = load_model(model)
+    card = getattr(net, "card", {}) or {}
+    if not getattr(net, "reference_input", False):
+        raise SciSRError(f"model {card.get('arch', type(net).__name__)} takes no reference; use a "
+                         "reference-guided model (ttsr) or leave reference out")
+    channels = _channels(img)
+    if channels != int(net.in_channels) or _channels(reference) != channels:
+        raise SciSRError(f"the model takes {int(net.in_channels)} channel(s); the image has {channels} and the "
+                         f"reference {_channels(reference)}", source)
+    if reference.spatial_ndim != img.spatial_ndim:
+        raise SciSRError(f"the reference has {reference.spatial_ndim} spatial axes, the image "
+                         f"{img.spatial_ndim}", reference.meta.get("source"))
+    if not np.isfinite(img.array).all():
+        raise SciSRError("the image has NaN/inf voxels; fill them first", source)
+    check = cancel_checker(cancel)
+    check()
+    if scale is not None:
+        factors = _scale_for(img, scale)
+    else:
+        factors = plan_axes(int(net.spatial_dims), net.scale, None, img.spatial_ndim)[1]
+    affine, shape = geometry.fusion_output_grid(img.affine, img.spatial_shape, factors)
+    ref, inside = resample_to_grid(reference, affine, shape, order=3)
+    if not inside.any():
+        raise SciSRError("the reference does not overlap the image's field of view", reference.meta.get("source"))
+    norm = card.get("normalisation", {"method": "none"})
+    options = {k: v for k, v in norm.items() if k != "method"}
+    params = fit_normalization(img.array.astype(np.float32), norm["method"], **options)
+    ref_params = fit_normalization(reference.array.astype(np.float32), norm["method"], **options)
+    x = normalize(img.array, params)
+    x = x if img.channel_axis is not None else x[..., np.newaxis]
+    ref = normalize(ref, ref_params)
+    ref = ref if img.channel_axis is not None else ref[..., np.newaxis]
+    if not inside.all():  # outside the reference's FOV: the input interpolated, no texture to transfer
+        ref = np.where(inside[..., np.newaxis], ref, interpolate(x, factors, "cubic"))
+    from sciSR.models.ttsr import pixel_unshuffle_nd
+
+    # Pack the reference onto the input grid (per spatial axis, factor 1 where unscaled) so tiles of the
+    # input carry exactly their reference window.
+    packed = pixel_unshuffle_nd(torch.from_numpy(np.ascontiguousarray(np.moveaxis(ref, -1, 0)))[None], factors)[0]
+    x = np.concatenate([x, np.moveaxis(packed.numpy(), 0, -1)], axis=-1)
+    del ref, packed
+    with progress_callback(progress) as report:
+        try:
+            pred, _ = predict_array(ReferenceBundle(net), x, img.spatial_ndim, factors, tile=tile,
+                                    device=device, progress=report, cancel=cancel)
+        except SciSRError as err:
+            raise SciSRError(err.message, err.path or source) from None
+    check()
+    pred = pred if img.channel_axis is not None else pred[..., 0]
+    out = denormalize(pred, params).astype(np.float32, copy=False)
+    return _regrid(img, out, tuple(factors), str(card.get("name", card.get("arch", type(net).__name__))),
+                   reference=str(reference.meta.get("source", "reference")))

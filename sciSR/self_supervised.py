@@ -1,0 +1,480 @@
+"""Self-supervised super-resolution: the image teaches the network, no training pairs needed.
+
+``sciSR.self_supervised(img, ...)`` (this module is callable, like ``sciSR.train``) runs one of two
+recipes and returns the upscaled image on the same FOV-preserving grid as :func:`sciSR.upscale`:
+
+- **Volumes** (SMORE-style, Zhao et al., IEEE TMI 2021): the in-plane slices of an anisotropic scan are
+  high resolution. Degrading them along one in-plane axis with the slice profile of the low-resolution
+  axis gives training pairs that look like the through-plane planes; a 2D network trained on them is
+  applied to the two through-plane orientations (the planes that contain the low-resolution axis), and
+  the two predictions are averaged (orientation fusion).
+- **2D frames** (ZSSR, Shocher et al., CVPR 2018): the frame and its own degraded copy (the domain's
+  degradation: block mean for sky frames, k-space truncation for MRI, blur + block mean for CT, antialiased
+  bicubic otherwise) form the training pairs; the network is then applied to the frame itself. Sky frames
+  get the flux projection of :mod:`sciSR.flux` afterwards, exactly as :func:`sciSR.upscale` does.
+
+Training is a plain torch loop (no Lightning: it starts in milliseconds and is reproducible): Adam, L1,
+cosine learning-rate decay, the 8 flips/rotations of the square (with the anisotropic volume model the
+rotation is the choice of which in-plane axis is degraded), and a network that learns the residual over
+cubic interpolation. The wall clock is checked every step so training + inference end within
+``time_budget_s``; ``max_steps`` gives a step budget instead (then the run is reproducible: the same seed
+on the CPU gives identical results).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sciSR.api import _fill_masked, _finish, _regrid
+from sciSR.degrade import bin_array, replicate
+from sciSR.degrade.ct import ct_downsample
+from sciSR.degrade.generic import bicubic_downsample
+from sciSR.degrade.mri import PROFILES, kspace_downsample, thick_slice
+from sciSR.errors import SciSRError
+from sciSR.flux import FLUX_MODES, flux_mode_for_units, rescale_flux_keywords
+from sciSR.geometry import normalize_scale
+from sciSR.image import SciImage
+from sciSR.infer.predict import predict_array
+from sciSR.infer.receptive_field import receptive_field_radius
+from sciSR.infer.tiled import resolve_device
+from sciSR.intensity import DEFAULT_FOR_DOMAIN, fit_normalization, normalize
+from sciSR.models import create_model
+from sciSR.models.base import ZooModel
+from sciSR.models.blocks import FOVInterpolate
+from sciSR.progress import ProgressLike, cancel_checker, progress_callback
+
+__all__ = ["DEFAULT_OPTIONS", "TRAINING", "self_supervised"]
+
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"edsr-baseline": {"n_blocks": 8, "features": 32}}
+"""Architecture options used when ``options`` is None: small enough for thousands of steps on 2 CPU cores."""
+
+TRAINING: dict[str, Any] = {"patch": 32, "batch": 16, "lr": 1e-3, "lr_final": 1e-5}
+"""Training recipe: HR patch side (rounded up to a multiple of the scale), patches per step, Adam
+learning rate at the start and at the end of the cosine decay."""
+
+_TRAIN_SHARE_OF_PROGRESS = 0.9
+_INFER_COST_MARGIN = 1.5  # tiles overlap, and inference runs two orientations: stay clear of the budget
+_TIMING_STEPS = 5  # steps measured before the inference time is estimated from them
+
+
+class _ResidualOverCubic(ZooModel):
+    """``net(x) + cubic(x)``: the network only learns what cubic interpolation misses.
+
+    Starting from the interpolation rather than from zero is what makes a few minutes of CPU training
+    worth it. Every operation is local, so tiled inference reproduces the whole-image result.
+    """
+
+    def __init__(self, net: ZooModel) -> None:
+        super().__init__(net.spatial_dims, net.in_channels, net.out_channels, net.scale)
+        self.net = net
+        self.upsample = FOVInterpolate(self.scale)
+        self.window_multiple = net.window_multiple
+        self.card = dict(net.card)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) + self.upsample(x)
+
+
+class _Pairs:
+    """Paired LR/HR planes, degraded axis first, and a seeded sampler of augmented patch batches.
+
+    Parameters
+    ----------
+    pairs : list of (numpy.ndarray, numpy.ndarray)
+        ``(lr, hr)`` with ``lr`` ``(n0, n1, depth)`` and ``hr`` ``(n0·f0, n1·f1, depth)`` float32:
+        ``depth`` planes of the same pair (slices of a volume, or 1 for a frame).
+    factors : tuple of int
+        ``(f0, f1)`` scale of the model.
+    patch : int
+        HR patch side (a multiple of both factors, at most the plane size).
+    isotropic : bool
+        True when ``f0 == f1``: a transpose keeps the pair valid, so all 8 symmetries of the square are used.
+    """
+
+    def __init__(self, pairs: list[tuple[np.ndarray, np.ndarray]], factors: tuple[int, int], patch: int,
+                 isotropic: bool) -> None:
+        self.pairs = pairs
+        self.factors = factors
+        self.patch = (min(patch, *(hr.shape[0] for _, hr in pairs)), min(patch, *(hr.shape[1] for _, hr in pairs)))
+        self.patch = tuple(p - p % f for p, f in zip(self.patch, factors, strict=True))
+        self.isotropic = isotropic
+
+    def batch(self, rng: np.random.Generator, size: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(lr, hr)`` batches ``(size, 1, p0/f0, p1/f1)`` and ``(size, 1, p0, p1)`` float32."""
+        lr, hr = self.pairs[step % len(self.pairs)]  # alternate the degraded axis step by step
+        (f0, f1), (p0, p1) = self.factors, self.patch
+        q0, q1 = p0 // f0, p1 // f1
+        r0 = rng.integers(0, lr.shape[0] - q0 + 1, size)
+        r1 = rng.integers(0, lr.shape[1] - q1 + 1, size)
+        z = rng.integers(0, lr.shape[2], size)
+        flips = rng.integers(0, 2, (size, 2)).astype(bool)
+        transpose = rng.integers(0, 2, size).astype(bool) & self.isotropic
+        lows, highs = [], []
+        for k in range(size):
+            low = lr[r0[k]:r0[k] + q0, r1[k]:r1[k] + q1, z[k]]
+            high = hr[r0[k] * f0:r0[k] * f0 + p0, r1[k] * f1:r1[k] * f1 + p1, z[k]]
+            # Flipping an axis maps the FOV grid onto itself (LR n ↔ n' − 1 − n sits on the mirrored HR
+            # centre), so flipped pairs are still exact pairs.
+            for axis in (0, 1):
+                if flips[k, axis]:
+                    low, high = np.flip(low, axis), np.flip(high, axis)
+            if transpose[k]:
+                low, high = low.T, high.T
+            lows.append(low)
+            highs.append(high)
+        return np.stack(lows)[:, None].astype(np.float32), np.stack(highs)[:, None].astype(np.float32)
+
+
+def _volume_factors(image: SciImage, scale: int | Sequence[int] | None, axis: int | None) -> tuple[int, int, str]:
+    """The low-resolution axis, its factor, and where the factor came from."""
+    n = image.spatial_ndim
+    if axis is not None and not (isinstance(axis, int | np.integer) and -n <= axis < n):
+        raise SciSRError(f"axis {axis!r} is out of range for a volume with {n} spatial axes")
+    if scale is not None and not np.isscalar(scale):
+        factors = tuple(int(s) for s in scale)
+        if len(factors) != n:
+            raise SciSRError(f"scale {factors} needs one factor per spatial axis ({n})")
+        scaled = [a for a, s in enumerate(factors) if s != 1]
+        if any(s < 1 for s in factors):
+            raise SciSRError(f"scale factors must be positive integers, got {factors}")
+        if not scaled:
+            raise SciSRError(f"scale {factors} is 1 on every axis: nothing to super-resolve")
+        if len(scaled) > 1:
+            raise SciSRError(f"self-supervised SR upscales one axis of a volume; scale {factors} scales {len(scaled)}")
+        if axis is not None and axis % n != scaled[0]:
+            raise SciSRError(f"scale {factors} scales axis {scaled[0]}, but axis={axis} was given")
+        return scaled[0], factors[scaled[0]], "given"
+    spacing = np.asarray(image.spacing, dtype=float)
+    low_axis = int(np.argmax(spacing)) if axis is None else axis % n
+    if scale is not None:
+        factor = int(scale)
+        if factor != scale or factor < 1:
+            raise SciSRError(f"scale must be a positive integer, got {scale!r}")
+        source = "given"
+    else:
+        in_plane = float(np.mean(np.delete(spacing, low_axis)))
+        factor = round(float(spacing[low_axis]) / in_plane)
+        source = f"spacing {spacing[low_axis]:g} / {in_plane:g} mm"
+    if factor <= 1:
+        raise SciSRError(
+            f"scale is 1 on every axis (spacing {tuple(round(s, 4) for s in spacing)}): the volume is not "
+            "anisotropic; give scale= and axis=")
+    return low_axis, factor, source
+
+
+def _slice_thickness(image: SciImage, low_axis: int) -> float | None:
+    """DICOM SliceThickness (``meta["dicom_template"]``) in mm when the low-resolution axis is the slice axis."""
+    template = image.meta.get("dicom_template")
+    if template is None or low_axis != 2:
+        return None
+    value = template.get("SliceThickness")
+    try:
+        thickness = float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+    return thickness if thickness and thickness > 0 else None
+
+
+def _profile(image: SciImage, low_axis: int, factor: int,
+             slice_profile: str | float | tuple[str, float] | None) -> dict[str, Any]:
+    """Slice profile ``{"kind", "width", "source"}``; ``width`` (FWHM or boxcar width) in HR voxels."""
+    kind, width = "gaussian", None
+    if isinstance(slice_profile, str):
+        kind = slice_profile
+    elif isinstance(slice_profile, tuple | list):
+        if len(slice_profile) != 2:
+            raise SciSRError(f"slice_profile must be (kind, width in HR voxels), got {slice_profile!r}")
+        kind, width = str(slice_profile[0]), float(slice_profile[1])
+    elif slice_profile is not None:
+        width = float(slice_profile)
+    if kind not in PROFILES:
+        raise SciSRError(f"slice profile must be one of {PROFILES}, got {kind!r}")
+    if width is not None:
+        source = "given"
+    else:
+        thickness = _slice_thickness(image, low_axis)
+        hr_voxel = float(image.spacing[low_axis]) / factor
+        if thickness is not None:
+            width, source = thickness / hr_voxel, f"DICOM SliceThickness {thickness:g} mm"
+        else:
+            width, source = float(factor), f"slice spacing {float(image.spacing[low_axis]):g} mm"
+    if not width > 0:
+        raise SciSRError(f"slice profile width must be positive, got {width}")
+    return {"kind": kind, "width": round(float(width), 4), "source": source}
+
+
+def _frame_degradation(domain: str) -> tuple[str, Callable[[np.ndarray, tuple[int, ...]], np.ndarray]]:
+    """The LR simulation ZSSR trains on, per domain (GUIDE §4), as ``(name, f(hr, scale))``."""
+    if domain == "sky":
+        return "block mean", lambda x, s: bin_array(x, s, "mean")
+    if domain == "mri":
+        return "k-space truncation (hamming)", lambda x, s: kspace_downsample(x, s, window="hamming")
+    if domain == "ct":
+        return "CT blur + block mean", lambda x, s: ct_downsample(x, s)
+    return "antialiased bicubic", lambda x, s: bicubic_downsample(x, s)
+
+
+def _crop(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    return x[tuple(slice(0, n - n % f) for n, f in zip(x.shape, factors, strict=False))]
+
+
+def _train(model: nn.Module, data: _Pairs, *, device: torch.device, rng: np.random.Generator,
+           deadline: float, infer_cost: Callable[[float], float], max_steps: int | None,
+           report: Callable[[float], None], check: Callable[[], None]) -> dict[str, Any]:
+    """Adam + L1 until ``max_steps`` or until training plus the estimated inference would pass ``deadline``.
+
+    ``infer_cost(seconds_per_step)`` estimates the inference time from the measured step time. With
+    ``max_steps`` the learning rate follows the steps (reproducible); otherwise it follows the clock.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=TRAINING["lr"])
+    lr0, lr1 = TRAINING["lr"], TRAINING["lr_final"]
+    loss_fn = nn.L1Loss()
+    model.train()
+    start = time.monotonic()
+    stop_at = deadline
+    losses: list[float] = []
+    step = 0
+    while max_steps is None or step < max_steps:
+        check()
+        now = time.monotonic()
+        if step == _TIMING_STEPS:
+            stop_at = deadline - infer_cost((now - start) / step)
+        if now >= stop_at and step >= 1:
+            break
+        by_time = min((now - start) / max(stop_at - start, 1e-9), 1.0)
+        fraction = step / max_steps if max_steps is not None else by_time
+        for group in optimizer.param_groups:
+            group["lr"] = lr1 + 0.5 * (lr0 - lr1) * (1 + math.cos(math.pi * fraction))
+        low, high = data.batch(rng, TRAINING["batch"], step)
+        low_t, high_t = torch.from_numpy(low).to(device), torch.from_numpy(high).to(device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(low_t), high_t)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        report(_TRAIN_SHARE_OF_PROGRESS * max(fraction, by_time))
+    model.eval()
+    tail = losses[-min(50, len(losses)):]
+    return {"steps": step, "loss": round(float(np.mean(tail)), 6) if tail else None,
+            "train_seconds": round(time.monotonic() - start, 2)}
+
+
+def self_supervised(
+    img: SciImage | np.ndarray,
+    scale: int | Sequence[int] | None = None,
+    *,
+    axis: int | None = None,
+    slice_profile: str | float | tuple[str, float] | None = None,
+    time_budget_s: float = 300.0,
+    max_steps: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    arch: str = "edsr-baseline",
+    options: dict[str, Any] | None = None,
+    progress: ProgressLike = False,
+    cancel: threading.Event | None = None,
+) -> SciImage | np.ndarray:
+    """Super-resolve an image with a network trained on the image itself.
+
+    Parameters
+    ----------
+    img : SciImage or numpy.ndarray
+        A 3D volume (anisotropic: one axis with coarse slices) or a 2D frame; a trailing channel axis
+        (``meta["channel_axis"]``) is allowed, its channels share one network. A numpy array is taken as
+        all-spatial with unit spacing, and a numpy array is returned.
+    scale : int or sequence of int, optional
+        Volumes: the factor along the low-resolution axis, or one factor per spatial axis with exactly
+        one above 1 (e.g. ``(1, 1, 4)``). None: ``round(spacing[axis] / mean in-plane spacing)``.
+        Frames: required; one factor for both axes or one per axis.
+    axis : int, optional
+        Volumes: the low-resolution axis; default the axis with the largest spacing.
+    slice_profile : str or float or (str, float), optional
+        Volumes: the slice profile of the low-resolution axis in high-resolution voxels: a Gaussian FWHM,
+        ``"gaussian"``/``"boxcar"`` (width from the header), or ``(kind, width)``. Default: Gaussian with
+        FWHM = DICOM SliceThickness (``meta["dicom_template"]``, when ``axis`` is the slice axis) or
+        else the slice spacing.
+    time_budget_s : float
+        Wall-clock seconds for training plus inference (> 0); inference time is estimated from the
+        first training steps and reserved.
+    max_steps : int, optional
+        Stop training after this many steps (also within the time budget); the learning-rate schedule
+        then follows the steps, so a fixed seed on the CPU gives identical results.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    seed : int
+        Seeds the network initialisation (``torch.manual_seed``, without disturbing the caller's torch
+        random state) and patch sampling (``numpy.random.default_rng``).
+    arch : str
+        A registry architecture (:func:`sciSR.models.list_models`) that can produce anisotropic scales.
+    options : dict, optional
+        Architecture options; None: :data:`DEFAULT_OPTIONS` for ``arch`` (else the paper defaults).
+    progress : bool or callable
+        ``True`` for a bar on a terminal, or ``f(fraction_done)`` over training and inference.
+    cancel : threading.Event, optional
+        Checked every training step and every inference batch; when set, :class:`sciSR.Cancelled` is raised.
+
+    Returns
+    -------
+    SciImage or numpy.ndarray
+        Spatial shape × scale (channels unchanged) on the FOV-preserving grid with affine, WCS, spacing
+        and FITS grid keywords updated as by :func:`sciSR.upscale`, values in the input's units.
+        ``meta["provenance"][-1]`` records ``model="self-supervised"``, the recipe, the architecture,
+        ``steps``, final ``loss`` (L1, normalised units), ``train_seconds``, ``infer_seconds``, the
+        slice ``profile`` (volumes) or ``degradation`` (frames) and the ``seed``.
+
+    Raises
+    ------
+    SciSRError
+        Scale 1 on every axis, an axis out of range, more than 3 spatial axes, a non-positive time budget,
+        an image too small for the scale, an all-NaN image.
+    sciSR.Cancelled
+        When ``cancel`` is set.
+    """
+    as_array = not isinstance(img, SciImage)
+    image = SciImage.from_array(np.asarray(img)) if as_array else img
+    source = image.meta.get("source")
+    check = cancel_checker(cancel)
+    started = time.monotonic()
+    try:
+        budget = float(time_budget_s)
+    except (TypeError, ValueError):
+        raise SciSRError(f"time_budget_s must be a number of seconds, got {time_budget_s!r}", source) from None
+    if not budget > 0:
+        raise SciSRError(f"time_budget_s must be positive, got {time_budget_s!r}", source)
+    if max_steps is not None and (int(max_steps) != max_steps or max_steps < 1):
+        raise SciSRError(f"max_steps must be a positive integer, got {max_steps!r}", source)
+    if image.spatial_ndim not in (2, 3):
+        raise SciSRError(
+            f"self-supervised SR needs a 2D frame or a 3D volume; this image has {image.spatial_ndim} spatial "
+            "axes (a channel or time axis must be the last one, named in meta['channel_axis'])", source)
+    check()
+    values = image.array.astype(np.float32, copy=False)
+    mask = image.meta.get("mask")
+    if mask is None:
+        mask = ~np.isfinite(values)
+    mask = mask if mask.any() else None
+    if mask is not None and mask.all():
+        raise SciSRError("every pixel is masked (NaN); nothing to upscale", source)
+    values = _fill_masked(values, mask)
+    flux = flux_mode_for_units(image.meta.get("units")) if image.domain == "sky" else "none"
+    if flux not in FLUX_MODES:
+        raise SciSRError(f"flux must be one of {FLUX_MODES}, got {flux!r}", source)
+    params = fit_normalization(values, DEFAULT_FOR_DOMAIN[image.domain])
+    channels = image.channel_axis is not None
+
+    if image.spatial_ndim == 3:
+        low_axis, factor, scale_source = _volume_factors(image, scale, axis)
+        profile = _profile(image, low_axis, factor, slice_profile)
+        factors = tuple(factor if a == low_axis else 1 for a in range(3))
+        # Volume as (in-plane a, in-plane b, slices[, channels]); the channels become more slices to learn from.
+        in_plane = [a for a in range(3) if a != low_axis]
+        volume = np.moveaxis(values, [*in_plane, low_axis], [0, 1, 2])
+        volume = volume.reshape(*volume.shape[:2], -1)
+        gap = factor - profile["width"]  # thick_slice takes thickness = factor − gap
+        pairs = []
+        for plane_axis in (0, 1):
+            hr = _crop(volume, [factor if a == plane_axis else 1 for a in range(3)])
+            if hr.shape[plane_axis] < factor:
+                raise SciSRError(f"in-plane axis {in_plane[plane_axis]} is shorter than the scale {factor}", source)
+            lr = thick_slice(hr, [factor if a == plane_axis else 1 for a in range(2)], profile["kind"], gap)
+            pair = (normalize(lr, params), normalize(hr, params))
+            pairs.append(pair if plane_axis == 0 else tuple(np.ascontiguousarray(p.transpose(1, 0, 2)) for p in pair))
+        model_scale = (factor, 1)
+        patch = factor * math.ceil(TRAINING["patch"] / factor)
+        data = _Pairs(pairs, model_scale, patch, isotropic=False)
+        recipe = {"recipe": "SMORE-style 2D in-plane training, 2-orientation fusion", "axis": low_axis,
+                  "scale_source": scale_source, "profile": profile}
+        infer_voxels = 2 * values.size
+    else:
+        if slice_profile is not None or axis is not None:
+            raise SciSRError("slice_profile and axis apply to volumes; this is a 2D frame", source)
+        if scale is None:
+            raise SciSRError("a 2D frame needs a scale (e.g. scale=2)", source)
+        factors = normalize_scale(scale, 2)
+        if all(f == 1 for f in factors):
+            raise SciSRError(f"scale {factors} is 1 on every axis: nothing to super-resolve", source)
+        name, degrade = _frame_degradation(image.domain)
+        hr = _crop(values, factors)
+        if min(n // f for n, f in zip(hr.shape, factors, strict=False)) < 4:
+            raise SciSRError(f"the frame {values.shape[:2]} is too small to learn ×{factors} from itself", source)
+        lr = degrade(hr, factors).astype(np.float32)
+        stack = (lambda x: x.reshape(*x.shape[:2], -1)) if channels else (lambda x: x[..., None])
+        data = _Pairs([(stack(normalize(lr, params)), stack(normalize(hr, params)))], factors, TRAINING["patch"],
+                      isotropic=factors[0] == factors[1])
+        model_scale = factors
+        recipe = {"recipe": "ZSSR: trained on the frame's own degraded copy", "degradation": name}
+        infer_voxels = values.size
+
+    torch_device = resolve_device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = create_model(arch, scale=model_scale, spatial_dims=2, in_channels=1,
+                           **(DEFAULT_OPTIONS.get(arch, {}) if options is None else options))
+    model = _ResidualOverCubic(net).to(torch_device)
+    # Measured now (and cached on the model for predict_tiled) so that the time budget accounts for it.
+    receptive_field_radius(model, 2, model.scale, 1)
+    rng = np.random.default_rng(seed)
+    step_voxels = TRAINING["batch"] * math.prod(data.patch) / math.prod(model_scale)
+
+    def infer_cost(seconds_per_step: float) -> float:
+        # A training step is about 3 forward passes (forward + backward) over step_voxels input voxels.
+        return _INFER_COST_MARGIN * seconds_per_step / (3 * step_voxels) * infer_voxels
+
+    with progress_callback(progress, desc="self-supervised") as report:
+        stats = _train(model, data, device=torch_device, rng=rng, deadline=started + budget, infer_cost=infer_cost,
+                       max_steps=None if max_steps is None else int(max_steps), report=report, check=check)
+        infer_start = time.monotonic()
+        net_input = normalize(values, params)
+        n_spatial = image.spatial_ndim
+
+        def part(index: int, count: int) -> Callable[[float], None]:
+            share = 1.0 - _TRAIN_SHARE_OF_PROGRESS
+            return lambda f: report(_TRAIN_SHARE_OF_PROGRESS + share * (index + f) / count)
+
+        if n_spatial == 3:
+            # Both through-plane orientations: (low, a, b) runs the model on (low, a) planes, (low, b, a) on
+            # (low, b) planes; the low-resolution axis comes first because the model upscales its first axis.
+            out = None
+            for index, (u, v) in enumerate(((in_plane[0], in_plane[1]), (in_plane[1], in_plane[0]))):
+                order = [low_axis, u, v] + ([3] if channels else [])
+                moved = np.ascontiguousarray(np.transpose(net_input, order))
+                pred, _ = predict_array(model, moved, 3, (factor, 1, 1), device=device,
+                                        progress=part(index, 2), cancel=cancel)
+                pred = np.transpose(pred, np.argsort(order))
+                out = pred if out is None else (out + pred) * np.float32(0.5)
+        else:
+            out, _ = predict_array(model, net_input, 2, factors, device=device, progress=part(0, 1), cancel=cancel)
+        report(1.0)
+    check()
+    out_mask = None if mask is None else replicate(mask, factors)
+    _finish(out, values, params, factors, flux, mask)
+    result = _regrid(image, out, tuple(factors), "self-supervised", **recipe, arch=arch,
+                     options=dict(net.card["options"]), seed=seed, device=str(torch_device), **stats,
+                     infer_seconds=round(time.monotonic() - infer_start, 2),
+                     **({"flux": flux} if flux != "none" else {}))
+    if result.meta.get("fits_header") is not None:
+        rescale_flux_keywords(result.meta["fits_header"], flux, factors)
+    if out_mask is not None:
+        result.meta["mask"] = out_mask
+    return result.array if as_array else result
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``sciSR.self_supervised(img, ...)`` (the public API name) and this module coexist."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SciImage | np.ndarray:
+        return self_supervised(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,182 @@
+"""Self-supervised SR (sciSR.self_supervised): SMORE-style volumes, ZSSR frames, budgets, errors."""
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+
+import sciSR
+from sciSR.data.phantoms import generic_scene, knee_phantom, star_field
+from sciSR.degrade import bin_array
+from sciSR.degrade.generic import bicubic_downsample
+from sciSR.degrade.mri import thick_slice
+from sciSR.metrics import data_range, psnr
+
+# Small networks keep every test within a few seconds on 2 shared CPU cores.
+TINY = {"n_blocks": 2, "features": 8}
+SMALL = {"n_blocks": 4, "features": 24}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One thread: on a shared, oversubscribed CPU two OpenMP threads mostly wait for each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def knee():
+    """48³ isotropic knee phantom (truth) and its ×4 thick-slice version across the leg (axis 0)."""
+    truth = knee_phantom((48, 48, 48), seed=1).array
+    thick = thick_slice(truth, (4, 1, 1))
+    affine = np.diag([2.0, 0.5, 0.5, 1.0])
+    affine[:3, 3] = (-12.0, 10.0, 3.0)
+    return truth, sciSR.SciImage(array=thick, affine=affine, spacing=(2.0, 0.5, 0.5), domain="mri")
+
+
+def test_volume_beats_cubic_through_plane(knee):
+    truth, lr = knee
+    sr = sciSR.self_supervised(lr, max_steps=80, time_budget_s=600, device="cpu", options=SMALL)
+    cubic = sciSR.upscale(lr, "cubic", (4, 1, 1))
+    value_range = data_range(truth)
+    gain = psnr(sr.array, truth, value_range) - psnr(cubic.array, truth, value_range)
+    assert gain > 0.3, gain
+    # Axis, factor and profile all came from the header: spacing 2 mm over 0.5 mm in-plane.
+    step = sr.meta["provenance"][-1]
+    assert step["model"] == "self-supervised" and step["axis"] == 0 and step["scale"] == [4, 1, 1]
+    assert step["profile"] == {"kind": "gaussian", "width": 4.0, "source": "slice spacing 2 mm"}
+    assert step["steps"] == 80 and step["loss"] > 0
+    # Same FOV-preserving grid as sciSR.upscale.
+    np.testing.assert_allclose(sr.affine, cubic.affine)
+    assert sr.spacing == pytest.approx((0.5, 0.5, 0.5))
+    assert sr.array.shape == truth.shape and sr.array.dtype == np.float32
+
+
+def test_same_seed_same_result_on_cpu(knee):
+    _, lr = knee
+    small = lr.replace(array=lr.array[:, :24, :20])
+
+    def run(seed):
+        return sciSR.self_supervised(small, max_steps=3, device="cpu", seed=seed, options=TINY).array
+
+    first, again, other = run(7), run(7), run(8)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_numpy_in_numpy_out_with_explicit_axis_and_scale():
+    rng = np.random.default_rng(0)
+    volume = rng.random((12, 5, 16), dtype=np.float32)
+    out = sciSR.self_supervised(volume, 3, axis=1, max_steps=2, device="cpu", options=TINY)
+    assert isinstance(out, np.ndarray) and out.shape == (12, 15, 16)
+    out = sciSR.self_supervised(volume, (1, 2, 1), max_steps=2, device="cpu", options=TINY)
+    assert out.shape == (12, 10, 16)
+
+
+def test_slice_thickness_from_dicom_header(knee):
+    _, lr = knee
+    template = Dataset()
+    template.SliceThickness = "3.0"  # thicker than the 2 mm spacing: overlapping slices
+    img = lr.replace(array=lr.array[:, :16, :16].transpose(1, 2, 0), spacing=(0.5, 0.5, 2.0),
+                     meta={"dicom_template": template})
+    sr = sciSR.self_supervised(img, max_steps=1, device="cpu", options=TINY)
+    # FWHM in HR voxels = 3 mm / (2 mm / 4).
+    assert sr.meta["provenance"][-1]["profile"] == {"kind": "gaussian", "width": 6.0,
+                                                    "source": "DICOM SliceThickness 3 mm"}
+    sr = sciSR.self_supervised(img, slice_profile=("boxcar", 3.5), max_steps=1, device="cpu", options=TINY)
+    assert sr.meta["provenance"][-1]["profile"] == {"kind": "boxcar", "width": 3.5, "source": "given"}
+
+
+def test_channels_share_one_network():
+    rng = np.random.default_rng(1)
+    img = sciSR.SciImage.from_array(rng.random((10, 12, 4, 2), dtype=np.float32), spacing=(1.0, 1.0, 3.0),
+                                    domain="mri", meta={"channel_axis": 3})
+    sr = sciSR.self_supervised(img, max_steps=2, device="cpu", options=TINY)
+    assert sr.array.shape == (10, 12, 12, 2) and sr.meta["channel_axis"] == 3
+
+
+def test_frame_zssr_beats_cubic():
+    truth = generic_scene((96, 96), seed=2).array
+    lr = sciSR.SciImage.from_array(bicubic_downsample(truth, (2, 2)), domain="generic")
+    sr = sciSR.self_supervised(lr, 2, max_steps=80, device="cpu", options=SMALL)
+    cubic = sciSR.upscale(lr, "cubic", 2)
+    value_range = data_range(truth)
+    assert psnr(sr.array, truth, value_range) >= psnr(cubic.array, truth, value_range) - 0.05
+    assert sr.meta["provenance"][-1]["degradation"] == "antialiased bicubic"
+
+
+def test_sky_frame_conserves_flux_and_masks_nans():
+    sky = star_field((48, 48), seed=3)
+    counts = sky.array.copy()
+    counts[5, 7] = np.nan
+    img = sky.replace(array=counts, meta={**sky.meta, "units": "electron"})
+    sr = sciSR.self_supervised(img, 2, max_steps=3, device="cpu", options=TINY)
+    blocks = bin_array(np.nan_to_num(sr.array), (2, 2), "sum")
+    valid = np.isfinite(counts)
+    np.testing.assert_allclose(blocks[valid], counts[valid], rtol=0, atol=1e-5 * np.nanmax(np.abs(counts)))
+    assert np.isnan(sr.array[10:12, 14:16]).all()
+    assert sr.meta["provenance"][-1]["flux"] == "conserve"
+    assert sr.meta["provenance"][-1]["degradation"] == "block mean"
+
+
+def test_progress_and_cancel(knee):
+    _, lr = knee
+    small = lr.replace(array=lr.array[:, :16, :16])
+    seen = []
+    sciSR.self_supervised(small, max_steps=4, device="cpu", options=TINY, progress=seen.append)
+    assert seen[-1] == 1.0 and all(b >= a for a, b in itertools.pairwise(seen))
+    cancel = threading.Event()
+
+    def cancel_after_first(fraction):
+        cancel.set()
+
+    with pytest.raises(sciSR.Cancelled):
+        sciSR.self_supervised(small, max_steps=50, device="cpu", options=TINY, progress=cancel_after_first,
+                              cancel=cancel)
+
+
+def test_time_budget_alone_stops_training(knee):
+    _, lr = knee
+    small = lr.replace(array=lr.array[:, :16, :16])
+    sr = sciSR.self_supervised(small, time_budget_s=1.0, device="cpu", options=TINY)
+    assert sr.meta["provenance"][-1]["steps"] >= 1
+
+
+@pytest.mark.parametrize(("array", "kwargs", "message"), [
+    (np.ones((8, 8, 8), np.float32), {}, "1 on every axis"),
+    (np.ones((8, 8, 8), np.float32), {"scale": (1, 1, 1)}, "1 on every axis"),
+    (np.ones((8, 8, 8), np.float32), {"scale": (1, 2, 2)}, "one axis"),
+    (np.ones((8, 8, 8), np.float32), {"scale": 2, "axis": 3}, "axis 3 is out of range"),
+    (np.ones((8, 8, 8), np.float32), {"scale": (1, 1, 2), "axis": 0}, "axis=0"),
+    (np.ones((4, 8, 8, 8), np.float32), {"scale": 2}, "4 spatial axes"),
+    (np.ones((8, 8, 8), np.float32), {"scale": 2, "time_budget_s": 0}, "time_budget_s must be positive"),
+    (np.ones((8, 8, 8), np.float32), {"scale": 2, "time_budget_s": -5}, "time_budget_s must be positive"),
+    (np.ones((8, 8, 8), np.float32), {"scale": 2, "max_steps": 0}, "max_steps"),
+    (np.ones((16, 16), np.float32), {}, "needs a scale"),
+    (np.ones((16, 16), np.float32), {"scale": 2, "axis": 0}, "apply to volumes"),
+    (np.ones((6, 6), np.float32), {"scale": 2}, "too small"),
+    (np.full((8, 8, 8), np.nan, np.float32), {"scale": 2}, "every pixel is masked"),
+])
+def test_bad_input_is_a_clear_error(array, kwargs, message):
+    with pytest.raises(sciSR.SciSRError, match=message) as info:
+        sciSR.self_supervised(array, device="cpu", options=TINY, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_import_scisr_stays_free_of_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, sciSR; assert 'torch' not in sys.modules; print('self_supervised' in sciSR.__all__)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
+    # The module and the function under the one public name.
+    from sciSR.self_supervised import self_supervised
+
+    assert callable(sciSR.self_supervised) and self_supervised.__name__ == "self_supervised"
