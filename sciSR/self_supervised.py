@@ -65,6 +65,7 @@ learning rate at the start and at the end of the cosine decay."""
 _TRAIN_SHARE_OF_PROGRESS = 0.9
 _INFER_COST_MARGIN = 1.5  # tiles overlap, and inference runs two orientations: stay clear of the budget
 _TIMING_STEPS = 5  # steps measured before the inference time is estimated from them
+_FINISH_RESERVE = 0.01  # share of the budget kept at least for inference and un-normalisation
 
 
 class _ResidualOverCubic(ZooModel):
@@ -247,9 +248,11 @@ def _train(model: nn.Module, data: _Pairs, *, device: torch.device, rng: np.rand
     while max_steps is None or step < max_steps:
         check()
         now = time.monotonic()
+        per_step = (now - start) / max(step, 1)
         if step == _TIMING_STEPS:
-            stop_at = deadline - infer_cost((now - start) / step)
-        if now >= stop_at and step >= 1:
+            stop_at = deadline - max(infer_cost(per_step), _FINISH_RESERVE * (deadline - start))
+        # Stop before a step that would end past the point where inference has to start.
+        if now + per_step >= stop_at and step >= 1:
             break
         by_time = min((now - start) / max(stop_at - start, 1e-9), 1.0)
         fraction = step / max_steps if max_steps is not None else by_time
