@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -285,6 +286,7 @@ def upscale_file(
     overwrite: bool = False,
     series: str | int | None = None,
     domain: str | None = None,
+    hdu: Any = None,
     memmap: bool | None = None,
     **upscale_options: Any,
 ) -> Path:
@@ -302,6 +304,10 @@ def upscale_file(
         DICOM series when a folder holds several.
     domain : str, optional
         Override the domain read from the file (see :func:`read`).
+    hdu : int or str or (str, int), optional
+        FITS: the image HDU (index, EXTNAME or ``(EXTNAME, EXTVER)``; default the first image), or
+        ``"all"``: every science image of a multi-extension file (e.g. each ``SCI`` extension, each
+        with its ERR/DQ companions), all other HDUs copied.
     memmap : bool, optional
         Build the result in a temporary file beside the output instead of in RAM (the FITS writer then
         streams it to disk in slabs). None: only when the result would take more than
@@ -313,16 +319,39 @@ def upscale_file(
         The written output.
     """
     io.check_output(output_path, overwrite=overwrite, inputs=(os.fspath(input_path),))
-    img = read(input_path, series=series, domain=domain)
     if not (isinstance(model, str) and model in INTERPOLATORS):
         model = load_model(model)  # once: its scale sizes the result below, upscale reuses it
+    job = partial(_upscale_and_write, model=model, scale=scale, memmap=memmap, options=upscale_options)
+    if hdu != "all":
+        img = read(input_path, series=series, domain=domain, **({} if hdu is None else {"hdu": hdu}))
+        return job(img, output_path, overwrite=overwrite)
+    if io.format_for(Path(input_path)) != "fits":
+        raise SciSRError('hdu="all" is for multi-extension FITS files', input_path)
+    from sciSR.io.fits import science_hdus
+
+    indices = science_hdus(input_path)
+    # Each science HDU replaces its own place (and its ERR/DQ companions) in the file the previous step
+    # wrote, so HDU indices never move; intermediate files live beside the output and are removed.
+    with tempfile.TemporaryDirectory(prefix=".scisr-", dir=Path(output_path).parent) as folder:
+        current = os.path.abspath(input_path)
+        for k, index in enumerate(indices):
+            img = read(input_path, domain=domain, hdu=index)
+            img.meta["other_hdus"] = {**img.meta["other_hdus"], "path": current}
+            last = k == len(indices) - 1
+            target = output_path if last else Path(folder) / f"step{k}.fits"
+            current = os.fspath(job(img, target, overwrite=overwrite or not last))
+    return Path(current)
+
+
+def _upscale_and_write(img: SciImage, output_path: str | os.PathLike, *, model: Any, scale: Any,
+                       memmap: bool | None, options: dict[str, Any], overwrite: bool) -> Path:
     shape = _result_shape(img, model, scale)
     if memmap is None:
         memmap = 4 * int(np.prod(shape)) > LARGE_RESULT_FRACTION * available_ram()
     if not memmap:
-        return write(upscale(img, model, scale, **upscale_options), output_path, overwrite=overwrite)
+        return write(upscale(img, model, scale, **options), output_path, overwrite=overwrite)
     with disk_array(shape, np.float32, folder=Path(output_path).parent) as buffer:
-        return write(upscale(img, model, scale, out=buffer, **upscale_options), output_path, overwrite=overwrite)
+        return write(upscale(img, model, scale, out=buffer, **options), output_path, overwrite=overwrite)
 
 
 LARGE_RESULT_FRACTION = 0.25

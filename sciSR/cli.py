@@ -137,6 +137,11 @@ def _cmd_upscale_self_supervised(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hdu(text: str | None) -> int | str | None:
+    """``--hdu``: an index when it is a number, else an EXTNAME or ``all``."""
+    return int(text) if text is not None and text.lstrip("-").isdigit() else text
+
+
 def _cmd_upscale(args: argparse.Namespace) -> int:
     if args.self_supervised:
         return _cmd_upscale_self_supervised(args)
@@ -152,7 +157,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     check_output(target, overwrite=args.overwrite, inputs=(source,))
     # upscale_file builds a result larger than a quarter of the free RAM in a memory-mapped file.
     path = api.upscale_file(source, target, _model_arg(args), args.scale, overwrite=args.overwrite,
-                            series=args.series, domain=args.domain, progress=True, **options)
+                            series=args.series, domain=args.domain, hdu=_hdu(args.hdu), progress=True, **options)
     print(f"{source} -> {path}")
     return 0
 
@@ -168,6 +173,8 @@ def _cmd_upscale_batch(args: argparse.Namespace, options: dict) -> int:
         else:
             print(f"error: {result.error}", file=sys.stderr)
 
+    if args.hdu is not None:
+        options = {**options, "hdu": _hdu(args.hdu)}
     results = api.upscale_batch(args.paths, args.out_dir, _model_arg(args), args.scale, scheduler=args.dask,
                                 overwrite=args.overwrite, on_done=report, **options)
     failed = sum(not r.ok for r in results)
@@ -274,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     up.add_argument("--flux", choices=("conserve", "mean", "none"), help="sky images: flux handling")
     up.add_argument("--series", help="DICOM series when a folder holds several")
+    up.add_argument("--hdu", help="FITS: image HDU (index or EXTNAME), or 'all' for every science extension")
     up.add_argument("--domain", choices=("mri", "ct", "sky", "generic"), help="override the domain")
     up.add_argument("--overwrite", action="store_true", help="replace an existing output")
     up.add_argument("--stack", action="append", metavar="IN",

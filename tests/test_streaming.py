@@ -86,3 +86,59 @@ def test_upscale_file_streams_a_multi_extension_fits(tmp_path):
         np.testing.assert_array_equal(b["CAT"].data["flux"], [0.0, 1.0, 2.0])
         assert b[0].header["OBSERVER"] == "test"
         b.verify("exception")
+
+
+def _exposure(path, rng):
+    """An HST-like multi-extension exposure: two chips, each SCI + ERR + DQ, and a table."""
+    hdus = [fits.PrimaryHDU()]
+    for chip in (1, 2):
+        wcs = WCS(naxis=2)
+        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        wcs.wcs.crpix, wcs.wcs.crval, wcs.wcs.cdelt = [10.0, 12.0 + 30 * chip], [150.0, 2.0], [-1e-5, 1e-5]
+        header = wcs.to_header()
+        header["BUNIT"] = "ELECTRONS"
+        sci = (50 + 10 * rng.random((21, 25))).astype(np.float32)
+        hdus += [fits.ImageHDU(sci, header, name="SCI", ver=chip),
+                 fits.ImageHDU(np.sqrt(sci), header, name="ERR", ver=chip),
+                 fits.ImageHDU((rng.random((21, 25)) > 0.9).astype(np.int16) * 4, header, name="DQ", ver=chip)]
+    hdus.append(fits.BinTableHDU.from_columns([fits.Column(name="x", format="E", array=np.arange(2.0))], name="CAT"))
+    fits.HDUList(hdus).writeto(path)
+
+
+def test_every_science_extension_is_upscaled_with_its_companions(tmp_path):
+    source = tmp_path / "exposure.fits"
+    _exposure(source, np.random.default_rng(1))
+    out = sciSR.upscale_file(source, tmp_path / "sr.fits", "cubic", 2, hdu="all")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exposure.fits", "sr.fits"]
+    with fits.open(source) as lr, fits.open(out) as sr:
+        assert [(h.name, h.ver) for h in sr] == [(h.name, h.ver) for h in lr]
+        for chip in (1, 2):
+            single = sciSR.upscale(sciSR.read(source, hdu=("SCI", chip)), "cubic", 2)
+            np.testing.assert_array_equal(sr["SCI", chip].data, single.array)
+            # Electrons are counts: block sums conserved, σ ÷ 2 per sub-pixel, DQ nearest.
+            sums = sr["SCI", chip].data.reshape(21, 2, 25, 2).sum(axis=(1, 3))
+            np.testing.assert_allclose(sums, lr["SCI", chip].data, rtol=0, atol=1e-6 * lr["SCI", chip].data.max())
+            np.testing.assert_allclose(sr["ERR", chip].data[::2, ::2], lr["ERR", chip].data / 2, rtol=1e-6)
+            np.testing.assert_array_equal(sr["DQ", chip].data[1::2, 1::2], lr["DQ", chip].data)
+            assert sr["SCI", chip].header["CRPIX2"] == pytest.approx((12.0 + 30 * chip - 0.5) * 2 + 0.5)
+        np.testing.assert_array_equal(sr["CAT"].data["x"], [0.0, 1.0])
+
+
+def test_hdu_all_is_refused_for_other_formats(tmp_path):
+    import nibabel as nib
+
+    path = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), path)
+    with pytest.raises(SciSRError, match='hdu="all" is for multi-extension FITS'):
+        sciSR.upscale_file(path, tmp_path / "o.nii.gz", "cubic", 2, hdu="all")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.nii.gz"]
+
+
+def test_cli_hdu_all(tmp_path):
+    from sciSR.cli import main
+
+    source = tmp_path / "exposure.fits"
+    _exposure(source, np.random.default_rng(2))
+    assert main(["upscale", str(source), str(tmp_path / "sr.fits"), "--scale", "2", "--hdu", "all"]) == 0
+    with fits.open(tmp_path / "sr.fits") as sr:
+        assert sr["SCI", 2].data.shape == sr["DQ", 1].data.shape == (42, 50)

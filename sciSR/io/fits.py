@@ -632,6 +632,28 @@ def _companion_kind(header: fits.Header) -> str | None:
     return _HDUCLAS_KINDS.get((clas2, clas3 if clas2 == "ERROR" else ""))
 
 
+def science_hdus(path: str | os.PathLike) -> list[int]:
+    """Indices of the science images of a FITS file: image HDUs that are not uncertainty/quality maps.
+
+    A multi-extension exposure (e.g. ``SCI,1 ERR,1 DQ,1 SCI,2 ERR,2 DQ,2``) lists each ``SCI``; the
+    ``ERR``/``DQ`` HDUs travel with their science image (see :func:`read`).
+
+    Raises
+    ------
+    SciSRError
+        Unreadable file or no image HDU.
+    """
+    try:
+        with fits.open(os.fspath(path)) as hdul:
+            found = [i for i, hdu in enumerate(hdul)
+                     if _holds_image(hdu) and len(hdu.shape) >= 2 and _companion_kind(hdu.header) is None]
+    except Exception as err:
+        raise SciSRError(f"not a readable FITS file ({_one_line(err)})", path) from None
+    if not found:
+        raise SciSRError("no image HDU", path)
+    return found
+
+
 def _find_companions(hdul: fits.HDUList, index: int, shape: tuple[int, ...]) -> list[dict[str, Any]]:
     """Uncertainty/quality HDUs of the science HDU ``index``: same shape, same EXTVER where both have one."""
     extver = hdul[index].header.get("EXTVER")
