@@ -68,3 +68,19 @@ def test_cancel_stops_between_chunks():
 def test_nearest_is_block_replication():
     x = np.arange(12.0).reshape(3, 4)
     np.testing.assert_array_equal(interpolate(x, (2, 3), "nearest"), np.repeat(np.repeat(x, 2, 0), 3, 1))
+
+
+@pytest.mark.parametrize(("method", "scale"), [("cubic", (2, 3)), ("linear", (3, 2)), ("cubic", (1, 2))])
+def test_memory_mapped_out_is_filled_in_bands_that_match_the_whole_image(tmp_path, monkeypatch, method, scale):
+    from sciSR.infer import interpolate as module
+    from sciSR.paging import disk_array
+
+    x = np.random.default_rng(5).random((400, 37)).astype(np.float32)
+    whole = interpolate(x, scale, method)
+    # Bands of 128 input rows (4 × the margin): four bands, three interior seams.
+    monkeypatch.setattr(module, "RELEASE_EVERY_BYTES", 1)
+    seen = []
+    with disk_array(whole.shape, folder=tmp_path) as out:
+        interpolate(x, scale, method, out=out, progress=seen.append)
+        np.testing.assert_allclose(np.asarray(out), whole, rtol=0, atol=1e-6)
+    assert len(seen) == 4 and seen[-1] == pytest.approx(1.0)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import ndimage
 
-from sciSR.paging import release_pages
+from sciSR.paging import RELEASE_EVERY_BYTES, is_disk_backed, release_pages
 
 INTERPOLATORS = {"nearest": 0, "linear": 1, "cubic": 3}
 # Enough chunks per pass for responsive progress and cancel, few enough that scipy's per-call cost is nil.
@@ -16,6 +16,9 @@ CHUNKS_PER_PASS = 16
 # scipy's spline prefilter along a very short axis is not an exact identity at zoom 1 (5e-4 at length 2,
 # 1e-13 at 11), so a chunk never makes a short axis out of a long one.
 MIN_CHUNK = 32
+# The cubic B-spline prefilter is a recursive filter with pole z = √3 − 2 ≈ −0.268: a sample's influence
+# falls as 0.268^n, below 1e-18 beyond 32 samples, so bands with 32 rows of context match the whole image.
+SPLINE_MARGIN = 32
 
 
 def _zoom_columns(x: np.ndarray, factor: int, order: int) -> np.ndarray:
@@ -69,10 +72,16 @@ def interpolate(
     pass in chunks of the other axes' voxels. This equals the joint resample (to float rounding), bounds
     the temporary memory by one chunk, and gives progress and cancel points on single-channel volumes.
     The final pass runs along the last scaled axis: its chunks are blocks of whole rows of a C-ordered
-    ``out``, so each chunk touches only its own pages of a memory-mapped result.
+    ``out``, so each chunk touches only its own pages of a memory-mapped result. A memory-mapped ``out``
+    is filled in bands of input rows with :data:`SPLINE_MARGIN` rows of context, so that memory holds
+    one band, not the whole intermediate result.
     """
     order = INTERPOLATORS[method]
     x = np.asarray(array, dtype=np.float32)
+    if out is not None and is_disk_backed(out):
+        band = max(4 * SPLINE_MARGIN, RELEASE_EVERY_BYTES // max(1, out[: int(scale[0])].nbytes))
+        if x.shape[0] > 2 * band:
+            return _interpolate_in_bands(x, scale, method, out, band, progress, cancel_check)
     passes = [(axis, int(s)) for axis, s in enumerate(scale) if int(s) > 1]
     if not passes:
         if progress is not None:
@@ -103,6 +112,24 @@ def interpolate(
         return x
     if not np.shares_memory(x, out):
         out[...] = x
+    return out
+
+
+def _interpolate_in_bands(x: np.ndarray, scale: Sequence[int], method: str, out: np.ndarray, band: int,
+                          progress: Callable[[float], None] | None,
+                          cancel_check: Callable[[], None] | None) -> np.ndarray:
+    """Interpolate ``band`` input rows at a time into ``out``; each band's written pages go back to the OS."""
+    margin = SPLINE_MARGIN if INTERPOLATORS[method] > 1 else 2
+    s0, n = int(scale[0]), x.shape[0]
+    starts = range(0, n, band)
+    for k, start in enumerate(starts):
+        stop = min(n, start + band)
+        lo, hi = max(0, start - margin), min(n, stop + margin)
+        part = interpolate(x[lo:hi], scale, method, cancel_check=cancel_check)
+        out[start * s0 : stop * s0] = part[(start - lo) * s0 : (stop - lo) * s0]
+        release_pages(out)
+        if progress is not None:
+            progress((k + 1) / len(starts))
     return out
 
 
