@@ -95,7 +95,8 @@ def evaluate_case(model: Any, image: sciSR.SciImage, factors: Sequence[int], nam
     -------
     dict
         ``label``, ``scale``, ``shape`` (HR), ``psnr``/``ssim`` (model), ``psnr_cubic``/``ssim_cubic``,
-        ``delta_psnr`` (dB), and the arrays ``lr``, ``cubic``, ``sr``, ``hr`` (not JSON).
+        ``delta_psnr`` (dB), ``lr_divisor`` (∏ factors for block-sum inputs, else 1), and the arrays ``lr``,
+        ``cubic``, ``sr``, ``hr`` (not JSON).
     """
     factors = tuple(int(f) for f in factors)
     crop = tuple(slice(0, n - n % f) for n, f in zip(image.spatial_shape, factors, strict=True))
@@ -114,6 +115,8 @@ def evaluate_case(model: Any, image: sciSR.SciImage, factors: Sequence[int], nam
            "psnr": psnr(sr, hr), "ssim": _ssim_any(sr, hr),
            "psnr_cubic": psnr(cubic, hr), "ssim_cubic": _ssim_any(cubic, hr)}
     row["delta_psnr"] = row["psnr"] - row["psnr_cubic"]
+    # Block sums (counts) are shown per HR pixel in the figure, on the same grey scale as the others.
+    row["lr_divisor"] = float(np.prod(factors)) if reduce == "sum" else 1.0
     row.update(lr=lr, cubic=cubic, sr=sr, hr=hr)
     return row
 
@@ -189,14 +192,14 @@ def figure(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     try:
         import matplotlib
     except ImportError:
-        raise SciSRError("the figure needs matplotlib (pip install matplotlib)") from None
+        raise SciSRError('the figure needs matplotlib: pip install -e ".[bench]"') from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(rows), 4, figsize=(8, 2.1 * len(rows)), squeeze=False)
     for ax_row, row in zip(axes, rows, strict=True):
-        panels, aspect = _crop2d([row["lr"], row["cubic"], row["sr"], row["hr"]], row["scale"])
+        panels, aspect = _crop2d([row["lr"] / row["lr_divisor"], row["cubic"], row["sr"], row["hr"]], row["scale"])
         lo, hi = np.percentile(panels[-1], [0.5, 99.5])
         titles = ["LR", f"cubic {row['psnr_cubic']:.2f} dB", f"SR {row['psnr']:.2f} dB", "HR"]
         for ax, panel, title, ratio in zip(ax_row, panels, titles, (aspect, 1, 1, 1), strict=True):

@@ -99,3 +99,19 @@ def test_raster_round_trip(tmp_path, suffix):
     sciSR.write(sr, tmp_path / f"out{suffix}")
     np.testing.assert_array_equal(sciSR.read(tmp_path / f"out{suffix}").array,
                                   np.repeat(np.repeat(arr, 2, 0), 3, 1))
+
+
+def test_outputs_get_the_permissions_of_ordinary_files(tmp_path):
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        img = sciSR.read(get_testdata_file("CT_small.dcm"))
+        folder = sciSR.write(img, tmp_path / "series")  # a DICOM folder comes from mkdtemp (0700)
+        nifti = sciSR.write(sciSR.SciImage.from_array(np.ones((4, 4, 4), np.float32), affine=np.eye(4)),
+                            tmp_path / "v.nii.gz")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert stat.S_IMODE(nifti.stat().st_mode) == 0o644
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in folder.iterdir())

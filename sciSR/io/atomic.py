@@ -44,6 +44,34 @@ def check_output(path: str | os.PathLike, *, overwrite: bool, inputs: tuple[str,
     return out
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (os.umask can only swap)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        status = Path("/proc/self/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(tmp: Path) -> None:
+    """Give a finished output the permissions a plain ``open``/``mkdir`` would have.
+
+    ``mkdtemp`` (and some writers) create private (0600/0700) entries; an output is meant to be shared
+    like any other file the user writes.
+    """
+    if not tmp.exists():
+        return
+    mask = _umask()
+    if tmp.is_dir():
+        for root, _dirs, files in os.walk(tmp):
+            os.chmod(root, 0o777 & ~mask)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o666 & ~mask)
+    else:
+        os.chmod(tmp, 0o666 & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, overwrite: bool = False, folder: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -73,6 +101,7 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False, folder: b
         tmp = Path(name)
     try:
         yield tmp
+        _publish_mode(tmp)
         if folder and out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         os.replace(tmp, out)
