@@ -114,6 +114,18 @@ def load_model(name_or_path: Any, *, trust_pickle: bool = False) -> Any:
     return hub_load_model(name_or_path, trust_pickle=trust_pickle)
 
 
+def _valid_values(image: SciImage) -> tuple[np.ndarray, np.ndarray | None]:
+    """float32 values with masked (NaN) pixels filled from valid neighbours, and the mask (None: none)."""
+    values = image.array.astype(np.float32, copy=False)
+    mask = image.meta.get("mask")
+    if mask is None:
+        mask = ~np.isfinite(values)
+    mask = mask if mask.any() else None
+    if mask is not None and mask.all():
+        raise SciSRError("every pixel is masked (NaN); nothing to upscale", image.meta.get("source"))
+    return _fill_masked(values, mask), mask
+
+
 def _fill_masked(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     if mask is None:
         return values
@@ -235,14 +247,7 @@ def upscale(
     )
     if mode not in FLUX_MODES:
         raise SciSRError(f"flux must be one of {FLUX_MODES}, got {mode!r}")
-    values = image.array.astype(np.float32, copy=False)
-    mask = image.meta.get("mask")
-    if mask is None:
-        mask = ~np.isfinite(values)
-    mask = mask if mask.any() else None
-    if mask is not None and mask.all():
-        raise SciSRError("every pixel is masked (NaN); nothing to upscale", source)
-    values = _fill_masked(values, mask)
+    values, mask = _valid_values(image)
 
     with progress_callback(progress) as report:
         if net is None:

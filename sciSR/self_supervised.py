@@ -35,13 +35,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from sciSR.api import _fill_masked, _finish, _regrid
+from sciSR.api import _finish, _regrid, _valid_values
 from sciSR.degrade import bin_array, replicate
 from sciSR.degrade.ct import ct_downsample
 from sciSR.degrade.generic import bicubic_downsample
 from sciSR.degrade.mri import PROFILES, kspace_downsample, thick_slice
 from sciSR.errors import SciSRError
-from sciSR.flux import FLUX_MODES, flux_mode_for_units, rescale_flux_keywords
+from sciSR.flux import flux_mode_for_units, rescale_flux_keywords
 from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
 from sciSR.infer.predict import predict_array
@@ -362,17 +362,8 @@ def self_supervised(
             f"self-supervised SR needs a 2D frame or a 3D volume; this image has {image.spatial_ndim} spatial "
             "axes (a channel or time axis must be the last one, named in meta['channel_axis'])", source)
     check()
-    values = image.array.astype(np.float32, copy=False)
-    mask = image.meta.get("mask")
-    if mask is None:
-        mask = ~np.isfinite(values)
-    mask = mask if mask.any() else None
-    if mask is not None and mask.all():
-        raise SciSRError("every pixel is masked (NaN); nothing to upscale", source)
-    values = _fill_masked(values, mask)
+    values, mask = _valid_values(image)
     flux = flux_mode_for_units(image.meta.get("units")) if image.domain == "sky" else "none"
-    if flux not in FLUX_MODES:
-        raise SciSRError(f"flux must be one of {FLUX_MODES}, got {flux!r}", source)
     params = fit_normalization(values, DEFAULT_FOR_DOMAIN[image.domain])
     channels = image.channel_axis is not None
 
