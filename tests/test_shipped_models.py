@@ -17,13 +17,7 @@ from sciSR.hub import WEIGHTS_DIR, shipped_models, validate_card
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = ("generic-x2", "generic-x4", "mri-x2", "mri-thick-x4", "ct-x2", "sky-x2")
 SHIPPED = sorted(shipped_models())
-CROP = 96  # HR pixels per axis of the held-out crop: small enough for a few CPU seconds per model
-# Models measured below cubic on their first held-out image (numbers from their cards, ~4–7 CPU-minutes of
-# training each on 2 shared cores). strict: the test turns red once a retrained model beats cubic there.
-BELOW_CUBIC = {
-    "mri-thick-x4": "−0.36 dB on MR_small.dcm ×(1, 4) (+0.41 dB on emri_small.dcm ×(1, 4, 1))",
-    "generic-x4": "−0.02 dB on the centre 96² crop of camera.png (dark low-texture coat; +0.25 dB whole image)",
-}
+CROP = 512  # HR pixels per axis: every shipped model's first held-out image whole (camera.png is 512²)
 
 
 def _quality():
@@ -64,8 +58,8 @@ def test_loads_by_name_and_card_matches_weights(name):
     assert {row["image"] for row in card["held_out_metrics"]} == set(card["held_out"])
 
 
-def _held_out_crop(name):
-    """The model, its first held-out case cropped to CROP pixels per scaled axis (centre), and the degradation."""
+def _held_out_case(name):
+    """The model, its first held-out image (centre CROP pixels per axis at most), factors and path."""
     model = sciSR.load_model(name)
     path, factors = quality.held_out_cases(model.card)[0]
     image = sciSR.read(path)
@@ -75,14 +69,9 @@ def _held_out_crop(name):
     return model, crop, factors, path
 
 
-def _expected(name):
-    below = pytest.mark.xfail(name in BELOW_CUBIC, reason=BELOW_CUBIC.get(name, ""), strict=True)
-    return pytest.param(name, marks=below)
-
-
-@pytest.mark.parametrize("name", [_expected(n) for n in SHIPPED])
-def test_beats_cubic_on_a_held_out_crop(name):
-    model, crop, factors, path = _held_out_crop(name)
+@pytest.mark.parametrize("name", SHIPPED)
+def test_beats_cubic_on_its_held_out_image(name):
+    model, crop, factors, path = _held_out_case(name)
     kind, options = quality.degradation_of(model.card)
     row = quality.evaluate_case(model, crop, factors, kind, options, seed=1)
     assert row["psnr"] > row["psnr_cubic"], (path.name, row["psnr"], row["psnr_cubic"])
@@ -91,7 +80,7 @@ def test_beats_cubic_on_a_held_out_crop(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_cli_upscales_a_small_file_by_name(name, tmp_path):
-    model, crop, factors, _ = _held_out_crop(name)
+    model, crop, factors, _ = _held_out_case(name)
     small = tuple(slice(0, 24 * f) if f > 1 else slice(0, min(n, 24))
                   for n, f in zip(crop.spatial_shape, factors, strict=True))
     suffix = {"sky": ".fits", "generic": ".tif"}.get(crop.domain, ".nii.gz")
