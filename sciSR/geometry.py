@@ -59,6 +59,23 @@ def upscaled_shape(shape: Sequence[int], scale: Sequence[int]) -> tuple[int, ...
     return tuple(int(n) * int(s) for n, s in zip(shape, scale, strict=True))
 
 
+def upscaled_index(old: np.ndarray | float, factor: int, *, inverse: bool = False) -> np.ndarray | float:
+    """New (upscaled) index of an old index along one axis: ``i' = (i + 0.5)·s − 0.5`` (any position).
+
+    Parameters
+    ----------
+    old : array_like or float
+        Continuous index on the input grid (or on the new grid when ``inverse``).
+    factor : int
+        Upscaling factor along this axis.
+    inverse : bool
+        Map a new index back to the input grid: ``i = (i' + 0.5)/s − 0.5``.
+    """
+    if inverse:
+        return (old + 0.5) / factor - 0.5
+    return (old + 0.5) * factor - 0.5
+
+
 def source_coordinates(n_new: int, factor: int) -> np.ndarray:
     """Old (input) index of every new voxel centre along one axis.
 
@@ -74,7 +91,7 @@ def source_coordinates(n_new: int, factor: int) -> np.ndarray:
     numpy.ndarray
         ``(n_new,)`` float64, ``(i' + 0.5) / s - 0.5``.
     """
-    return (np.arange(n_new, dtype=np.float64) + 0.5) / factor - 0.5
+    return upscaled_index(np.arange(n_new, dtype=np.float64), factor, inverse=True)
 
 
 def _pad3(scale: Sequence[int]) -> np.ndarray:

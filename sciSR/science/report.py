@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from sciSR.errors import SciSRError
-from sciSR.geometry import source_coordinates
+from sciSR.geometry import upscaled_index
 from sciSR.image import SciImage
 from sciSR.science.detect import aperture_sums, detect_sources, refine_centroids
 
@@ -219,12 +219,12 @@ def report(lr: SciImage, sr: SciImage, *, model: Any = None, noise_test: bool = 
 
     # The same light on both grids: windowed centroids in a circle of the same sky size.
     x_l, y_l = refine_centroids(lr_a, found_lr.x, found_lr.y, centroid_radius, bg_lr.level)
-    x0, y0 = _lr_to_sr(lr, sr, x_l, y_l, scale)
+    x0, y0 = _map_positions(lr, sr, x_l, y_l, scale, to_lr=False)
     # One background for both frames: the projection keeps block means, so the true sky is the same;
     # a level re-measured on SR would differ only by how clipping treats the smoother histogram.
     sky_sr = bg_lr.level / n_sub if mode == "conserve" else bg_lr.level
     x_s, y_s = refine_centroids(sr_a, x0, y0, centroid_radius * s_mean, sky_sr)
-    x_sl, y_sl = _sr_to_lr(lr, sr, x_s, y_s, scale)
+    x_sl, y_sl = _map_positions(sr, lr, x_s, y_s, scale, to_lr=True)
 
     flux_lr = aperture_sums(lr_a - bg_lr.level, x_l, y_l, aperture)
     flux_sr = aperture_sums(sr_a - sky_sr, x_s, y_s, aperture * s_mean)
@@ -296,35 +296,17 @@ def _both_wcs(lr: SciImage, sr: SciImage) -> bool:
     return lr.wcs is not None and sr.wcs is not None and lr.wcs.has_celestial and sr.wcs.has_celestial
 
 
-def _grid_map(values: np.ndarray, n_new: int, factor: int, to_lr: bool) -> np.ndarray:
-    """The FOV-preserving index map of :func:`sciSR.geometry.source_coordinates`, at any position."""
-    new, old = np.arange(n_new, dtype=np.float64), source_coordinates(n_new, factor)
-    # The map is affine, so linear interpolation with extrapolation from two grid points is exact.
-    a, b = (new, old) if to_lr else (old, new)
-    slope = (b[-1] - b[0]) / (a[-1] - a[0]) if n_new > 1 else float(factor) ** (-1 if to_lr else 1)
-    return b[0] + (values - a[0]) * slope
-
-
-def _lr_to_sr(lr: SciImage, sr: SciImage, x: np.ndarray, y: np.ndarray,
-              scale: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _map_positions(src: SciImage, dst: SciImage, x: np.ndarray, y: np.ndarray, scale: tuple[int, int],
+                   to_lr: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions on ``src`` mapped onto ``dst``: through both WCSs when they are celestial, else
+    by the FOV-preserving grid map (``to_lr``: ``src`` is the upscaled frame)."""
     ok = np.isfinite(x) & np.isfinite(y)
-    if _both_wcs(lr, sr) and ok.any():
+    if _both_wcs(src, dst) and ok.any():
         out_x, out_y = np.full_like(x, np.nan), np.full_like(y, np.nan)
-        ra, dec = lr.wcs.all_pix2world(x[ok], y[ok], 0)
-        out_x[ok], out_y[ok] = sr.wcs.all_world2pix(ra, dec, 0)
+        ra, dec = src.wcs.all_pix2world(x[ok], y[ok], 0)
+        out_x[ok], out_y[ok] = dst.wcs.all_world2pix(ra, dec, 0)
         return out_x, out_y
-    return (_grid_map(x, sr.array.shape[1], scale[1], False), _grid_map(y, sr.array.shape[0], scale[0], False))
-
-
-def _sr_to_lr(lr: SciImage, sr: SciImage, x: np.ndarray, y: np.ndarray,
-              scale: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    ok = np.isfinite(x) & np.isfinite(y)
-    if _both_wcs(lr, sr) and ok.any():
-        out_x, out_y = np.full_like(x, np.nan), np.full_like(y, np.nan)
-        ra, dec = sr.wcs.all_pix2world(x[ok], y[ok], 0)
-        out_x[ok], out_y[ok] = lr.wcs.all_world2pix(ra, dec, 0)
-        return out_x, out_y
-    return (_grid_map(x, sr.array.shape[1], scale[1], True), _grid_map(y, sr.array.shape[0], scale[0], True))
+    return (upscaled_index(x, scale[1], inverse=to_lr), upscaled_index(y, scale[0], inverse=to_lr))
 
 
 def _sky_separation(lr: SciImage, sr: SciImage, x_l: np.ndarray, y_l: np.ndarray, x_s: np.ndarray,
@@ -369,7 +351,7 @@ def _noise_test(lr: SciImage, model: Any, scale: tuple[int, int], mode: str, lev
     lr_found = detect_sources(noise.astype(np.float64), nsigma=nsigma)
     sr_found = detect_sources(out.array.astype(np.float64), nsigma=nsigma,
                               use_photutils=lr_found.detector == "photutils")
-    x, y = _sr_to_lr(frame, out, sr_found.x, sr_found.y, scale)
+    x, y = _map_positions(out, frame, sr_found.x, sr_found.y, scale, to_lr=True)
     if len(lr_found) and x.size:
         from scipy.spatial import cKDTree
 
