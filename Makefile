@@ -2,10 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Debian packages napari's Qt6 window needs under Xvfb (GUIDE §8).
+# Debian packages napari's Qt6 window needs under Xvfb (docs/architecture.md §8).
 X_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-cursor0 libxkbcommon-x11-0 libxcb-keysyms1 libxcb-image0 \
 	libxcb-render-util0 libxcb-xinerama0 libxcb-shape0 libxcb-randr0 libxcb-xfixes0 libxcb-xkb1 libgl1 \
 	libegl1 libfontconfig1 libdbus-1-3
+# Qt's xcb platform plugin inside the venv: `ldd` on it names every shared library the window would lack.
+QT_XCB_GLOB := $(VENV)/lib/python3*/site-packages/PyQt6/Qt6/plugins/platforms/libqxcb.so
+LINT_PATHS := sciSR napari_plugin tests examples benchmarks
 
 .PHONY: demo test lint xdeps clean
 
@@ -20,18 +23,46 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py --out demo_output
 
-xdeps:
-	@if ! command -v xvfb-run >/dev/null || ! ldconfig -p | grep -q libxcb-cursor.so.0; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(X_PACKAGES) >/dev/null; \
-		else echo "install these Debian packages for the napari tests: $(X_PACKAGES)"; fi; \
+# Prints what the napari tests lack (nothing when complete): the tools Xvfb needs, every Debian package of
+# X_PACKAGES (when dpkg is there) and every shared library of Qt's xcb plugin that `ldd` reports "not found".
+define X_MISSING
+missing=""; \
+for tool in xvfb-run xauth; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+if command -v dpkg-query >/dev/null 2>&1; then \
+	for pkg in $(X_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
+	done; \
+fi; \
+for plugin in $(QT_XCB_GLOB); do \
+	[ -e "$$plugin" ] || continue; \
+	missing="$$missing $$(ldd "$$plugin" 2>/dev/null | awk '/not found/ {print $$1}' | sort -u | tr '\n' ' ')"; \
+done; \
+echo $$missing
+endef
+
+xdeps: $(VENV)/.installed
+	@missing=$$($(X_MISSING)); \
+	if [ -z "$$missing" ]; then echo "xdeps: Xvfb and every library of Qt's xcb plugin are present"; exit 0; fi; \
+	echo "xdeps: missing for the napari tests: $$missing"; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "xdeps: installing $(X_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(X_PACKAGES) >/dev/null \
+			|| { echo "xdeps: apt-get install failed" >&2; exit 1; }; \
+		missing=$$($(X_MISSING)); \
+		if [ -n "$$missing" ]; then echo "xdeps: still missing after apt-get install: $$missing" >&2; exit 1; fi; \
+		echo "xdeps: installed"; \
+	else \
+		echo "xdeps: the napari tests need these Debian packages (run as root, e.g. sudo make xdeps):" >&2; \
+		echo "  apt-get install -y $(X_PACKAGES)" >&2; \
+		exit 1; \
 	fi
 
-test: $(VENV)/.installed xdeps
+# Lint first: CI (.ci/run) runs `make test`, so a lint error fails it before the suite starts.
+test: $(VENV)/.installed lint xdeps
 	xvfb-run -a $(PY) -m pytest -q
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check sciSR napari_plugin tests examples benchmarks
+	$(PY) -m ruff check $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

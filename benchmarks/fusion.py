@@ -27,7 +27,7 @@ import torch
 from scipy import ndimage
 
 import sciSR
-from sciSR.data.fusion import SimulateReferenced, simulate_stacks
+from sciSR.data.multi_input_samples import SimulateReferenced, simulate_stacks
 from sciSR.data.phantoms import knee_phantom
 from sciSR.degrade import bin_array
 from sciSR.intensity import fit_normalization, normalize

@@ -32,7 +32,7 @@ import numpy as np
 
 import sciSR
 from sciSR.data.shipped import held_out
-from sciSR.degrade.transforms import RandDegradation, create_degradation
+from sciSR.degrade.monai_transforms import RandDegradation, create_degradation
 from sciSR.errors import SciSRError
 from sciSR.hub import shipped_models
 from sciSR.metrics import data_range, psnr, ssim

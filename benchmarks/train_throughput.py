@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from pathlib import Path
 
 import lightning as L
 import torch
 
-from sciSR.train import load_config
-from sciSR.train.engine import PairDataModule, build_generator, resolve_precision
-from sciSR.train.module import SRModule
-
-CONFIGS = Path(__file__).parents[1] / "configs"
+from sciSR.training import load_config
+from sciSR.training.engine import PairDataModule, build_generator, resolve_precision
+from sciSR.training.module import SRModule
 
 
 class BatchClock(L.Callback):
@@ -41,8 +38,7 @@ def rate(stamps: list[float], batch_size: int, warmup: int) -> float:
 
 
 def measure(recipe: str, steps: int, warmup: int, num_workers: int) -> dict[str, float | str]:
-    cfg = load_config(CONFIGS / f"{recipe}.yaml", [f"data.num_workers={num_workers}", "data.val_fraction=0",
-                                                   "data.count=4"])
+    cfg = load_config(recipe, [f"data.num_workers={num_workers}", "data.val_fraction=0", "data.count=4"])
     batch = cfg["data"]["batch_size"]
     data = PairDataModule(cfg)
     data.setup()

@@ -2,12 +2,13 @@
 
 Usage::
 
-    python examples/train_shipped_models.py                 # all recipes in configs/shipped, one after another
+    python examples/train_shipped_models.py                 # all recipes shipped/*, one after another
     python examples/train_shipped_models.py mri-x2 ct-x2    # only these
     python examples/train_shipped_models.py --max-time-s 300 --runs /tmp/runs --threads 1
 
-Each recipe ``configs/shipped/<name>.yaml`` is trained with :func:`sciSR.train.run` on images that installed
-packages ship (:mod:`sciSR.data.shipped`) and generated phantoms, within its ``train.max_time_s``. The model
+Each recipe ``shipped/<name>`` (``configs/shipped/<name>.yaml``) is trained with :func:`sciSR.training.run` on
+images that installed packages ship (:mod:`sciSR.data.shipped`) and generated phantoms, within its
+``train.max_time_s``. The model
 is then written to ``sciSR/weights/<name>.safetensors`` with its JSON card beside it; the card gets the
 name, a description (the recipe's header comment), the training data, the held-out test images, the data
 licences, the recipe, steps, wall time, the machine, and PSNR/SSIM against cubic B-spline on the held-out
@@ -30,11 +31,9 @@ import torch
 import sciSR
 from sciSR.data.shipped import held_out, licences
 from sciSR.hub import WEIGHTS_DIR, save_model
-from sciSR.train import run
-from sciSR.train.config import load_config
+from sciSR.training import list_recipes, load_config, recipe_path, run
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "configs" / "shipped"
 ORDER = ("generic-x2", "generic-x4", "mri-x2", "mri-thick-x4", "ct-x2", "sky-x2")
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -60,7 +59,7 @@ def machine() -> str:
 
 def train_one(name: str, runs: Path, weights: Path, extra: list[str]) -> dict[str, Any]:
     """Train recipe ``name``, install it in ``weights``, measure it on its held-out images."""
-    recipe = RECIPES / f"{name}.yaml"
+    recipe = recipe_path(f"shipped/{name}")
     overrides = [f"train.out_dir={runs}", "output.overwrite=true", *extra]
     cfg = load_config(recipe, overrides)
     start = time.perf_counter()
@@ -105,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    unknown = [n for n in args.names if not (RECIPES / f"{n}.yaml").is_file()]
+    unknown = [n for n in args.names if f"shipped/{n}" not in list_recipes()]
     if unknown:
-        print(f"error: no recipe configs/shipped/{unknown[0]}.yaml", file=sys.stderr)
+        print(f"error: no recipe shipped/{unknown[0]} (scisr train --list names them)", file=sys.stderr)
         return 2
     args.weights.mkdir(parents=True, exist_ok=True)
     extra = [] if args.max_time_s is None else [f"train.max_time_s={args.max_time_s}"]

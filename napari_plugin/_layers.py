@@ -287,7 +287,7 @@ def layer_to_sciimage(layer: Image, *, with_affine: bool = False) -> tuple[sciSR
 def upscaled_placement(layer: Image, factors: tuple[int, ...], start: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Layer keyword arguments that put an upscaled layer (or upscaled crop of it) on the input.
 
-    Old index ``i`` and new index ``i'`` of one point satisfy ``i = (i' + 0.5)/s − 0.5`` (GUIDE §3), so
+    Old index ``i`` and new index ``i'`` of one point satisfy ``i = (i' + 0.5)/s − 0.5`` (docs/architecture.md §3), so
     the new scale is ``scale/s`` and the first new voxel centre lies ``(1/s − 1)/2`` old voxels before
     the first old one (:func:`sciSR.geometry.upscale_translate`); a crop starting at ``start`` adds
     ``start`` old voxels. The offset is added to the input's translate through its rotate·shear;

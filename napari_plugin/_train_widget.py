@@ -1,29 +1,28 @@
-"""Train dock widget: run :func:`sciSR.train.run` on a recipe in a worker thread and use the model at once.
+"""Train dock widget: run :func:`sciSR.training.run` on a recipe in a worker thread and use the model at once.
 
-Training data is the recipe's own (usually a generated phantom) or the image layers selected in the
-viewer, written to a temporary folder as NIfTI (FITS for images with a WCS) and passed as ``data.files``.
-While the run goes on, a timer reads the run's ``metrics.csv`` (flushed at the recipe's ``log_every``) into a live
-loss/PSNR plot.
-Stop ends the run after the current step through a Lightning callback; the model file is still written
-from the weights reached so far.
+Recipes are the ones installed with sciSR (:func:`sciSR.training.list_recipes`) or a YAML file. Training
+data is the recipe's own (usually a generated phantom) or the image layers selected in the viewer, written
+to a temporary folder as NIfTI (FITS for images with a WCS) and passed as ``data.files``.
+The run reports its metrics through ``on_metrics`` (every ``train.log_every`` steps and at validation) in
+the worker thread; a Qt signal carries them to the UI thread, which draws the live loss/PSNR plot.
+Stop sets the run's ``stop`` event: it ends after the current step and still writes the model file from
+the weights reached so far.
 """
 
 from __future__ import annotations
 
-import csv
 import itertools
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import lightning as L
 from napari.layers import Image
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import QPointF, Qt, QTimer
+from qtpy.QtCore import QPointF, Qt, Signal
 from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -40,7 +39,7 @@ from qtpy.QtWidgets import (
 )
 
 import sciSR
-import sciSR.train
+import sciSR.training
 
 from ._layers import layer_to_sciimage
 from ._widget import UpscaleWidget
@@ -52,59 +51,27 @@ BROWSE = "Browse…"
 RECIPE_DATA = "Recipe data"
 LAYER_DATA = "Selected image layers"
 MAX_STEPS = 10_000_000
-POLL_MS = 500
-# The shipped recipes live beside the package in a source checkout (``<repo>/configs``).
-CONFIGS_DIR = Path(sciSR.__file__).resolve().parent.parent / "configs"
+# Which logged metric each live curve shows.
+CURVES = {"loss": "train/loss", "PSNR": "val/psnr"}
 
 
 @dataclass
 class _Outcome:
     """What a worker hands back: the training result, or the sciSR error that stopped it."""
 
-    result: sciSR.train.TrainResult | None = None
+    result: sciSR.training.TrainResult | None = None
     error: sciSR.SciSRError | None = None
 
 
-class _StopWhenSet(L.Callback):
-    """Ends training after the current step once ``event`` is set (Lightning then finishes cleanly)."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self.event.is_set():
-            trainer.should_stop = True
-
-
 @thread_worker
-def _train_job(recipe: str, overrides: list[str], stop: threading.Event) -> _Outcome:
+def _train_job(recipe: str, overrides: list[str], on_metrics: Callable[[dict[str, float]], None],
+               stop: threading.Event) -> _Outcome:
     # sciSR errors (a bad recipe key, missing data, an existing model file) are outcomes shown in the
     # widget, not crashes: returning them keeps napari from raising them again in the main thread.
     try:
-        return _Outcome(result=sciSR.train.run(recipe, overrides=overrides, callbacks=[_StopWhenSet(stop)]))
+        return _Outcome(result=sciSR.training.run(recipe, overrides=overrides, on_metrics=on_metrics, stop=stop))
     except sciSR.SciSRError as err:
         return _Outcome(error=err)
-
-
-def recipe_files(folder: Path = CONFIGS_DIR) -> list[Path]:
-    """The YAML recipes in ``folder`` (none when sciSR is installed without its ``configs`` folder)."""
-    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
-
-
-def latest_metrics(csv_path: Path) -> dict[str, float]:
-    """The last value of each column of a Lightning ``metrics.csv`` (rows hold only what was logged then)."""
-    latest: dict[str, float] = {}
-    with open(csv_path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            latest.update({key: float(value) for key, value in row.items() if key and value not in ("", None)})
-    return latest
-
-
-def metric_series(csv_path: Path, key: str) -> list[tuple[float, float]]:
-    """``(step, value)`` of every row of a Lightning ``metrics.csv`` that logged ``key``."""
-    with open(csv_path, newline="") as handle:
-        return [(float(row.get("step") or 0), float(row[key])) for row in csv.DictReader(handle)
-                if row.get(key) not in ("", None)]
 
 
 class CurvePlot(QWidget):
@@ -121,9 +88,9 @@ class CurvePlot(QWidget):
         self.series: dict[str, list[tuple[float, float]]] = {}
         self.setMinimumHeight(120)
 
-    def set_series(self, name: str, points: list[tuple[float, float]]) -> None:
-        """Replace the points of one curve and repaint."""
-        self.series[name] = points
+    def add_point(self, name: str, step: float, value: float) -> None:
+        """Append a point to one curve and repaint."""
+        self.series.setdefault(name, []).append((step, value))
         self.update()
 
     def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
@@ -151,7 +118,7 @@ class CurvePlot(QWidget):
 
 
 def format_metrics(metrics: Mapping[str, Any]) -> str:
-    """``"loss 0.0123 · PSNR 31.20 dB · SSIM 0.912"`` from CSV columns or :attr:`TrainResult.metrics`."""
+    """``"loss 0.0123 · PSNR 31.20 dB · SSIM 0.912"`` from ``on_metrics`` reports or :attr:`TrainResult.metrics`."""
     parts = []
     for keys, label, fmt in ((("train/loss",), "loss", ".4g"), (("val/psnr", "val_psnr"), "PSNR", ".2f"),
                              (("val/ssim", "val_ssim"), "SSIM", ".3f")):
@@ -180,30 +147,33 @@ class TrainWidget(QWidget):
 
     Attributes
     ----------
+    metrics_received : Signal
+        Carries each ``on_metrics`` report (a ``dict[str, float]``) from the training thread to the UI thread.
     extra_overrides : list of str
         ``key.sub=value`` settings appended after the widget's own (tests shrink a recipe with them).
     upscale_widget : UpscaleWidget or None
         Where a finished model is offered; when None, the first :class:`UpscaleWidget` docked in the
         viewer's window is used.
-    result : sciSR.train.TrainResult or None
+    result : sciSR.training.TrainResult or None
         The last finished run.
     """
+
+    metrics_received = Signal(dict)
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
         self.extra_overrides: list[str] = []
         self.upscale_widget: UpscaleWidget | None = None
-        self.result: sciSR.train.TrainResult | None = None
-        self._run_dir: Path | None = None
-        self._old_logs: set[Path] = set()
+        self.result: sciSR.training.TrainResult | None = None
+        self._latest: dict[str, float] = {}
         self._started = 0.0
         # Layer files of the last run; kept until the next run because the model card names them.
         self._data_dir: tempfile.TemporaryDirectory | None = None
 
         self.recipe_combo = QComboBox()
-        for path in recipe_files():
-            self.recipe_combo.addItem(path.name, str(path))
+        for name in sciSR.training.list_recipes():
+            self.recipe_combo.addItem(name, name)
         self.browse_button = QPushButton(BROWSE)
         self.data_combo = QComboBox()
         self.data_combo.addItems([RECIPE_DATA, LAYER_DATA])
@@ -225,8 +195,6 @@ class TrainWidget(QWidget):
         for label in (self.live_label, self.status_label):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # copy the model path
-        self.timer = QTimer(self)
-        self.timer.setInterval(POLL_MS)
 
         recipe_row = QHBoxLayout()
         recipe_row.addWidget(self.recipe_combo, 1)
@@ -256,13 +224,13 @@ class TrainWidget(QWidget):
         self.out_button.clicked.connect(self._browse_out_dir)
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
-        self.timer.timeout.connect(self.poll_metrics)
+        self.metrics_received.connect(self.show_metrics)
         self._recipe_changed()
 
     # --- inputs -----------------------------------------------------------------------------------
 
     def recipe(self) -> str | None:
-        """Path of the chosen recipe, or None."""
+        """Name of the chosen installed recipe or path of a chosen YAML file, or None."""
         return self.recipe_combo.currentData()
 
     def add_recipe(self, path: str) -> None:
@@ -272,7 +240,7 @@ class TrainWidget(QWidget):
         self.recipe_combo.setCurrentIndex(self.recipe_combo.findData(path))
 
     def _browse_recipe(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "sciSR recipe", str(CONFIGS_DIR), "Recipe (*.yaml *.yml)")
+        path, _ = QFileDialog.getOpenFileName(self, "sciSR recipe", str(Path.cwd()), "Recipe (*.yaml *.yml)")
         if path:
             self.add_recipe(path)
 
@@ -287,7 +255,7 @@ class TrainWidget(QWidget):
         if recipe is None:
             return
         try:
-            self.steps_box.setValue(int(sciSR.train.load_config(recipe)["train"]["max_steps"]))
+            self.steps_box.setValue(int(sciSR.training.load_config(recipe)["train"]["max_steps"]))
         except sciSR.SciSRError as err:
             self.status_label.setText(f"error: {err}")
 
@@ -331,25 +299,24 @@ class TrainWidget(QWidget):
             return
         try:
             overrides = self.overrides()
-            # Validating here reports a bad key at once and names the run folder the timer watches.
-            cfg = sciSR.train.load_config(recipe, overrides)
+            # Validating here reports a bad key at once, before a worker thread starts.
+            cfg = sciSR.training.load_config(recipe, overrides)
         except sciSR.SciSRError as err:
             self.status_label.setText(f"error: {err}")
             return
-        self._run_dir = Path(cfg["train"]["out_dir"]) / cfg["name"]
-        self._old_logs = set((self._run_dir / "logs").glob("version_*"))
         self._started = time.perf_counter()
         self._stop.clear()
-        worker = _train_job(recipe, overrides, self._stop)
+        # Emitting the signal from the training thread queues the report for the UI thread.
+        worker = _train_job(recipe, overrides, self.metrics_received.emit, self._stop)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.live_label.setText("")
+        self._latest.clear()
         self.plot.series.clear()
         self.status_label.setText(f"training {cfg['name']} for {cfg['train']['max_steps']} steps…")
-        self.timer.start()
         worker.start()
 
     def stop(self) -> None:
@@ -358,22 +325,19 @@ class TrainWidget(QWidget):
         self.stop_button.setEnabled(False)
         self.status_label.setText("stopping after the current step…")
 
-    def poll_metrics(self) -> None:
-        """Show the latest step, loss and PSNR from this run's ``metrics.csv`` (once it is written)."""
-        if self._run_dir is None:
-            return
-        new = sorted(set((self._run_dir / "logs").glob("version_*")) - self._old_logs)
-        csv_path = new[-1] / "metrics.csv" if new else None
-        if csv_path is None or not csv_path.is_file():
-            return
-        try:
-            latest = latest_metrics(csv_path)
-        except (OSError, ValueError, csv.Error):
-            return  # caught mid-write: the next tick reads the whole file
-        step = f"step {int(latest['step'])} · " if "step" in latest else ""
-        self.live_label.setText(step + format_metrics(latest))
-        for name, key in (("loss", "train/loss"), ("PSNR", "val/psnr")):
-            self.plot.set_series(name, metric_series(csv_path, key))
+    def show_metrics(self, metrics: Mapping[str, float]) -> None:
+        """Show one ``on_metrics`` report: the latest step, loss and PSNR, and extend the live curves.
+
+        Parameters
+        ----------
+        metrics : Mapping of str to float
+            ``step`` plus ``train/...`` (a logging step) or ``val/...`` (a validation) values.
+        """
+        self._latest.update(metrics)
+        for name, key in CURVES.items():
+            if key in metrics:
+                self.plot.add_point(name, metrics["step"], metrics[key])
+        self.live_label.setText(f"step {int(self._latest['step'])} · {format_metrics(self._latest)}")
 
     def _on_returned(self, outcome: _Outcome) -> None:
         if outcome.result is None:
@@ -394,8 +358,6 @@ class TrainWidget(QWidget):
         self.status_label.setText(f"error: {type(error).__name__}: {error}")
 
     def _on_finished(self) -> None:
-        self.timer.stop()
-        self.poll_metrics()  # the logger writes its last rows when the run ends
         self.start_button.setEnabled(True)
         self.stop_button.setEnabled(False)
 

@@ -292,8 +292,8 @@ class UpscaleWidget(QWidget):
         if model not in self._model_inputs:
             try:
                 net = sciSR.load_model(model)
-                self._model_inputs[model] = (bool(getattr(net, "multi_input", False)),
-                                             bool(getattr(net, "reference_input", False)))
+                self._model_inputs[model] = (sciSR.models.spec_of(net).inputs == "stacks",
+                                             sciSR.models.spec_of(net).inputs == "reference")
             except sciSR.SciSRError as err:
                 self.status_label.setText(f"error: {err}")
                 return False, False

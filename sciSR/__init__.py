@@ -1,25 +1,33 @@
 """sciSR: super-resolution for scientific images with geometry that survives the upscale.
 
-``import sciSR`` is light (no torch, no MONAI); networks, training and napari load on first use.
+``import sciSR`` is light (no torch, no MONAI): networks, training and napari load on first use. The
+public functions that need torch (``load_model``, ``train``, ``self_supervised``) are the library's own
+functions, reached lazily by name (PEP 562), so each has exactly one definition.
 """
 
 import importlib
 from typing import Any
 
-from sciSR.api import evaluate, list_models, load_model, read, upscale, upscale_batch, upscale_file, write
+from sciSR.api import evaluate, list_models, read, upscale, upscale_batch, upscale_file, write
 from sciSR.errors import Cancelled, SciSRError
 from sciSR.image import SciImage
+from sciSR.version import __version__
 
-__version__ = "0.1.0"
+_LAZY_FUNCTIONS = {
+    "load_model": ("sciSR.hub", "load_model"),
+    "train": ("sciSR.training", "run"),
+    "self_supervised": ("sciSR.self_supervision", "self_supervised"),
+}
 
-# Subpackages reached as attributes (``sciSR.models.create_model``, ``sciSR.train(config)``): imported
-# on first use. ``sciSR.train`` is the training package, and calling it runs a recipe; likewise calling
-# the ``sciSR.self_supervised`` module runs self-supervised SR (it imports torch, so it loads on first use).
-_SUBPACKAGES = ("models", "train", "hub", "geometry", "degrade", "data", "intensity", "metrics", "flux", "infer",
-                "self_supervised", "science", "fusion", "resample")
+# Subpackages reached as attributes (``sciSR.models.create_model``): imported on first use.
+_SUBPACKAGES = ("models", "training", "hub", "geometry", "degrade", "data", "intensity", "metrics", "flux",
+                "infer", "self_supervision", "science", "multi_input", "resample", "pipeline")
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_FUNCTIONS:
+        module, attribute = _LAZY_FUNCTIONS[name]
+        return getattr(importlib.import_module(module), attribute)
     if name in _SUBPACKAGES:
         return importlib.import_module(f"sciSR.{name}")
     raise AttributeError(f"module 'sciSR' has no attribute {name!r}")

@@ -220,7 +220,7 @@ def upscale(
         the input's units (the network's normalisation is undone).
     """
     if isinstance(img, list | tuple) or reference is not None:
-        from sciSR import fusion
+        from sciSR import multi_input as fusion
 
         if flux not in (None, "none") or out is not None:
             raise SciSRError("flux and out are not supported with stacks or a reference")
@@ -447,7 +447,7 @@ def train(config: Any, *, overrides: Sequence[str] = (), resume: str | os.PathLi
     sciSR.train.TrainResult
         ``model_path`` (a ``.safetensors`` model file usable by :func:`upscale`), ``metrics``, ``log_dir``.
     """
-    from sciSR.train import run
+    from sciSR.training import run
 
     return run(config, overrides=overrides, resume=resume)
 

@@ -123,7 +123,7 @@ def _cmd_upscale_self_supervised(args: argparse.Namespace) -> int:
         args.parser.error("--self-supervised takes IN OUT and no --batch, --stack, --reference, --flux or --model")
     if len(args.paths) != 2:
         args.parser.error("upscale IN OUT --self-supervised takes IN and OUT")
-    from sciSR.self_supervised import self_supervised
+    from sciSR.self_supervision import self_supervised
 
     source, target = args.paths
     check_output(target, overwrite=args.overwrite, inputs=(source,))
@@ -184,7 +184,15 @@ def _cmd_upscale_batch(args: argparse.Namespace, options: dict) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    result = api.train(args.config, overrides=args.set or (), resume=args.resume)
+    """``scisr train RECIPE``: run :func:`sciSR.training.run`; ``--list`` names the installed recipes."""
+    from sciSR import training  # Lightning loads only when a run starts
+
+    if args.list:
+        print("\n".join(training.list_recipes()))
+        return 0
+    if args.config is None:
+        args.parser.error("a recipe name or YAML file is required (scisr train --list names the recipes)")
+    result = training.run(args.config, overrides=args.set or (), resume=args.resume)
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()) if isinstance(v, float))
     print(f"model: {result.model_path}\nlogs: {result.log_dir}\n{metrics}")
     return 0
@@ -295,15 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--self-supervised: wall-clock limit for training + inference (default 300)")
     up.set_defaults(func=_cmd_upscale, parser=up)
 
-    tr = sub.add_parser("train", help="train a network from a YAML recipe",
-                        epilog="examples:\n  scisr train configs/ct_x2.yaml --set train.max_steps=200\n"
-                        "  scisr train configs/ct_x2.yaml --resume runs/ct_x2/checkpoints/last.ckpt\n"
-                        "multi-GPU / multi-node: see `python -c 'import sciSR.train; help(sciSR.train)'`",
+    tr = sub.add_parser("train", help="train a network from a recipe (name or YAML file)",
+                        epilog="examples:\n  scisr train --list\n  scisr train ct_x2 --set train.max_steps=200\n"
+                        "  scisr train my_recipe.yaml --resume runs/my-model/checkpoints/last.ckpt\n"
+                        "multi-GPU / multi-node: see `python -c 'import sciSR.training; help(sciSR.training)'`",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    tr.add_argument("config", help="YAML recipe (see configs/)")
+    tr.add_argument("config", nargs="?", metavar="RECIPE",
+                    help="name of an installed recipe (see --list) or a YAML recipe file")
+    tr.add_argument("--list", action="store_true", help="list the installed recipes and exit")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe value (repeatable)")
     tr.add_argument("--resume", help="checkpoint written by an earlier run of this recipe")
-    tr.set_defaults(func=_cmd_train)
+    tr.set_defaults(func=_cmd_train, parser=tr)
 
     models = sub.add_parser("models", help="list models and architectures")
     models.set_defaults(func=_cmd_models)

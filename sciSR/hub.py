@@ -1,13 +1,15 @@
 """Model files: ``*.safetensors`` weights + a JSON card; loading never unpickles unless asked.
 
-A card is the recipe to rebuild the network (architecture, options, scale, dimensions, channels) plus
-what a user needs to trust it (domain, normalisation, training data, metrics). It is written beside the
-weights (``model.json`` for ``model.safetensors``) and embedded in the safetensors header, so a lone
-weights file still loads.
+A card is the recipe to rebuild the network (architecture, options, scale, dimensions, channels), its
+typed contract (``"spec"``: :class:`~sciSR.models.spec.ModelSpec` as a dict; filled in for cards written
+before it existed) plus what a user needs to trust it (domain, normalisation, training data, metrics).
+It is written beside the weights (``model.json`` for ``model.safetensors``) and embedded in the
+safetensors header, so a lone weights file still loads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -19,30 +21,50 @@ from torch import nn
 
 from sciSR.errors import SciSRError
 from sciSR.io.atomic import atomic_output
+from sciSR.models.spec import ModelSpec
+from sciSR.version import __version__
 
 CARD_FORMAT = "sciSR-model/1"
 CARD_METADATA_KEY = "scisr_card"
 REQUIRED = ("arch", "scale", "spatial_dims", "in_channels")
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
+# Spec fields a model file may set beyond what the architecture and its options fix.
+TRAINED_SPEC_FIELDS = ("receptive_field", "precisions", "degradation")
 
 
 def validate_card(card: Any, source: str | os.PathLike | None = None) -> dict[str, Any]:
     """Check a card and return it with defaults filled in.
 
+    Parameters
+    ----------
+    card : Any
+        The parsed JSON card.
+    source : str or os.PathLike, optional
+        The file it came from, named in errors.
+
+    Returns
+    -------
+    dict
+        The card with ``format``, ``options``, ``out_channels``, ``domain``, ``normalisation`` defaulted,
+        ``scale`` as one factor per axis, and ``spec`` (a :meth:`ModelSpec.to_dict
+        <sciSR.models.spec.ModelSpec.to_dict>`; derived by :meth:`ModelSpec.from_card
+        <sciSR.models.spec.ModelSpec.from_card>` for a card without one).
+
     Raises
     ------
     SciSRError
-        Missing keys, unknown architecture, or scale/dimension/channel values that do not fit.
+        Missing keys, unknown architecture, scale/dimension/channel values that do not fit, or a spec
+        that is invalid or disagrees with the card.
     """
-    from sciSR.models import list_models
+    from sciSR.models import list_architectures
 
     if not isinstance(card, dict):
         raise SciSRError("model card is not a JSON object", source)
     missing = [k for k in REQUIRED if k not in card]
     if missing:
         raise SciSRError(f"model card lacks {', '.join(missing)}", source)
-    arches = {entry["name"] for entry in list_models()}
+    arches = {entry["name"] for entry in list_architectures()}
     if card["arch"] not in arches:
         raise SciSRError(f"model card names unknown architecture {card['arch']!r}", source)
     dims = card["spatial_dims"]
@@ -64,11 +86,16 @@ def validate_card(card: Any, source: str | os.PathLike | None = None) -> dict[st
         **card,
     }
     out["scale"] = scale
+    try:
+        out["spec"] = ModelSpec.from_card(out).to_dict()
+    except SciSRError as err:
+        raise SciSRError(err.message, source) from None
     return out
 
 
 def build_from_card(card: dict[str, Any]) -> nn.Module:
-    """Instantiate the (untrained) network a card describes; attaches ``model.card``."""
+    """Instantiate the (untrained) network a validated card describes; attaches ``model.card`` and the
+    card's ``spec`` (see :func:`validate_card`)."""
     from sciSR.models import create_model
 
     model = create_model(
@@ -79,15 +106,32 @@ def build_from_card(card: dict[str, Any]) -> nn.Module:
         out_channels=card.get("out_channels", card["in_channels"]),
         **card.get("options", {}),
     )
-    model.card = dict(card)
+    _attach_card(model, card)
     return model
 
 
+def _attach_card(model: nn.Module, card: dict[str, Any]) -> None:
+    """Set ``model.card``, and ``model.spec`` to the card's spec after checking it describes the network."""
+    model.card = dict(card)
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ModelSpec):
+        return
+    card_spec = ModelSpec.from_dict(card["spec"])
+    # Everything but the trained-model fields follows from the architecture, so it must match the build.
+    for field in dataclasses.fields(ModelSpec):
+        if field.name not in TRAINED_SPEC_FIELDS and getattr(card_spec, field.name) != getattr(spec, field.name):
+            raise SciSRError(f"model card spec says {field.name} {getattr(card_spec, field.name)!r}; the "
+                             f"{card['arch']} network it describes has {getattr(spec, field.name)!r}")
+    model.spec = card_spec
+
+
 def card_of(model: nn.Module) -> dict[str, Any]:
-    """The card of a model built by :func:`sciSR.models.create_model` (validated)."""
+    """The card of a model built by :func:`sciSR.models.create_model` (validated; ``spec`` is the model's)."""
     card = getattr(model, "card", None)
     if card is None:
         raise SciSRError(f"{type(model).__name__} has no .card; build it with sciSR.models.create_model")
+    if isinstance(getattr(model, "spec", None), ModelSpec):
+        card = {**card, "spec": model.spec.to_dict()}
     return validate_card(card)
 
 
@@ -104,6 +148,7 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, overwrite: bool = F
         Replace existing files.
     **card_extra
         Extra card entries: ``name``, ``domain``, ``normalisation``, ``training``, ``metrics``, ...
+        A ``training["degradation"]["type"]`` becomes ``spec.degradation`` unless the spec has one.
 
     Returns
     -------
@@ -115,14 +160,18 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, overwrite: bool = F
     target = Path(path)
     if target.suffix != ".safetensors":
         raise SciSRError("model files end in .safetensors", path)
-    card = validate_card({**card_of(model), **card_extra})
+    card = card_of(model)
+    if "training" in card_extra and "spec" not in card_extra:
+        # A new training run: the degradation it records replaces the one the model was loaded with.
+        card["spec"] = {**card["spec"], "degradation": None}
+    card = validate_card({**card, **card_extra})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     text = json.dumps(card, indent=2, sort_keys=True)
     with atomic_output(target.with_suffix(".json"), overwrite=overwrite) as tmp_card, \
             atomic_output(target, overwrite=overwrite) as tmp:
         save_file(state, str(tmp), metadata={CARD_METADATA_KEY: text})
         tmp_card.write_text(text + "\n")
-    model.card = card
+    _attach_card(model, card)
     return target
 
 
@@ -174,6 +223,55 @@ def shipped_models() -> dict[str, Path]:
     return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
 
 
+def _model_file(name_or_path: str | os.PathLike) -> Path:
+    """The weights file of a shipped name or a path; a one-line error naming the choices otherwise."""
+    shipped = shipped_models()
+    key = os.fspath(name_or_path)
+    path = shipped.get(key, Path(key))
+    if not path.is_file():
+        names = ", ".join(shipped) or "none"
+        raise SciSRError(f"unknown model: no such model file or shipped model (shipped: {names}; "
+                         "interpolation: nearest, linear, cubic)", key)
+    return path
+
+
+def _file_card(path: Path) -> dict[str, Any]:
+    """The validated card of a model file: a pickle's sidecar JSON, or a safetensors file's card."""
+    if path.suffix in PICKLE_SUFFIXES:
+        sidecar = path.with_suffix(".json")
+        if not sidecar.is_file():
+            raise SciSRError(f"no model card {sidecar.name} beside the weights", path)
+        try:
+            return validate_card(json.loads(sidecar.read_text()), sidecar)
+        except json.JSONDecodeError as err:
+            raise SciSRError(f"model card is not valid JSON ({err.msg}, line {err.lineno})", sidecar) from None
+    return validate_card(_read_card(path), path)
+
+
+def read_spec(name_or_path: str | os.PathLike) -> ModelSpec:
+    """The :class:`~sciSR.models.spec.ModelSpec` of a model file, from its card alone.
+
+    Builds no network and reads no weights (a pickle is not opened, so no ``trust_pickle`` is needed).
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+        A name from :func:`shipped_models`, a ``.safetensors`` file (card beside it as ``.json`` or in
+        its header), or a pickle (``.pt``/``.pth``/``.ckpt``/...) with its card beside it as ``.json``.
+
+    Returns
+    -------
+    ModelSpec
+        ``card["spec"]``, derived from the card's fields for a card written before cards had one.
+
+    Raises
+    ------
+    SciSRError
+        Unknown name or missing file, no card, or an invalid card.
+    """
+    return ModelSpec.from_dict(_file_card(_model_file(name_or_path))["spec"])
+
+
 def load_model(name_or_path: str | os.PathLike | nn.Module, *, trust_pickle: bool = False) -> nn.Module:
     """Load a model by shipped name, file path, or pass an ``nn.Module`` through.
 
@@ -189,29 +287,24 @@ def load_model(name_or_path: str | os.PathLike | nn.Module, *, trust_pickle: boo
     Returns
     -------
     nn.Module
-        In eval mode, with ``.card``.
+        In eval mode, with ``.card`` and ``.spec`` (the card's).
     """
     if isinstance(name_or_path, nn.Module):
         if not hasattr(name_or_path, "scale"):
             raise SciSRError(f"{type(name_or_path).__name__} has no .scale; build it with sciSR.models.create_model")
         return name_or_path.eval()
-    shipped = shipped_models()
-    key = os.fspath(name_or_path)
-    path = shipped.get(key, Path(key))
-    if not path.is_file():
-        names = ", ".join(shipped) or "none"
-        raise SciSRError(f"unknown model: no such model file or shipped model (shipped: {names}; "
-                         "interpolation: nearest, linear, cubic)", key)
+    path = _model_file(name_or_path)
     if path.suffix in PICKLE_SUFFIXES:
+        # An untrusted pickle is refused before its card is read: that is the message a user needs first.
         state = _load_state(path, trust_pickle=trust_pickle)
-        sidecar = path.with_suffix(".json")
-        if not sidecar.is_file():
-            raise SciSRError(f"no model card {sidecar.name} beside the weights", path)
-        card = validate_card(json.loads(sidecar.read_text()), sidecar)
+        card = _file_card(path)
     else:
-        card = validate_card(_read_card(path), path)
+        card = _file_card(path)
         state = _load_state(path, trust_pickle=trust_pickle)
-    model = build_from_card(card)
+    try:
+        model = build_from_card(card)
+    except SciSRError as err:
+        raise SciSRError(err.message, err.path or path) from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
@@ -269,7 +362,7 @@ def export_model(
             with torch.no_grad():
                 torch.jit.trace(model, example).save(str(tmp / "models" / "model.ts"))
             metadata = {
-                "version": "0.1.0",
+                "version": __version__,
                 "monai_version": _version("monai"),
                 "pytorch_version": torch.__version__.split("+")[0],
                 "name": card.get("name", card["arch"]),

@@ -1,4 +1,4 @@
-"""Reversible per-domain intensity normalisation (GUIDE §4).
+"""Reversible per-domain intensity normalisation (docs/architecture.md §4).
 
 A network sees values of order one; the user gets back exactly the units they gave. Each method
 returns the normalised array and the parameters that :func:`denormalize` needs; nothing is clipped.

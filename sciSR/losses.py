@@ -100,30 +100,6 @@ class CharbonnierLoss(PixelLoss):
         return torch.sqrt(diff.square() + self.eps**2)
 
 
-def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Functional :class:`CharbonnierLoss` (mean over valid elements)."""
-    return CharbonnierLoss(eps)(prediction, target, mask)
-
-
-LOSSES: dict[str, type[PixelLoss]] = {"l1": L1Loss, "mse": MSELoss, "charbonnier": CharbonnierLoss}
-
-
-def get_loss(name: str, **kwargs: float | str) -> PixelLoss:
-    """A pixel loss by name (``"l1"``, ``"mse"``, ``"charbonnier"``), for configuration files.
-
-    Raises
-    ------
-    SciSRError
-        Unknown name.
-    """
-    try:
-        cls = LOSSES[name.lower()]
-    except KeyError:
-        raise SciSRError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}") from None
-    return cls(**kwargs)
-
-
 class GANLoss(nn.Module):
     """Adversarial losses on discriminator logits (``sciSR.models`` ``srgan-d`` / ``esrgan-d`` output).
 

@@ -1,4 +1,4 @@
-"""Public API contract (GUIDE §2) on generated images."""
+"""Public API contract (docs/architecture.md §2) on generated images."""
 
 import threading
 

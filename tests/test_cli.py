@@ -1,4 +1,4 @@
-"""`scisr` CLI: exit codes, one-line errors, nothing half-written (GUIDE §2)."""
+"""`scisr` CLI: exit codes, one-line errors, nothing half-written (docs/architecture.md §2)."""
 
 import contextlib
 import io
@@ -112,7 +112,7 @@ def test_debug_shows_traceback(tmp_path):
 def _stacks_of_anatomical(tmp_path):
     """Two thick-slice stacks (along k and along i) of nibabel's anatomical.nii, written as NIfTI."""
     import sciSR
-    from sciSR.data.fusion import simulate_stacks
+    from sciSR.data.multi_input_samples import simulate_stacks
 
     img = sciSR.read(ANATOMICAL)
     img = img.replace(array=img.array[:16, :4, :12])

@@ -1,6 +1,7 @@
-"""`scisr train` and `sciSR.train(config)`: a shipped recipe, shrunk by overrides, trains a usable model file."""
+"""`scisr train` and `sciSR.train(config)`: an installed recipe, shrunk by overrides, trains a usable model file."""
 
 import numpy as np
+import pytest
 
 import sciSR
 from sciSR.cli import main
@@ -13,7 +14,7 @@ SHRINK = [
 
 
 def test_cli_train_then_upscale_with_the_model(tmp_path, capsys):
-    args = ["train", "configs/ct_x2.yaml", "--set", f"train.out_dir={tmp_path / 'runs'}"]
+    args = ["train", "ct_x2", "--set", f"train.out_dir={tmp_path / 'runs'}"]
     for item in SHRINK:
         args += ["--set", item]
     assert main(args) == 0
@@ -26,12 +27,30 @@ def test_cli_train_then_upscale_with_the_model(tmp_path, capsys):
     assert sciSR.load_model(model_path).card["normalisation"]["method"] == "ct_window"
 
 
-def test_train_is_callable_from_the_package(tmp_path):
+def test_train_is_the_training_run_function(tmp_path):
+    assert sciSR.train is sciSR.training.run
     result = sciSR.train("configs/ct_x2.yaml", overrides=[*SHRINK, f"train.out_dir={tmp_path / 'runs'}"])
     assert result.model_path.exists() and result.metrics["iterations"] == 4
 
 
+def test_cli_train_lists_the_installed_recipes(capsys):
+    assert main(["train", "--list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert names == sciSR.training.list_recipes() and {"ct_x2", "shipped/mri-x2"} <= set(names)
+
+
+def test_cli_train_needs_a_recipe_or_list(capsys):
+    with pytest.raises(SystemExit):
+        main(["train"])
+    assert "--list" in capsys.readouterr().err
+
+
+def test_cli_train_refuses_an_unknown_recipe_name(capsys):
+    assert main(["train", "no_such_recipe"]) == 1
+    assert "no_such_recipe" in capsys.readouterr().err
+
+
 def test_bad_recipe_key_is_one_line_exit_1(capsys):
-    assert main(["train", "configs/ct_x2.yaml", "--set", "train.max_stepz=3"]) == 1
+    assert main(["train", "ct_x2", "--set", "train.max_stepz=3"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "max_stepz" in err and "ct_x2.yaml" in err

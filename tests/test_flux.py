@@ -1,4 +1,4 @@
-"""Flux modes from BUNIT and the exact block projection (GUIDE §4)."""
+"""Flux modes from BUNIT and the exact block projection (docs/architecture.md §4)."""
 
 import numpy as np
 import pytest

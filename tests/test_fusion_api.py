@@ -6,7 +6,7 @@ import torch
 
 import sciSR
 from sciSR import geometry
-from sciSR.data.fusion import simulate_stacks
+from sciSR.data.multi_input_samples import simulate_stacks
 from sciSR.data.phantoms import knee_phantom
 from sciSR.errors import SciSRError
 from sciSR.metrics import psnr

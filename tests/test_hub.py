@@ -1,4 +1,4 @@
-"""Model files: safetensors + JSON card, refusal of pickles, validation, export (GUIDE §6)."""
+"""Model files: safetensors + JSON card, refusal of pickles, validation, export (docs/architecture.md §6)."""
 
 import json
 
@@ -8,8 +8,8 @@ import torch
 
 import sciSR
 from sciSR.errors import SciSRError
-from sciSR.hub import export_model, load_model, save_model
-from sciSR.models import create_model
+from sciSR.hub import export_model, load_model, read_spec, save_model
+from sciSR.models import ModelSpec, create_model
 
 
 @pytest.fixture
@@ -32,6 +32,63 @@ def test_round_trip_gives_identical_outputs(saved, small_model):
         np.testing.assert_array_equal(loaded(x).numpy(), small_model.eval()(x).numpy())
     assert loaded.card["name"] == "edsr-test" and loaded.card["domain"] == "mri"
     assert json.loads(saved.with_suffix(".json").read_text())["arch"] == "edsr-baseline"
+
+
+def test_saved_card_holds_the_spec(saved, small_model):
+    card = json.loads(saved.with_suffix(".json").read_text())
+    assert ModelSpec.from_dict(card["spec"]) == small_model.spec == read_spec(saved) == load_model(saved).spec
+
+
+def test_read_spec_reads_only_the_card(saved, small_model, tmp_path, monkeypatch):
+    import sciSR.hub as hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("read_spec built a network or read weights")
+
+    monkeypatch.setattr(hub, "build_from_card", refuse)
+    monkeypatch.setattr(hub, "_load_state", refuse)
+    assert read_spec(saved) == small_model.spec
+    saved.with_suffix(".json").unlink()  # the card in the safetensors header
+    assert read_spec(str(saved)) == small_model.spec
+    pickle = tmp_path / "edsr.pt"
+    pickle.write_bytes(b"not even a pickle")  # never opened: no trust_pickle needed
+    pickle.with_suffix(".json").write_text(json.dumps(small_model.card))
+    assert read_spec(pickle) == small_model.spec
+    with pytest.raises(SciSRError, match="unknown model"):
+        read_spec(tmp_path / "missing.safetensors")
+
+
+def test_card_without_spec_still_loads(saved, small_model):
+    # Cards written before cards had a spec: it is derived (and the training degradation read).
+    card_path = saved.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    del card["spec"]
+    card["training"] = {"degradation": {"type": "kspace"}}
+    card_path.write_text(json.dumps(card))
+    loaded = load_model(saved)
+    assert loaded.spec == ModelSpec.from_dict({**small_model.spec.to_dict(), "degradation": "kspace"})
+    assert loaded.card["spec"] == loaded.spec.to_dict() and read_spec(saved) == loaded.spec
+
+
+def test_spec_that_disagrees_with_the_network(saved):
+    card_path = saved.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["spec"]["global_pooling"] = True
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(SciSRError, match="spec says global_pooling True; the edsr-baseline network it describes"):
+        load_model(saved)
+    card["spec"] = {**card["spec"], "global_pooling": False, "scale": [4, 4]}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(SciSRError, match="spec says scale"):
+        read_spec(saved)
+
+
+def test_training_degradation_goes_into_the_spec(tmp_path, small_model, saved):
+    path = save_model(small_model, tmp_path / "trained.safetensors", training={"degradation": {"type": "ct"}})
+    assert small_model.spec.degradation == "ct" == read_spec(path).degradation
+    # Trained again on another degradation: the new one replaces it.
+    again = save_model(load_model(path), tmp_path / "again.safetensors", training={"degradation": {"type": "bicubic"}})
+    assert read_spec(again).degradation == "bicubic"
 
 
 def test_card_embedded_in_weights_is_enough(saved):

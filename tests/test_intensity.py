@@ -1,4 +1,4 @@
-"""Normalisation is reversible and never clips (GUIDE §4)."""
+"""Normalisation is reversible and never clips (docs/architecture.md §4)."""
 
 import numpy as np
 import pytest

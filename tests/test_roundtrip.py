@@ -49,7 +49,7 @@ def test_dicom_ct_in_plane(tmp_path):
     assert img.domain == "ct" and img.array.min() < -500
     sr = sciSR.upscale(img, "cubic", (2, 2))
     sciSR.write(sr, tmp_path / "ct_sr")
-    files = sorted((tmp_path / "ct_sr").iterdir())
+    files = sorted((tmp_path / "ct_sr").glob("*.dcm"))
     assert len(files) == 1
     ds, ref = pydicom.dcmread(files[0]), pydicom.dcmread(src)
     assert (ds.Rows, ds.Columns) == (2 * ref.Rows, 2 * ref.Columns)

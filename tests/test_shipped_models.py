@@ -8,16 +8,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors import safe_open
 
 import sciSR
 from sciSR.cli import main
-from sciSR.hub import WEIGHTS_DIR, shipped_models, validate_card
+from sciSR.hub import CARD_METADATA_KEY, WEIGHTS_DIR, load_model, read_spec, shipped_models, validate_card
+from sciSR.models import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = ("generic-x2", "generic-x4", "mri-x2", "mri-thick-x4", "ct-x2", "sky-x2")
 SHIPPED = sorted(shipped_models())
 CROP = 512  # HR pixels per axis: every shipped model's first held-out image whole (camera.png is 512²)
+# Output on torch.rand(1, 1, 16, 12) (generator seed 0), recorded before the ModelSpec/PostUpsamplingModel
+# refactor: shape, float64 sum, and elements 0, 97, 194, 291 of the flattened output. The refactored code gave
+# bitwise-identical outputs on the machine that recorded them; the tolerance covers other CPUs' rounding.
+OUTPUTS = {
+    "ct-x2": ((1, 1, 32, 24), 369.033003, (0.303137, 0.380482, 0.362557, 1.074159)),
+    "generic-x2": ((1, 1, 32, 24), 371.95664, (0.469369, 0.47853, 0.513615, 0.515046)),
+    "generic-x4": ((1, 1, 64, 48), 1490.90275, (0.498013, 0.484265, 0.482515, 0.481814)),
+    "mri-thick-x4": ((1, 1, 16, 48), 368.144248, (0.275328, 0.357753, 0.325774, 0.796766)),
+    "mri-x2": ((1, 1, 32, 24), 368.563689, (0.458391, 0.32836, 0.443317, 0.978232)),
+    "sky-x2": ((1, 1, 32, 24), 293.217773, (0.184157, 0.315265, 0.47527, 0.602737)),
+}
+DEGRADATIONS = {"ct-x2": "ct", "generic-x2": "bicubic", "generic-x4": "bicubic", "mri-thick-x4": "thick_slice",
+                "mri-x2": "kspace", "sky-x2": "telescope"}
 
 
 def _quality():
@@ -56,6 +71,31 @@ def test_loads_by_name_and_card_matches_weights(name):
     # The test images were never trained on.
     assert not set(card["held_out"]) & set(card["training_data"]["train_subjects"])
     assert {row["image"] for row in card["held_out_metrics"]} == set(card["held_out"])
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_output_is_unchanged(name):
+    model = load_model(name)  # strict=True: every weight has its key
+    x = torch.rand(1, 1, 16, 12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = model(x)
+    shape, total, values = OUTPUTS[name]
+    assert tuple(y.shape) == shape
+    assert float(y.double().sum()) == pytest.approx(total, rel=1e-6)
+    assert [float(v) for v in y.flatten()[::97][:4]] == pytest.approx(values, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_card_spec_and_old_header_card_agree(name):
+    weights = WEIGHTS_DIR / f"{name}.safetensors"
+    spec = read_spec(name)
+    stored = ModelSpec.from_dict(json.loads(weights.with_suffix(".json").read_text())["spec"])
+    assert spec == load_model(name).spec == stored
+    assert (spec.arch, spec.degradation, spec.global_pooling) == ("edsr-baseline", DEGRADATIONS[name], False)
+    # The card in the safetensors header predates specs: the derived spec is the same.
+    with safe_open(str(weights), "pt") as f:
+        header_card = json.loads(f.metadata()[CARD_METADATA_KEY])
+    assert "spec" not in header_card and ModelSpec.from_card(header_card) == spec
 
 
 def _held_out_case(name):

@@ -22,7 +22,7 @@ import torch
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 from monai.transforms import Compose
 
-from sciSR.data.transforms import (
+from sciSR.data.pair_transforms import (
     CropMargind,
     FitNormalizationd,
     ForegroundIndicesd,
@@ -32,7 +32,7 @@ from sciSR.data.transforms import (
     RandPatchd,
     ToPaird,
 )
-from sciSR.degrade.transforms import Degradationd, RandDegradation, RandDegradationd, create_degradation
+from sciSR.degrade.monai_transforms import Degradationd, RandDegradation, RandDegradationd, create_degradation
 from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale
 

@@ -1,7 +1,7 @@
 """Low-resolution simulation on the FOV-preserving grid (LR pixel n centred on HR s·n + (s−1)/2).
 
 Functions work on ``(*spatial, ...)`` numpy arrays (channels last, like :func:`bin_array`); the MONAI
-transforms in :mod:`sciSR.degrade.transforms` wrap them for channel-first pipelines. Everything but the
+transforms in :mod:`sciSR.degrade.monai_transforms` wrap them for channel-first pipelines. Everything but the
 binning is imported on first use, so ``import sciSR`` does not pull in MONAI.
 """
 
@@ -11,32 +11,32 @@ from typing import Any
 from sciSR.degrade.binning import bin_array, replicate
 
 _LAZY = {
-    "BicubicDownsample": "sciSR.degrade.transforms",
-    "BicubicDownsampled": "sciSR.degrade.transforms",
-    "BinDownsample": "sciSR.degrade.transforms",
-    "BinDownsampled": "sciSR.degrade.transforms",
-    "CTDownsample": "sciSR.degrade.transforms",
-    "CTDownsampled": "sciSR.degrade.transforms",
-    "DEGRADATIONS": "sciSR.degrade.transforms",
-    "KSpaceDownsample": "sciSR.degrade.transforms",
-    "KSpaceDownsampled": "sciSR.degrade.transforms",
-    "RandBicubicDownsample": "sciSR.degrade.transforms",
-    "RandBicubicDownsampled": "sciSR.degrade.transforms",
-    "RandCTDownsample": "sciSR.degrade.transforms",
-    "RandCTDownsampled": "sciSR.degrade.transforms",
-    "RandKSpaceDownsample": "sciSR.degrade.transforms",
-    "RandKSpaceDownsampled": "sciSR.degrade.transforms",
-    "RandTelescopeDownsample": "sciSR.degrade.transforms",
-    "RandTelescopeDownsampled": "sciSR.degrade.transforms",
-    "RandThickSlice": "sciSR.degrade.transforms",
-    "RandThickSliced": "sciSR.degrade.transforms",
-    "TelescopeDownsample": "sciSR.degrade.transforms",
-    "TelescopeDownsampled": "sciSR.degrade.transforms",
-    "ThickSlice": "sciSR.degrade.transforms",
-    "ThickSliced": "sciSR.degrade.transforms",
+    "BicubicDownsample": "sciSR.degrade.monai_transforms",
+    "BicubicDownsampled": "sciSR.degrade.monai_transforms",
+    "BinDownsample": "sciSR.degrade.monai_transforms",
+    "BinDownsampled": "sciSR.degrade.monai_transforms",
+    "CTDownsample": "sciSR.degrade.monai_transforms",
+    "CTDownsampled": "sciSR.degrade.monai_transforms",
+    "DEGRADATIONS": "sciSR.degrade.monai_transforms",
+    "KSpaceDownsample": "sciSR.degrade.monai_transforms",
+    "KSpaceDownsampled": "sciSR.degrade.monai_transforms",
+    "RandBicubicDownsample": "sciSR.degrade.monai_transforms",
+    "RandBicubicDownsampled": "sciSR.degrade.monai_transforms",
+    "RandCTDownsample": "sciSR.degrade.monai_transforms",
+    "RandCTDownsampled": "sciSR.degrade.monai_transforms",
+    "RandKSpaceDownsample": "sciSR.degrade.monai_transforms",
+    "RandKSpaceDownsampled": "sciSR.degrade.monai_transforms",
+    "RandTelescopeDownsample": "sciSR.degrade.monai_transforms",
+    "RandTelescopeDownsampled": "sciSR.degrade.monai_transforms",
+    "RandThickSlice": "sciSR.degrade.monai_transforms",
+    "RandThickSliced": "sciSR.degrade.monai_transforms",
+    "TelescopeDownsample": "sciSR.degrade.monai_transforms",
+    "TelescopeDownsampled": "sciSR.degrade.monai_transforms",
+    "ThickSlice": "sciSR.degrade.monai_transforms",
+    "ThickSliced": "sciSR.degrade.monai_transforms",
     "bicubic_downsample": "sciSR.degrade.generic",
     "convolve_psf": "sciSR.degrade.telescope",
-    "create_degradation": "sciSR.degrade.transforms",
+    "create_degradation": "sciSR.degrade.monai_transforms",
     "ct_downsample": "sciSR.degrade.ct",
     "kspace_downsample": "sciSR.degrade.mri",
     "kspace_truncate": "sciSR.degrade.mri",

@@ -1,7 +1,7 @@
 """FOV-true kernel resampling: the one primitive behind every blur-then-decimate degradation.
 
 Low-resolution sample ``n`` along an axis downscaled by ``s`` is centred on high-resolution position
-``c_n = s·n + (s − 1)/2`` (GUIDE §4), so ``LR[n] = Σ_j w(j − c_n) · HR[j]`` with the weights of a
+``c_n = s·n + (s − 1)/2`` (docs/architecture.md §4), so ``LR[n] = Σ_j w(j − c_n) · HR[j]`` with the weights of a
 profile centred there. Because ``c_n`` moves by exactly ``s`` per LR sample, the offsets ``j − c_n`` are
 the same for every ``n``: one short list of taps serves the whole axis. A boxcar of width ``s`` is the
 block mean of :func:`sciSR.degrade.bin_array`.

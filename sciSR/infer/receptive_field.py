@@ -3,9 +3,10 @@
 Tiled prediction is exact for a local network when every tile reaches at least the radius ``r`` beyond
 the output it keeps (see :mod:`sciSR.infer.tiled`). The radius is measured once per model and cached
 on it: the gradient of one central output block with respect to a random input is non-zero exactly on
-the inputs that block depends on. A network can also declare it (``model.receptive_field``), and
-networks with global pooling (channel attention in RCAN/SAN) have no finite radius: they are flagged
-and given a cap, because no tiling reproduces their whole-image output exactly.
+the inputs that block depends on. A network can also declare it (``spec.receptive_field``, see
+:func:`sciSR.models.spec_of`), and networks with global pooling (channel attention in RCAN/SAN,
+``spec.global_pooling``) have no finite radius: they are flagged and given a cap, because no tiling
+reproduces their whole-image output exactly.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from sciSR.errors import SciSRError
+from sciSR.models.spec import spec_of
 
 GLOBAL_POOLING_RADIUS = 32
 """Radius (input voxels) used for a network with global pooling: its tiles blend over 2× this."""
@@ -65,9 +67,10 @@ def receptive_field_radius(
     Parameters
     ----------
     model : torch.nn.Module
-        Maps ``(N, in_channels, *spatial)`` to ``(N, C_out, *spatial·scale)``. It may declare
-        ``receptive_field`` (int or one int per axis: the radius in input voxels) to skip the
-        measurement, and ``global_pooling = True`` (then a declared ``receptive_field`` is the cap).
+        Maps ``(N, in_channels, *spatial)`` to ``(N, C_out, *spatial·scale)``. Its spec
+        (:func:`sciSR.models.spec_of`; a plain module declares these as attributes) may give
+        ``receptive_field`` (the radius in input voxels per axis) to skip the measurement, and
+        ``global_pooling`` (then a declared ``receptive_field`` is the cap).
     spatial_dims : int
         2 or 3.
     scale : sequence of int
@@ -105,8 +108,9 @@ def receptive_field_radius(
     if key in cache:
         return cache[key]
 
-    declared = getattr(model, "receptive_field", None)
-    if getattr(model, "global_pooling", False) or _has_adaptive_pooling(model):
+    spec = spec_of(model, spatial_dims=spatial_dims, scale=scale, in_channels=in_channels)
+    declared = spec.receptive_field
+    if spec.global_pooling or _has_adaptive_pooling(model):
         cap = global_cap if declared is None else declared
         result = ReceptiveField(_per_axis(cap, spatial_dims), True)
     elif declared is not None:

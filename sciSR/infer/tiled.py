@@ -32,6 +32,7 @@ from torch import nn
 from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale, upscaled_shape
 from sciSR.infer.receptive_field import ReceptiveField, receptive_field_radius
+from sciSR.models.spec import spec_of
 from sciSR.paging import RELEASE_EVERY_BYTES, available_ram, is_disk_backed, release_pages, row_chunks
 from sciSR.progress import cancel_checker
 
@@ -307,10 +308,10 @@ def predict_tiled(
     -----
     For networks whose every operation is local (EDSR, RDN, RRDB, ...) the result equals the
     whole-image prediction up to float rounding (≤ 1e-5 on a unit-range image in full precision). A
-    network with global pooling (channel attention, ``model.global_pooling``) cannot be tiled exactly:
+    network with global pooling (channel attention, ``spec.global_pooling``) cannot be tiled exactly:
     a warning is issued when it is, and its windows blend over ``2·overlap`` with ``r`` set to the cap
     of :func:`sciSR.infer.receptive_field.receptive_field_radius`. A network that pads its input to a
-    multiple internally (windowed attention, ``model.window_multiple``) gets tiles, overlaps and window
+    multiple internally (windowed attention, ``spec.window_multiple``) gets tiles, overlaps and window
     starts rounded up to that multiple, so its attention windows fall where they do in the whole image
     (SwinIR then tiles exactly too). On CUDA out-of-memory the batch is halved, then the tile per axis
     (not below ``2r + 1``), and the prediction restarts.
@@ -342,7 +343,8 @@ def predict_tiled(
     dtype = param.dtype if param is not None else torch.float32
     try:
         rf = receptive_field_radius(model, dims, scale, in_channels)
-        multiple = _per_axis(getattr(model, "window_multiple", 1), dims, "model.window_multiple", 1)
+        window = spec_of(model, spatial_dims=dims, scale=scale, in_channels=in_channels).window_multiple
+        multiple = _per_axis(window, dims, "spec.window_multiple", 1)
         overlap_ = tuple(2 * r for r in rf.radius) if overlap is None else _per_axis(overlap, dims, "overlap", 0)
         if any(m < r for m, r in zip(overlap_, rf.radius, strict=True)):
             raise SciSRError(f"overlap {overlap_} is smaller than the model's receptive-field radius "

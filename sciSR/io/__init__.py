@@ -74,9 +74,10 @@ def write(img: SciImage, path: str | os.PathLike, *, overwrite: bool = False) ->
     """Write ``img`` atomically; see :func:`sciSR.write`."""
     name = format_for(path, for_writing=True)
     sources = tuple(s for s in [img.meta.get("source")] if s)
-    out = check_output(path, overwrite=overwrite, inputs=sources)
+    folder = name == "dicom"
+    out = check_output(path, overwrite=overwrite, inputs=sources, folder=folder)
     try:
-        with atomic_output(out, overwrite=overwrite, folder=name == "dicom") as tmp:
+        with atomic_output(out, overwrite=overwrite, folder=folder, inputs=sources) as tmp:
             FORMATS[name].write(img, tmp)
     except SciSRError as err:
         # Writers only know the temporary name; the user knows the output they asked for.

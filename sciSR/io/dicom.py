@@ -41,6 +41,8 @@ from pydicom.valuerep import format_number_as_ds
 
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage, infer_domain
+from sciSR.io.atomic import MARKER
+from sciSR.version import __version__
 
 SUFFIXES: tuple[str, ...] = (".dcm", ".dicom", ".ima")
 
@@ -212,7 +214,8 @@ def _walk(folder: Path) -> Iterator[Path]:
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
-            yield Path(root) / name
+            if name != MARKER:  # sciSR's own mark on the folders it writes, not a file of the series
+                yield Path(root) / name
 
 
 def _collect(path: Path, notes: list[str]) -> list[tuple[Path, Dataset]]:
@@ -715,7 +718,6 @@ def _provenance_model(meta: dict[str, Any]) -> tuple[str | None, Any]:
 
 def _base_dataset(img: SciImage, quantiser: _Quantiser, notes: list[str], template: Dataset | None) -> Dataset:
     """Everything shared by the instances of the new series."""
-    from sciSR import __version__  # the package is fully imported by the time anything is written
 
     modality = str(template.get("Modality") or "") if template is not None else ""
     if not modality:
@@ -793,8 +795,9 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
         axis-aligned grid of ``img.spacing``. ``meta["dicom_template"]`` (from :func:`read`) supplies
         patient, study, frame of reference and acquisition context; ``meta["provenance"]`` names the model.
     path : str or os.PathLike
-        An existing, empty folder (the temporary folder of :func:`sciSR.io.atomic.atomic_output`);
-        files ``IM0001.dcm`` ... are written in slice-major, channel-minor order.
+        An existing, empty folder (the temporary folder of :func:`sciSR.io.atomic.atomic_output`, which
+        then adds its :data:`~sciSR.io.atomic.MARKER` file, skipped by :func:`read`); files
+        ``IM0001.dcm`` ... are written in slice-major, channel-minor order.
 
     Notes
     -----

@@ -669,7 +669,7 @@ def _find_companions(hdul: fits.HDUList, index: int, shape: tuple[int, ...]) -> 
 
 
 def propagate_companion(values: np.ndarray, kind: str, scale: Sequence[int], flux: str) -> np.ndarray:
-    """Upscale an uncertainty or quality map with its science image (GUIDE §4).
+    """Upscale an uncertainty or quality map with its science image (docs/architecture.md §4).
 
     Parameters
     ----------

@@ -1,9 +1,9 @@
 """The model zoo: a registry of super-resolution architectures, each in 2D and 3D at any per-axis scale.
 
->>> from sciSR.models import create_model, list_models
+>>> from sciSR.models import create_model, list_architectures, spec_of
 >>> model = create_model("edsr-baseline", scale=(1, 1, 4), spatial_dims=3)
->>> model.card["arch"], model.scale
-('edsr-baseline', (1, 1, 4))
+>>> model.card["arch"], model.scale, spec_of(model).global_pooling
+('edsr-baseline', (1, 1, 4), False)
 
 Importing this package registers every family (one module each).
 """
@@ -26,17 +26,30 @@ from sciSR.models import (  # noqa: F401  (imported to register their architectu
     ttsr,
     vdsr,
 )
-from sciSR.models.base import Discriminator, PreUpsamplingModel, ZooModel
-from sciSR.models.registry import MODEL_REGISTRY, ModelInfo, create_model, get_model_info, list_models, register_model
+from sciSR.models.base import Discriminator, PostUpsamplingModel, PreUpsamplingModel, ZooModel
+from sciSR.models.registry import (
+    MODEL_REGISTRY,
+    ModelInfo,
+    create_model,
+    get_model_info,
+    list_architectures,
+    list_models,
+    register_model,
+)
+from sciSR.models.spec import ModelSpec, spec_of
 
 __all__ = [
     "MODEL_REGISTRY",
     "Discriminator",
     "ModelInfo",
+    "ModelSpec",
+    "PostUpsamplingModel",
     "PreUpsamplingModel",
     "ZooModel",
     "create_model",
     "get_model_info",
+    "list_architectures",
     "list_models",
     "register_model",
+    "spec_of",
 ]

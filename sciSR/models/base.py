@@ -1,16 +1,16 @@
-"""Base classes: the attributes every zoo network carries for inference and model files."""
+"""Base classes: every zoo network carries a frozen :class:`~sciSR.models.spec.ModelSpec` as ``spec``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from sciSR.errors import SciSRError
-from sciSR.geometry import normalize_scale
 from sciSR.models.blocks import FOVInterpolate
+from sciSR.models.spec import ModelSpec
 
 
 class ZooModel(nn.Module):
@@ -24,41 +24,102 @@ class ZooModel(nn.Module):
         Channels of the input and of the output.
     scale : int or sequence of int
         Upscaling factor per spatial axis.
+    options : Mapping, optional
+        The architecture options :meth:`spec_abilities` reads (subclasses whose abilities depend on
+        their options pass them).
 
     Attributes
     ----------
     kind : str
-        ``"pre"`` (interpolates first, then refines), ``"post"`` (upsamples at the end),
-        ``"progressive"`` (×2 pyramid levels), ``"fusion"`` (several stacks already on the output grid),
-        ``"reference"`` (low-res input plus a high-res reference) or ``"discriminator"``.
-    global_pooling : bool
-        True when an output voxel depends on the whole input (channel attention over global statistics,
-        non-local attention), so tiled inference cannot reproduce the whole-image result exactly.
-    window_multiple : int
-        Spatial sizes the network pads internally to a multiple of (1: none); tiles aligned to it avoid
-        the padding.
-    scale : tuple of int
-        One factor per spatial axis.
+        Class attribute: the registry kind (see :class:`~sciSR.models.spec.ModelSpec`).
+    spec : ModelSpec
+        What the network is and what inference may assume about it; ``arch`` is the class name until
+        :func:`sciSR.models.create_model` sets the registry name.
+    scale, spatial_dims, in_channels, out_channels
+        Read-only views of ``spec``.
     card : dict
         Recipe to rebuild the network, filled in by :func:`sciSR.models.create_model`.
     """
 
     kind: ClassVar[str] = "post"
-    global_pooling: ClassVar[bool] = False
 
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, scale: int | Sequence[int]) -> None:
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, scale: int | Sequence[int],
+                 *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
             raise SciSRError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SciSRError(f"{name} must be a positive integer, got {value!r}")
-        self.spatial_dims = spatial_dims
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.scale = normalize_scale(scale, spatial_dims)
-        self.window_multiple = 1
+        self.spec = ModelSpec(arch=type(self).__name__.lower(), scale=scale, spatial_dims=spatial_dims,
+                              in_channels=in_channels, out_channels=out_channels, kind=self.kind,
+                              **self.spec_abilities(options or {}))
         self.card: dict[str, Any] = {}
+
+    @classmethod
+    def spec_abilities(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The :class:`~sciSR.models.spec.ModelSpec` fields this architecture sets beyond shape and kind.
+
+        The one place a family states its abilities (``inputs``, ``input_on_output_grid``,
+        ``global_pooling``, ``window_multiple``, ...): the constructor and
+        :meth:`ModelSpec.from_card <sciSR.models.spec.ModelSpec.from_card>` (which builds no network)
+        both read it.
+
+        Parameters
+        ----------
+        options : Mapping
+            The architecture's keyword options (paper defaults updated with the caller's).
+
+        Returns
+        -------
+        dict
+            Keyword arguments of :class:`~sciSR.models.spec.ModelSpec`; none for a plain local network.
+        """
+        del options
+        return {}
+
+    @property
+    def scale(self) -> tuple[int, ...]:
+        """Upscaling factor per spatial axis (``spec.scale``)."""
+        return self.spec.scale
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 or 3 (``spec.spatial_dims``)."""
+        return self.spec.spatial_dims
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels (``spec.in_channels``)."""
+        return self.spec.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        """Output channels (``spec.out_channels``)."""
+        return self.spec.out_channels
+
+
+class PostUpsamplingModel(ZooModel):
+    """The post-upsampling skeleton: ``head`` → ``body`` → long skip → ``upsample`` → ``tail``.
+
+    Subclasses (EDSR, RCAN, SRResNet, RRDBNet) set the four modules, in this order, under these names
+    (they are the state-dict keys of the shipped weights).
+
+    Shapes
+    ------
+    ``head``: ``(B, in, *S) → (B, F, *S)``; ``body``: ``(B, F, *S) → (B, F, *S)``; ``upsample``:
+    ``(B, F, *S) → (B, F, *S·s)``; ``tail``: ``(B, F, *S·s) → (B, out, *S·s)``. Overall
+    ``(B, in_channels, *S) → (B, out_channels, *S·s)``.
+    """
+
+    head: nn.Module
+    body: nn.Module
+    upsample: nn.Module
+    tail: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        head = self.head(x)
+        return self.tail(self.upsample(head + self.body(head)))
 
 
 class PreUpsamplingModel(ZooModel):

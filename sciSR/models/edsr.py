@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
-from sciSR.models.base import ZooModel
+from sciSR.models.base import PostUpsamplingModel
 from sciSR.models.blocks import ResidualBlock, Upsampler, conv_nd
 from sciSR.models.registry import register_model
 
@@ -18,13 +17,14 @@ EDSR_PAPER = ("Lim, Son, Kim, Nah, Lee. Enhanced Deep Residual Networks for Sing
 @register_model("edsr", paper=EDSR_PAPER, year=2017)
 @register_model("edsr-baseline", paper=EDSR_PAPER, year=2017,
                 overrides={"n_blocks": 16, "features": 64, "res_scale": 1.0})
-class EDSR(ZooModel):
+class EDSR(PostUpsamplingModel):
     """``conv`` → ``n_blocks`` × [conv-ReLU-conv, ×res_scale, + skip] → conv, + skip → sub-pixel stages → ``conv``.
 
     Parameters
     ----------
     spatial_dims, in_channels, out_channels, scale
-        See :class:`~sciSR.models.base.ZooModel`.
+        See :class:`~sciSR.models.base.ZooModel`; the forward pass is
+        :class:`~sciSR.models.base.PostUpsamplingModel`'s.
     n_blocks : int
         Residual blocks: 32 (EDSR), 16 (baseline).
     features : int
@@ -52,7 +52,3 @@ class EDSR(ZooModel):
         )
         self.upsample = Upsampler(spatial_dims, features, self.scale)
         self.tail = conv_nd(spatial_dims, features, out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        head = self.head(x)
-        return self.tail(self.upsample(head + self.body(head)))

@@ -8,7 +8,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from sciSR.models.base import Discriminator, ZooModel
+from sciSR.models.base import Discriminator, PostUpsamplingModel
 from sciSR.models.blocks import DenseStack, Upsampler, batch_norm_nd, conv_nd
 from sciSR.models.registry import register_model
 from sciSR.models.srresnet import discriminator_head
@@ -60,14 +60,15 @@ class RRDB(nn.Module):
 
 
 @register_model("rrdbnet", paper=ESRGAN_PAPER, year=2018)
-class RRDBNet(ZooModel):
+class RRDBNet(PostUpsamplingModel):
     """``conv`` → ``n_blocks`` RRDBs → conv, + skip → (nearest ×2 → conv → LeakyReLU) stages → conv →
     LeakyReLU → ``conv``.
 
     Parameters
     ----------
     spatial_dims, in_channels, out_channels, scale
-        See :class:`~sciSR.models.base.ZooModel`.
+        See :class:`~sciSR.models.base.ZooModel`; the forward pass is
+        :class:`~sciSR.models.base.PostUpsamplingModel`'s.
     n_blocks : int
         RRDBs (23).
     features : int
@@ -89,10 +90,6 @@ class RRDBNet(ZooModel):
         self.upsample = Upsampler(spatial_dims, features, self.scale, mode="nearest", act=_LeakyReLU)
         self.tail = nn.Sequential(conv_nd(spatial_dims, features, features), _LeakyReLU(),
                                   conv_nd(spatial_dims, features, out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        head = self.head(x)
-        return self.tail(self.upsample(head + self.body(head)))
 
 
 @register_model("esrgan-d", paper=ESRGAN_PAPER, year=2018)

@@ -9,8 +9,8 @@ does not depend on the order or the number of stacks, refines, and adds the mean
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -38,7 +38,7 @@ def fov_deconv_kernel(factor: int) -> int:
         ``2·factor`` for even factors, ``2·factor − 1`` for odd ones (3 for a factor of 1): the support of
         the linear-interpolation (triangle) kernel of width ``factor``. ``kernel − factor`` is then even,
         so with padding ``(kernel − factor)/2`` the centre tap of input voxel ``n`` lands on output
-        position ``factor·n + (factor − 1)/2`` — the centre of that voxel's field of view (GUIDE §3).
+        position ``factor·n + (factor − 1)/2`` — the centre of that voxel's field of view (docs/architecture.md §3).
     """
     return 3 if factor == 1 else 2 * factor - factor % 2
 
@@ -122,16 +122,12 @@ class OktayMulti(ZooModel):
     refine_layers : int
         Layers after the fusion, the last one a linear conv to the image (3).
 
-    Attributes
-    ----------
-    multi_input : bool
-        True: the input holds several stacks as channel groups.
-    input_on_output_grid : bool
-        True: the stacks are resampled onto the output grid before the network, so tiled inference
-        treats it as a scale-1 network with ``N·C`` input channels.
-
     Notes
     -----
+    ``spec.inputs`` is ``"stacks"``: the input holds several stacks as channel groups.
+    ``spec.input_on_output_grid`` is True: the stacks are resampled onto the output grid before the
+    network, so tiled inference treats it as a scale-1 network with ``N·C`` input channels.
+
     Oktay et al. concatenate the streams of a fixed set of views; a mean and a max over the stack axis
     instead make the output independent of the order of the stacks and let N be chosen at run time with
     the same weights (N = 1 degenerates to a single-stack refinement network).
@@ -142,8 +138,6 @@ class OktayMulti(ZooModel):
     """
 
     kind: ClassVar[str] = "fusion"
-    multi_input: ClassVar[bool] = True
-    input_on_output_grid: ClassVar[bool] = True
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, scale: Sequence[int], *,
                  features: int = 64, stream_layers: int = 3, refine_layers: int = 3) -> None:
@@ -154,6 +148,12 @@ class OktayMulti(ZooModel):
         self.fuse = nn.Sequential(conv_nd(spatial_dims, 2 * features, features, 1), nn.ReLU())
         self.refine = nn.Sequential(*_conv_relu_stack(spatial_dims, features, features, refine_layers - 1),
                                     conv_nd(spatial_dims, features, out_channels))
+
+    @classmethod
+    def spec_abilities(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Several stacks, already on the output grid: ``inputs="stacks"``, ``input_on_output_grid=True``."""
+        del options
+        return {"inputs": "stacks", "input_on_output_grid": True}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, spatial = x.shape[0], x.shape[1], x.shape[2:]

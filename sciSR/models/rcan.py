@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from sciSR.errors import SciSRError
-from sciSR.models.base import ZooModel
+from sciSR.models.base import PostUpsamplingModel
 from sciSR.models.blocks import ChannelAttention, ResidualBlock, Upsampler, conv_nd
 from sciSR.models.registry import register_model
 
@@ -35,13 +36,14 @@ class ResidualGroup(nn.Module):
 
 @register_model("rcan", paper="Zhang, Li, Li, Wang, Zhong, Fu. Image Super-Resolution Using Very Deep Residual "
                 "Channel Attention Networks. ECCV 2018.", year=2018)
-class RCAN(ZooModel):
+class RCAN(PostUpsamplingModel):
     """``conv`` → ``n_groups`` residual groups → conv, + long skip → sub-pixel stages → ``conv``.
 
     Parameters
     ----------
     spatial_dims, in_channels, out_channels, scale
-        See :class:`~sciSR.models.base.ZooModel`.
+        See :class:`~sciSR.models.base.ZooModel`; the forward pass is
+        :class:`~sciSR.models.base.PostUpsamplingModel`'s.
     n_groups : int
         Residual groups (10).
     n_blocks : int
@@ -53,7 +55,7 @@ class RCAN(ZooModel):
 
     Notes
     -----
-    Channel attention pools over the whole input (``global_pooling = True``): tiled inference differs
+    Channel attention pools over the whole input (``spec.global_pooling``): tiled inference differs
     from whole-image inference. The DIV2K mean shift of the paper is left out (no parameters; sciSR
     normalises intensities itself).
 
@@ -62,7 +64,11 @@ class RCAN(ZooModel):
     ``(B, in_channels, *S) → (B, out_channels, *S·s)``.
     """
 
-    global_pooling = True
+    @classmethod
+    def spec_abilities(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Channel attention pools globally: ``global_pooling=True``."""
+        del options
+        return {"global_pooling": True}
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, scale: Sequence[int], *,
                  n_groups: int = 10, n_blocks: int = 20, features: int = 64, reduction: int = 16) -> None:
@@ -76,7 +82,3 @@ class RCAN(ZooModel):
         )
         self.upsample = Upsampler(spatial_dims, features, self.scale)
         self.tail = conv_nd(spatial_dims, features, out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        head = self.head(x)
-        return self.tail(self.upsample(head + self.body(head)))

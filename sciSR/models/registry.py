@@ -6,6 +6,7 @@ in 2D and 3D and at any integer factor per axis.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ class ModelInfo:
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """``{"name", "paper", "year", "kind", "defaults"}`` (what :func:`list_models` returns)."""
+        """``{"name", "paper", "year", "kind", "defaults"}`` (what :func:`list_architectures` returns)."""
         return {"name": self.name, "paper": self.paper, "year": self.year, "kind": self.kind,
                 "defaults": dict(self.defaults)}
 
@@ -90,8 +91,8 @@ def register_model(name: str, *, paper: str, year: int,
     return decorate
 
 
-def list_models() -> list[dict[str, Any]]:
-    """Architectures in the registry, oldest paper first.
+def list_architectures() -> list[dict[str, Any]]:
+    """Architectures in the registry (untrained networks to build), oldest paper first.
 
     Returns
     -------
@@ -99,6 +100,11 @@ def list_models() -> list[dict[str, Any]]:
         ``{"name", "paper", "year", "kind", "defaults"}`` per architecture.
     """
     return [info.as_dict() for info in sorted(MODEL_REGISTRY.values(), key=lambda i: (i.year, i.name))]
+
+
+list_models = list_architectures
+"""Alias of :func:`list_architectures`, kept for code written before the rename (trained model files
+are listed by :func:`sciSR.hub.shipped_models`)."""
 
 
 def get_model_info(name: str) -> ModelInfo:
@@ -128,7 +134,7 @@ def create_model(
     Parameters
     ----------
     name : str
-        A name from :func:`list_models`, e.g. ``"edsr"``, ``"swinir"``, ``"srgan-d"``.
+        A name from :func:`list_architectures`, e.g. ``"edsr"``, ``"swinir"``, ``"srgan-d"``.
     scale : int or sequence of int, optional
         Upscaling factor, one for all spatial axes or one per axis (``(1, 1, 4)`` for through-plane MRI).
         Default 2 for super-resolution networks; discriminators take none (all ones).
@@ -139,16 +145,17 @@ def create_model(
     out_channels : int, optional
         Output channels; default ``in_channels`` (1 for discriminators).
     **options
-        Architecture options overriding the paper defaults (see ``list_models()[i]["defaults"]``).
+        Architecture options overriding the paper defaults (see ``list_architectures()[i]["defaults"]``).
 
     Returns
     -------
     ZooModel
-        With ``scale`` (tuple), ``spatial_dims``, ``in_channels``, ``out_channels``, ``kind``,
-        ``global_pooling``, ``window_multiple`` and ``card`` —
-        ``{"arch", "options", "scale", "spatial_dims", "in_channels", "out_channels"}``, from which
-        ``create_model(card["arch"], scale=card["scale"], spatial_dims=..., in_channels=...,
-        out_channels=..., **card["options"])`` rebuilds the same network.
+        With ``spec`` (:class:`~sciSR.models.spec.ModelSpec`, ``arch`` the registry name), read-only
+        ``scale`` (tuple), ``spatial_dims``, ``in_channels``, ``out_channels``, and ``card`` —
+        ``{"arch", "options", "scale", "spatial_dims", "in_channels", "out_channels", "spec"}``, from
+        which ``create_model(card["arch"], scale=card["scale"], spatial_dims=..., in_channels=...,
+        out_channels=..., **card["options"])`` rebuilds the same network (``card["spec"]`` is
+        ``spec.to_dict()``).
 
     Raises
     ------
@@ -173,6 +180,8 @@ def create_model(
     resolved = {**info.defaults, **options}
     model = info.cls(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
                      scale=factors, **resolved)
+    # One class can back several registry names (edsr, edsr-baseline): the name is known only here.
+    model.spec = dataclasses.replace(model.spec, arch=name)
     model.card = {
         "arch": name,
         "options": {k: _jsonable(v) for k, v in resolved.items()},
@@ -180,5 +189,6 @@ def create_model(
         "spatial_dims": spatial_dims,
         "in_channels": in_channels,
         "out_channels": out_channels,
+        "spec": model.spec.to_dict(),
     }
     return model

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -165,7 +166,7 @@ class SAN(ZooModel):
 
     Notes
     -----
-    Covariance pooling and non-local attention see whole images/cells (``global_pooling = True``): tiles
+    Covariance pooling and non-local attention see whole images/cells (``spec.global_pooling``): tiles
     do not reproduce the whole-image result, and RL-NL memory grows with the square of the cell size.
 
     Shapes
@@ -173,7 +174,11 @@ class SAN(ZooModel):
     ``(B, in_channels, *S) → (B, out_channels, *S·s)``.
     """
 
-    global_pooling = True
+    @classmethod
+    def spec_abilities(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Covariance pooling and non-local attention see whole images: ``global_pooling=True``."""
+        del options
+        return {"global_pooling": True}
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, scale: Sequence[int], *,
                  n_groups: int = 20, n_blocks: int = 10, features: int = 64, reduction: int = 16,

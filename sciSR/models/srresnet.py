@@ -9,7 +9,7 @@ import torch
 from monai.networks.layers.factories import Pool
 from torch import nn
 
-from sciSR.models.base import Discriminator, ZooModel
+from sciSR.models.base import Discriminator, PostUpsamplingModel
 from sciSR.models.blocks import ResidualBlock, Upsampler, batch_norm_nd, conv_nd
 from sciSR.models.registry import register_model
 
@@ -18,14 +18,15 @@ SRGAN_PAPER = ("Ledig, Theis, Huszár, Caballero, Cunningham, Acosta, Aitken, Te
 
 
 @register_model("srresnet", paper=SRGAN_PAPER, year=2017)
-class SRResNet(ZooModel):
+class SRResNet(PostUpsamplingModel):
     """``conv9×9`` → PReLU → ``n_blocks`` × [conv-BN-PReLU-conv-BN + skip] → conv-BN + skip → ×2 sub-pixel
     stages (conv → shuffle → PReLU) → ``conv9×9``.
 
     Parameters
     ----------
     spatial_dims, in_channels, out_channels, scale
-        See :class:`~sciSR.models.base.ZooModel`.
+        See :class:`~sciSR.models.base.ZooModel`; the forward pass is
+        :class:`~sciSR.models.base.PostUpsamplingModel`'s.
     n_blocks : int
         Residual blocks (16).
     features : int
@@ -52,10 +53,6 @@ class SRResNet(ZooModel):
         )
         self.upsample = Upsampler(spatial_dims, features, self.scale, mode="pixelshuffle", act=prelu)
         self.tail = conv_nd(spatial_dims, features, out_channels, 9)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        head = self.head(x)
-        return self.tail(self.upsample(head + self.body(head)))
 
 
 def discriminator_head(spatial_dims: int, channels: int, pool_size: int, fc_features: int) -> nn.Sequential:

@@ -6,7 +6,8 @@ In 3D the windows are cubes (``window_size³`` tokens) and the relative position
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -202,7 +203,8 @@ class SwinIR(ZooModel):
         Attention heads per RSTB (6 each).
     window_size : int
         Window edge (8; 3D windows are cubes). Inputs are padded to a multiple of it inside
-        :meth:`forward` by mirroring and the output is cropped back, so any size works.
+        :meth:`forward` by mirroring and the output is cropped back, so any size works
+        (``spec.window_multiple``).
     mlp_ratio : float
         MLP hidden width / ``embed_dim`` (2).
     drop_path : float
@@ -223,16 +225,13 @@ class SwinIR(ZooModel):
                  embed_dim: int = 180, depths: Sequence[int] = (6, 6, 6, 6, 6, 6),
                  num_heads: Sequence[int] = (6, 6, 6, 6, 6, 6), window_size: int = 8, mlp_ratio: float = 2.0,
                  drop_path: float = 0.1, upsample_features: int = 64) -> None:
-        super().__init__(spatial_dims, in_channels, out_channels, scale)
+        super().__init__(spatial_dims, in_channels, out_channels, scale, options={"window_size": window_size})
         depths, num_heads = tuple(depths), tuple(num_heads)
         if len(depths) != len(num_heads):
             raise SciSRError(f"swinir depths {depths} and num_heads {num_heads} must have the same length")
         if any(embed_dim % h for h in num_heads):
             raise SciSRError(f"swinir embed_dim {embed_dim} must be divisible by every num_heads entry {num_heads}")
-        if window_size < 1:
-            raise SciSRError(f"swinir window_size must be positive, got {window_size}")
         self.window_size = window_size
-        self.window_multiple = window_size
         self.shift = window_size // 2
         total = sum(depths)
         rates = [drop_path * i / max(total - 1, 1) for i in range(total)]
@@ -253,6 +252,14 @@ class SwinIR(ZooModel):
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
+
+    @classmethod
+    def spec_abilities(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Inputs are padded to whole windows: ``window_multiple=window_size``."""
+        window_size = options["window_size"]
+        if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
+            raise SciSRError(f"swinir window_size must be a positive integer, got {window_size!r}")
+        return {"window_multiple": window_size}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sizes = x.shape[2:]

@@ -11,8 +11,8 @@ fuses the transferred texture, weighted by the soft map, at the output scale.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -198,16 +198,13 @@ class TTSR(ZooModel):
         Memory bound of the attention: relevance values computed at once (see
         :func:`relevance_attention`); 2**22 float32 values is 16 MiB.
 
-    Attributes
-    ----------
-    reference_input : bool
-        True: ``forward`` takes ``ref``, the reference resampled onto the output grid.
-    global_pooling : bool
-        True without a search radius (every output voxel can draw on any reference voxel), so tiled
-        inference differs from whole-image inference where the best match lies outside a tile.
-
     Notes
     -----
+    ``spec.inputs`` is ``"reference"``: ``forward`` takes ``ref``, the reference resampled onto the
+    output grid. ``spec.global_pooling`` is True without a search radius (every output voxel can draw
+    on any reference voxel), so tiled inference differs from whole-image inference where the best match
+    lies outside a tile.
+
     Differences from the paper: the texture extractor is a small conv net trained from scratch (no
     ImageNet VGG for scientific images); relevance is computed once, on the input grid, and the texture
     of the matched ``s``-block is transferred at the output scale only (TTSR transfers at three scales
@@ -219,12 +216,11 @@ class TTSR(ZooModel):
     """
 
     kind: ClassVar[str] = "reference"
-    reference_input: ClassVar[bool] = True
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, scale: Sequence[int], *,
                  features: int = 64, n_blocks: int = 16, tail_blocks: int = 8, texture_features: int = 64,
                  search_radius: int | None = None, chunk_elements: int = 2**22) -> None:
-        super().__init__(spatial_dims, in_channels, out_channels, scale)
+        super().__init__(spatial_dims, in_channels, out_channels, scale, options={"search_radius": search_radius})
         if out_channels != in_channels:
             raise SciSRError(f"ttsr adds its output to the interpolated input, so out_channels ({out_channels}) "
                              f"must equal in_channels ({in_channels})")
@@ -235,7 +231,6 @@ class TTSR(ZooModel):
                 raise SciSRError(f"ttsr {name} must be an integer ≥ {low}, got {value!r}")
         self.search_radius = search_radius
         self.chunk_elements = chunk_elements
-        self.global_pooling = search_radius is None
         self.extractor = TextureExtractor(spatial_dims, in_channels, texture_features, self.scale)
         self.head = conv_nd(spatial_dims, in_channels, features)
         self.body = nn.Sequential(*(ResidualBlock(spatial_dims, features) for _ in range(n_blocks)),
@@ -244,6 +239,11 @@ class TTSR(ZooModel):
         self.fuse = conv_nd(spatial_dims, features + texture_features, features)
         self.tail = nn.Sequential(*(ResidualBlock(spatial_dims, features) for _ in range(tail_blocks)),
                                   conv_nd(spatial_dims, features, out_channels))
+
+    @classmethod
+    def spec_abilities(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """A reference input; global attention (``global_pooling``) unless ``search_radius`` bounds it."""
+        return {"inputs": "reference", "global_pooling": options["search_radius"] is None}
 
     def _check_reference(self, x: torch.Tensor, ref: torch.Tensor | None) -> None:
         expected = (x.shape[0], x.shape[1], *(n * s for n, s in zip(x.shape[2:], self.scale, strict=True)))

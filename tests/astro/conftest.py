@@ -19,7 +19,7 @@ def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
-            # Missing BUNIT on purpose (GUIDE §4 warns); astropy's normalisations of old headers.
+            # Missing BUNIT on purpose (docs/architecture.md §4 warns); astropy's normalisations of old headers.
             item.add_marker(pytest.mark.filterwarnings("ignore:BUNIT"))
             item.add_marker(pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning"))
             item.add_marker(pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"))

@@ -1,4 +1,4 @@
-"""ERR/VAR/IVAR/DQ extensions follow the science HDU (GUIDE §4), WCS rescaled, other HDUs copied."""
+"""ERR/VAR/IVAR/DQ extensions follow the science HDU (docs/architecture.md §4), WCS rescaled, other HDUs copied."""
 
 import numpy as np
 import pytest

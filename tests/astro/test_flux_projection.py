@@ -1,4 +1,4 @@
-"""The torch flux projection equals the numpy one and trains: GUIDE §4 projections, issue 8 item 1."""
+"""The torch flux projection equals the numpy one and trains: docs/architecture.md §4 projections, issue 8 item 1."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,8 @@ from sciSR.errors import SciSRError
 from sciSR.flux import enforce_flux
 from sciSR.models import create_model
 from sciSR.models.flux_projection import FluxProjection, attach
-from sciSR.train.config import load_config
-from sciSR.train.engine import build_generator, pair_spec
+from sciSR.training.config import load_config
+from sciSR.training.engine import build_generator, pair_spec
 
 
 def _real_pair(scale, path):

@@ -6,7 +6,7 @@ import numpy as np
 
 import sciSR
 from sciSR.science import shipped_sky_frames
-from sciSR.train import run
+from sciSR.training import run
 
 RECIPE = Path(__file__).parents[2] / "configs" / "sky_x2.yaml"
 

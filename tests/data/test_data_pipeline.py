@@ -6,7 +6,7 @@ import torch
 
 import sciSR
 from sciSR.data.dataset import PairSpec, find_items, fixed_dataset, make_loader, split_items, train_dataset
-from sciSR.data.transforms import LoadSciImaged, RandFlipRot90d, rotation_planes
+from sciSR.data.pair_transforms import LoadSciImaged, RandFlipRot90d, rotation_planes
 from sciSR.degrade import bin_array, create_degradation
 from sciSR.errors import SciSRError
 from sciSR.intensity import denormalize, fit_normalization

@@ -7,7 +7,7 @@ import sciSR
 from sciSR.data import shipped
 from sciSR.data.dataset import find_items
 from sciSR.errors import SciSRError
-from sciSR.train.config import load_config
+from sciSR.training.config import load_config
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Every degradation keeps the FOV-preserving grid: LR voxel n is centred on HR s·n + (s−1)/2 (GUIDE §4)."""
+"""Every degradation keeps the FOV-preserving grid: LR voxel n sits on HR s·n + (s−1)/2 (docs/architecture.md §4)."""
 
 import numpy as np
 import pytest

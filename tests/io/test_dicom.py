@@ -19,6 +19,7 @@ import sciSR
 from sciSR.errors import SciSRError
 from sciSR.geometry import upscale_affine
 from sciSR.io import dicom
+from sciSR.io.atomic import MARKER
 
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # An oblique stack: rows along (cos 30°, sin 30°, 0), columns along -z; normal = row x column.
@@ -87,7 +88,10 @@ def world_lps(ds, r, c):
 
 
 def read_folder(folder):
-    return sorted((pydicom.dcmread(p) for p in folder.iterdir()), key=lambda d: int(d.InstanceNumber))
+    # The marker is sciSR's proof that it wrote the folder (it may replace it later), not an instance.
+    assert (folder / MARKER).is_file()
+    files = (p for p in folder.iterdir() if p.name != MARKER)
+    return sorted((pydicom.dcmread(p) for p in files), key=lambda d: int(d.InstanceNumber))
 
 
 # ------------------------------------------------------------------------------------------- reading

@@ -90,7 +90,7 @@ def test_oktay_desr_is_on_the_fov_grid(scale: tuple[int, ...]) -> None:
 def test_oktay_multi_takes_any_number_of_stacks(dims: int, shape: tuple[int, ...], scale) -> None:
     torch.manual_seed(1)
     model = create_model("oktay-multi", scale=scale, spatial_dims=dims, in_channels=2, **TINY["oktay-multi"])
-    assert model.multi_input and model.input_on_output_grid and model.scale == scale
+    assert model.spec.inputs == "stacks" and model.spec.input_on_output_grid and model.scale == scale
     for n_stacks in (1, 2, 3):
         model.zero_grad()
         x = torch.rand(2, 2 * n_stacks, *shape, requires_grad=True)
@@ -120,7 +120,7 @@ def test_oktay_multi_is_invariant_to_the_order_of_the_stacks() -> None:
 def test_ttsr_shapes_and_gradients(dims: int, shape: tuple[int, ...], scale) -> None:
     torch.manual_seed(3)
     model = create_model("ttsr", scale=scale, spatial_dims=dims, in_channels=2, **TINY["ttsr"])
-    assert model.reference_input and model.global_pooling
+    assert model.spec.inputs == "reference" and model.spec.global_pooling
     x = torch.rand(2, 2, *shape, requires_grad=True)
     ref = torch.rand(2, 2, *_hr(shape, model.scale), requires_grad=True)
     y = model(x, ref)
@@ -249,12 +249,13 @@ def test_model_files_round_trip(name: str, tmp_path) -> None:
     loaded = load_model(path)
     assert loaded.card["arch"] == name and loaded.card["options"] == model.card["options"]
     assert loaded.scale == (1, 2, 3) and loaded.in_channels == 2 and loaded.kind == model.kind
-    assert getattr(loaded, "multi_input", False) is (name == "oktay-multi")
-    assert getattr(loaded, "reference_input", False) is (name == "ttsr")
+    assert loaded.spec == model.spec
+    assert loaded.spec.inputs == {"oktay-multi": "stacks", "ttsr": "reference"}.get(name, "image")
+    assert loaded.spec.input_on_output_grid is (name == "oktay-multi")
     x = torch.rand(1, 4 if name == "oktay-multi" else 2, 3, 4, 3)
     args = (x, torch.rand(1, 2, 3, 8, 9)) if name == "ttsr" else (x,)
     if name == "ttsr":
-        assert loaded.search_radius == 2 and not loaded.global_pooling
+        assert loaded.search_radius == 2 and not loaded.spec.global_pooling
     with torch.no_grad():
         assert torch.equal(loaded(*args), model(*args))
 

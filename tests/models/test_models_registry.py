@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from sciSR.errors import SciSRError
-from sciSR.models import MODEL_REGISTRY, ZooModel, create_model, get_model_info, list_models
+from sciSR.models import (
+    MODEL_REGISTRY,
+    ModelSpec,
+    ZooModel,
+    create_model,
+    get_model_info,
+    list_architectures,
+    list_models,
+)
 
 ALL = sorted(MODEL_REGISTRY)
 EXPECTED = {
@@ -19,8 +27,9 @@ KINDS = {"srnet-toy": "pre", "srcnn": "pre", "vdsr": "pre", "lapsrn": "progressi
          "esrgan-d": "discriminator", "oktay-multi": "fusion", "ttsr": "reference"}
 
 
-def test_list_models_entries() -> None:
-    entries = list_models()
+def test_list_architectures_entries() -> None:
+    entries = list_architectures()
+    assert list_models is list_architectures  # the old name stays an alias
     assert {e["name"] for e in entries} == EXPECTED
     for entry in entries:
         assert set(entry) == {"name", "paper", "year", "kind", "defaults"}
@@ -52,12 +61,14 @@ def test_attributes_and_card_rebuild(name: str, tiny: dict) -> None:
     assert model.spatial_dims == 3 and model.in_channels == 2
     assert model.out_channels == (1 if is_d else 2)
     assert model.scale == ((1, 1, 1) if is_d else tuple(scale))
-    assert model.kind == get_model_info(name).kind
-    assert model.global_pooling is (name in ("rcan", "san", "ttsr"))  # ttsr: global attention by default
-    assert model.window_multiple == (tiny[name]["window_size"] if name == "swinir" else 1)
+    assert model.kind == get_model_info(name).kind == model.spec.kind
+    assert model.spec.arch == name
+    assert model.spec.global_pooling is (name in ("rcan", "san", "ttsr"))  # ttsr: global attention by default
+    assert model.spec.window_multiple == (tiny[name]["window_size"] if name == "swinir" else 1)
     card = json.loads(json.dumps(model.card))  # survives a JSON round trip
     assert card == {"arch": name, "options": card["options"], "scale": list(model.scale), "spatial_dims": 3,
-                    "in_channels": 2, "out_channels": model.out_channels}
+                    "in_channels": 2, "out_channels": model.out_channels, "spec": model.spec.to_dict()}
+    assert ModelSpec.from_dict(card["spec"]) == model.spec
     assert set(card["options"]) == set(get_model_info(name).defaults)
     rebuilt = create_model(card["arch"], scale=card["scale"], spatial_dims=card["spatial_dims"],
                            in_channels=card["in_channels"], out_channels=card["out_channels"], **card["options"])

@@ -11,7 +11,7 @@ from napari_scisr._layers import image_layer
 from napari_scisr._widget import UpscaleWidget
 
 import sciSR
-from sciSR.data.fusion import simulate_stacks
+from sciSR.data.multi_input_samples import simulate_stacks
 from sciSR.data.phantoms import knee_phantom
 from sciSR.hub import save_model
 from sciSR.models import create_model

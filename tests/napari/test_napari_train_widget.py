@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from napari_scisr._layers import image_layer
-from napari_scisr._train_widget import LAYER_DATA, CurvePlot, TrainWidget, latest_metrics
+from napari_scisr._train_widget import LAYER_DATA, CurvePlot, TrainWidget
 from napari_scisr._widget import UpscaleWidget
 
 import sciSR
@@ -31,7 +31,7 @@ def widgets(make_napari_viewer: Callable, tmp_path: Path) -> tuple[Any, TrainWid
     viewer.window.add_dock_widget(upscale, name="Super-resolution")
     train = TrainWidget(viewer)
     viewer.window.add_dock_widget(train, name="Train")
-    train.add_recipe(str(Path(__file__).parents[2] / "configs" / "ct_x2.yaml"))
+    train.recipe_combo.setCurrentText("ct_x2")
     train.steps_box.setValue(4)
     train.out_edit.setText(str(tmp_path / "runs"))
     train.extra_overrides = list(SHRINK)
@@ -45,12 +45,19 @@ def _train(widget: TrainWidget, qtbot: Any) -> None:
     qtbot.waitUntil(widget.start_button.isEnabled, timeout=TIMEOUT_MS)
 
 
-def test_napari_train_widget_lists_the_shipped_recipes(make_napari_viewer: Callable) -> None:
+def test_napari_train_widget_lists_the_installed_recipes(make_napari_viewer: Callable, tmp_path: Path) -> None:
     widget = TrainWidget(make_napari_viewer())
     names = [widget.recipe_combo.itemText(i) for i in range(widget.recipe_combo.count())]
-    assert {"ct_x2.yaml", "knee_mri_throughplane_x4.yaml"} <= set(names)
-    widget.add_recipe(widget.recipe_combo.itemData(names.index("ct_x2.yaml")))
-    assert widget.steps_box.value() == sciSR.train.load_config(widget.recipe())["train"]["max_steps"]
+    assert names == sciSR.training.list_recipes()
+    widget.recipe_combo.setCurrentText("knee_mri_throughplane_x4")
+    assert widget.recipe() == "knee_mri_throughplane_x4"
+    assert widget.steps_box.value() == sciSR.training.load_config(widget.recipe())["train"]["max_steps"]
+    # A recipe file of one's own is offered by its file name and used by its path.
+    own = tmp_path / "mine.yaml"
+    own.write_text(sciSR.training.recipe_path("ct_x2").read_text().replace("max_steps: ", "max_steps: 1"))
+    widget.add_recipe(str(own))
+    assert widget.recipe_combo.currentText() == "mine.yaml" and widget.recipe() == str(own)
+    assert widget.steps_box.value() == sciSR.training.load_config(own)["train"]["max_steps"]
 
 
 def test_napari_train_widget_trains_recipe_and_offers_model(widgets: tuple, qtbot: Any) -> None:
@@ -61,9 +68,10 @@ def test_napari_train_widget_trains_recipe_and_offers_model(widgets: tuple, qtbo
     model_path = train.result.model_path
     assert model_path.is_file() and str(model_path) in status
     assert train.result.metrics["iterations"] == 4 and "PSNR" in status
-    # The live readout read this run's metrics.csv (written when the run ended).
-    assert "PSNR" in train.live_label.text()
-    assert latest_metrics(train.result.log_dir / "metrics.csv")["step"] >= 3
+    # The run's on_metrics reports reached the live readout: logged steps 2 and 4, validations at 0, 4, 4.
+    assert train.live_label.text().startswith("step 4 · loss") and "PSNR" in train.live_label.text()
+    assert [step for step, _ in train.plot.series["loss"]] == [2, 4]
+    assert [step for step, _ in train.plot.series["PSNR"]] == [0, 4, 4]
     # Found among the docked widgets, offered and selected.
     assert upscale.model_combo.currentData() == str(model_path)
     # A second run without "replace" is refused by sciSR and shown, not raised.
@@ -103,7 +111,7 @@ def test_napari_train_widget_stop_ends_early_and_still_saves(widgets: tuple, qtb
     assert train.result is not None and train.result.model_path.exists()
     assert 0 < train.result.metrics["iterations"] < 100_000
     assert not train.stop_button.isEnabled()
-    # The live plot holds the loss curve read from the run's CSV and draws it.
+    # The live plot holds the loss curve reported by the run and draws it.
     assert len(train.plot.series["loss"]) >= 1
     image = train.plot.grab().toImage()
     loss_rgb = CurvePlot.COLORS["loss"]

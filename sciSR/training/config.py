@@ -1,7 +1,8 @@
 """Training configuration: YAML recipes merged onto defaults, with unknown keys and bad values refused.
 
 Every error is one line that names the file and the key, e.g.
-``configs/ct_x2.yaml: unknown key 'train.max_step' (did you mean 'train.max_steps'?)``.
+``configs/ct_x2.yaml: unknown key 'train.max_step' (did you mean 'train.max_steps'?)``. A recipe is a YAML
+file or the name of one installed with sciSR (:mod:`sciSR.training.recipes`).
 
 Sections (see :data:`DEFAULTS` for every key and its default; paths are relative to the working
 directory):
@@ -18,9 +19,10 @@ directory):
   (``num_workers`` processes, ``batch_size`` per process). ``fusion.stacks`` (one scale per simulated stack, e.g.
   ``[[4, 1, 1], [1, 4, 1], [1, 1, 4]]``; the first equals ``scale``) trains a multi-stack model on stacks
   resampled onto the HR grid (``offsets``: random sub-slice offsets, ``order``: 1 or 3;
-  :class:`sciSR.data.fusion.StackSpec`, ``patch_size`` in LR voxels of the first stack); ``reference.enabled``
-  adds a simulated reference (another ``contrast``, a smooth ``deform`` of up to that many HR voxels over
-  ``smoothness`` voxels, ``noise`` σ) for reference-guided models (:class:`sciSR.data.fusion.ReferenceSpec`).
+  :class:`sciSR.data.multi_input_samples.StackSpec`, ``patch_size`` in LR voxels of the first stack);
+  ``reference.enabled`` adds a simulated reference (another ``contrast``, a smooth ``deform`` of up to that
+  many HR voxels over ``smoothness`` voxels, ``noise`` σ) for reference-guided models
+  (:class:`sciSR.data.multi_input_samples.ReferenceSpec`).
 - ``degradation``: ``type`` (:data:`sciSR.degrade.DEGRADATIONS`) and that degradation's options.
 - ``normalisation``: ``method`` (default from the domain) and its options; written to the model card.
 - ``model``: ``arch`` and ``options`` of :func:`sciSR.models.create_model`; ``init`` a model file to start from;
@@ -49,6 +51,7 @@ import yaml
 
 from sciSR.errors import SciSRError
 from sciSR.intensity import DEFAULT_FOR_DOMAIN, METHODS
+from sciSR.training.recipes import list_recipes, recipe_path
 
 DEFAULTS: dict[str, Any] = {
     "name": "scisr-model",
@@ -272,12 +275,14 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def load_config(config: str | os.PathLike | Mapping[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Read a recipe (YAML file or dict), apply ``key.sub=value`` overrides, validate, fill defaults.
+    """Read a recipe (name, YAML file or dict), apply ``key.sub=value`` overrides, validate, fill defaults.
 
     Parameters
     ----------
     config : str or os.PathLike or Mapping
-        YAML file or an already-parsed mapping.
+        The name of an installed recipe (:func:`sciSR.training.list_recipes`, e.g. ``"ct_x2"`` or
+        ``"shipped/mri-x2"``), a YAML file, or an already-parsed mapping. A file of that name in the
+        working directory wins over an installed recipe.
     overrides : sequence of str
         E.g. ``["train.max_steps=50", "data.batch_size=4", "scale=[2,2]"]``; values are YAML.
 
@@ -297,7 +302,9 @@ def load_config(config: str | os.PathLike | Mapping[str, Any], overrides: Sequen
     else:
         source = os.fspath(config)
         if not Path(source).is_file():
-            raise SciSRError("no such config file", source)
+            if source not in list_recipes():
+                raise SciSRError("no such config file or installed recipe (scisr train --list names them)", source)
+            source = str(recipe_path(source))
         try:
             raw = yaml.safe_load(Path(source).read_text()) or {}
         except yaml.YAMLError as err:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from sciSR.errors import SciSRError
-from sciSR.train.losses import FeatureLoss, GradientLoss, SSIMLoss, TrainingLoss
+from sciSR.training.objective import FeatureLoss, GradientLoss, SSIMLoss, TrainingLoss
 
 
 def test_ssim_and_gradient_losses_vanish_on_identical_images():

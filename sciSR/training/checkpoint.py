@@ -6,7 +6,7 @@ Here the temp file sits beside the target (same file system), is fsynced, then r
 
 Lightning checkpoints are pickles (optimizer and loop state). A resume first loads the file with
 ``torch.load(weights_only=True)``, which only rebuilds tensors and plain containers and runs no code, and
-requires the :data:`CHECKPOINT_KEY` marker that :class:`sciSR.train.module.SRModule` writes; Lightning
+requires the :data:`CHECKPOINT_KEY` marker that :class:`sciSR.training.module.SRModule` writes; Lightning
 then restores it, again with ``weights_only=True``.
 """
 

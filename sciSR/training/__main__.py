@@ -1,4 +1,4 @@
-"""``python -m sciSR.train CONFIG [key=value ...] [--resume CKPT]`` (also the torchrun entry point)."""
+"""``python -m sciSR.training RECIPE [key=value ...] [--resume CKPT]`` (also the torchrun entry point)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from sciSR.errors import SciSRError
-from sciSR.train import run
+from sciSR.training import run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sciSR.train", description="Train a super-resolution model.")
-    parser.add_argument("config", help="YAML recipe (see configs/)")
+    parser = argparse.ArgumentParser(prog="python -m sciSR.training", description="Train a super-resolution model.")
+    parser.add_argument("config", help="recipe name (see scisr train --list) or YAML file")
     parser.add_argument("overrides", nargs="*", help="key.sub=value settings, e.g. train.max_steps=100")
     parser.add_argument("--resume", help="checkpoint written by an earlier run (last.ckpt)")
     args = parser.parse_args(argv)

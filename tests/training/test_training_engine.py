@@ -13,9 +13,9 @@ from torch import nn
 import sciSR
 from sciSR.data.phantoms import generic_scene
 from sciSR.errors import SciSRError
-from sciSR.train import checkpoint as checkpoint_module
-from sciSR.train import run
-from sciSR.train.checkpoint import check_checkpoint
+from sciSR.training import checkpoint as checkpoint_module
+from sciSR.training import run
+from sciSR.training.checkpoint import check_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_loadable(tiny, monkey
     monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
     folder = Path(cfg["train"]["out_dir"]) / "tiny" / "checkpoints"
     assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt", "step-0000010.ckpt"]  # no partial file
-    assert check_checkpoint(folder / "last.ckpt", sciSR.train.load_config(cfg))["iteration"] == 10
+    assert check_checkpoint(folder / "last.ckpt", sciSR.training.load_config(cfg))["iteration"] == 10
     assert run(cfg, resume=folder / "last.ckpt").metrics["iterations"] == 20
 
 
@@ -110,14 +110,14 @@ class Payload:
 
 def test_resume_accepts_only_compatible_checkpoints_this_tool_wrote(trained, tmp_path, config_factory):
     cfg, result = trained
-    config = sciSR.train.load_config(cfg)
+    config = sciSR.training.load_config(cfg)
     torch.save({"state_dict": {}, "payload": Payload()}, tmp_path / "foreign.ckpt")
     with pytest.raises(SciSRError, match="refusing to unpickle"):
         check_checkpoint(tmp_path / "foreign.ckpt", config)
     torch.save({"state_dict": {"w": torch.zeros(1)}}, tmp_path / "plain.ckpt")
     with pytest.raises(SciSRError, match="no sciSR marker"):
         check_checkpoint(tmp_path / "plain.ckpt", config)
-    other = sciSR.train.load_config(config_factory(cfg, model={"options": {"features": 8}}))
+    other = sciSR.training.load_config(config_factory(cfg, model={"options": {"features": 8}}))
     with pytest.raises(SciSRError, match=r"checkpoint was trained with model\.options="):
         check_checkpoint(result.checkpoint, other)
     with pytest.raises(SciSRError, match="no such checkpoint"):

@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from sciSR.data.dataset import find_items, fixed_dataset, train_dataset
-from sciSR.data.fusion import ReferenceSpec, SimulateReferenced, SimulateStacksd, StackSpec, simulate_stacks
+from sciSR.data.multi_input_samples import (
+    ReferenceSpec,
+    SimulateReferenced,
+    SimulateStacksd,
+    StackSpec,
+    simulate_stacks,
+)
 from sciSR.data.phantoms import knee_phantom
 from sciSR.errors import SciSRError
 from sciSR.metrics import psnr

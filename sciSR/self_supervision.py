@@ -24,10 +24,8 @@ on the CPU gives identical results).
 from __future__ import annotations
 
 import math
-import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -79,7 +77,7 @@ class _ResidualOverCubic(ZooModel):
         super().__init__(net.spatial_dims, net.in_channels, net.out_channels, net.scale)
         self.net = net
         self.upsample = FOVInterpolate(self.scale)
-        self.window_multiple = net.window_multiple
+        self.spec = net.spec
         self.card = dict(net.card)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -215,7 +213,7 @@ def _profile(image: SciImage, low_axis: int, factor: int,
 
 
 def _frame_degradation(domain: str) -> tuple[str, Callable[[np.ndarray, tuple[int, ...]], np.ndarray]]:
-    """The LR simulation ZSSR trains on, per domain (GUIDE §4), as ``(name, f(hr, scale))``."""
+    """The LR simulation ZSSR trains on, per domain (docs/architecture.md §4), as ``(name, f(hr, scale))``."""
     if domain == "sky":
         return "block mean", lambda x, s: bin_array(x, s, "mean")
     if domain == "mri":
@@ -463,12 +461,3 @@ def self_supervised(
         result.meta["mask"] = out_mask
     return result.array if as_array else result
 
-
-class _CallableModule(types.ModuleType):
-    """Lets ``sciSR.self_supervised(img, ...)`` (the public API name) and this module coexist."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> SciImage | np.ndarray:
-        return self_supervised(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -40,6 +40,7 @@ from sciSR.infer.interpolate import INTERPOLATORS, interpolate
 from sciSR.infer.predict import plan_axes, predict_array
 from sciSR.infer.receptive_field import _CACHE_ATTR
 from sciSR.intensity import denormalize, fit_normalization, normalize
+from sciSR.models import spec_of
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 from sciSR.resample import resample_to_grid
 
@@ -99,7 +100,7 @@ class ReferenceBundle(nn.Module):
         self.channels = int(net.in_channels)
         self.in_channels = self.channels * (1 + int(np.prod(self.scale)))
         self.out_channels = int(net.out_channels)
-        self.global_pooling = bool(getattr(net, "global_pooling", False))
+        self.global_pooling = spec_of(net).global_pooling
         _share_receptive_field_cache(self, net)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,7 +191,7 @@ def upscale_stacks(
     check()
     interpolation = isinstance(model, str) and model in INTERPOLATORS
     net = None if interpolation else load_model(model)
-    if net is not None and not getattr(net, "multi_input", False):
+    if net is not None and spec_of(net).inputs != "stacks":
         card = getattr(net, "card", {}) or {}
         raise SciSRError(f"model {card.get('arch', type(net).__name__)} takes one image, not a list of stacks; "
                          "use a multi-input model (oktay-multi) or an interpolation name for the average")
@@ -295,7 +296,7 @@ def upscale_with_reference(
         raise SciSRError(f"interpolation ({model}) takes no reference; use a reference-guided model (ttsr)")
     net = load_model(model)
     card = getattr(net, "card", {}) or {}
-    if not getattr(net, "reference_input", False):
+    if not spec_of(net).inputs == "reference":
         raise SciSRError(f"model {card.get('arch', type(net).__name__)} takes no reference; use a "
                          "reference-guided model (ttsr) or leave reference out")
     channels = _channels(img)

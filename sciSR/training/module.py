@@ -23,8 +23,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from sciSR.degrade import replicate
 from sciSR.losses import GANLoss
 from sciSR.metrics import psnr, ssim
-from sciSR.train.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY
-from sciSR.train.losses import SSIM_WINDOW, TrainingLoss
+from sciSR.models.spec import spec_of
+from sciSR.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY
+from sciSR.training.objective import SSIM_WINDOW, TrainingLoss
 
 
 class LRSchedule:
@@ -60,7 +61,7 @@ class SRModule(L.LightningModule):
     Parameters
     ----------
     cfg : dict
-        Configuration from :func:`sciSR.train.load_config`.
+        Configuration from :func:`sciSR.training.load_config`.
     generator : nn.Module
         From :func:`sciSR.models.create_model` (has ``card``, ``scale``, ``spatial_dims``).
     discriminator : nn.Module, optional
@@ -207,7 +208,7 @@ class SRModule(L.LightningModule):
         if not count or board is None or not self.trainer.is_global_zero:
             return
         # Multi-stack inputs already lie on the output grid (the first stack is shown).
-        on_output_grid = getattr(self.generator, "input_on_output_grid", False)
+        on_output_grid = spec_of(self.generator).input_on_output_grid
         scale = (1,) * (hr.ndim - 2) if on_output_grid else self.generator.scale
         for i in range(min(count, len(hr))):
             up = replicate(np.moveaxis(lr[i], 0, -1), scale)[..., 0]  # nearest LR on the HR grid

@@ -3,7 +3,7 @@
 A sample dict carries ``"hr"`` (channel-first ``(C, *spatial)``), ``"spacing"`` (per spatial axis),
 ``"norm"`` (parameters from :func:`sciSR.intensity.fit_normalization`) and ``"fg"`` (flat indices of
 foreground voxels). They are dictionary-only because each acts on a pair or on sample-level state;
-the degradations themselves are array + dictionary pairs in :mod:`sciSR.degrade.transforms`.
+the degradations themselves are array + dictionary pairs in :mod:`sciSR.degrade.monai_transforms`.
 
 Order (see :class:`sciSR.data.dataset.PairSpec`): ``LoadSciImaged`` → ``FitNormalizationd`` →
 ``ForegroundIndicesd`` (cached) → ``RandPatchd`` → degradation → ``CropMargind`` → ``NormalizePaird`` →
@@ -71,7 +71,7 @@ class FitNormalizationd(Transform):
     Parameters
     ----------
     degradation : callable
-        Channel-first degradation at the image's scale (a :mod:`sciSR.degrade.transforms` instance;
+        Channel-first degradation at the image's scale (a :mod:`sciSR.degrade.monai_transforms` instance;
         copied, random ones seeded with ``seed``).
     scale : sequence of int
         Factor per image spatial axis; the image is cropped to a multiple of it first.

@@ -7,6 +7,7 @@ import datetime
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,14 @@ from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
 from sciSR.data.dataset import PairSpec, find_items, fixed_dataset, make_loader, split_items, train_dataset
-from sciSR.data.fusion import ReferenceSpec, StackSpec
+from sciSR.data.multi_input_samples import ReferenceSpec, StackSpec
 from sciSR.errors import SciSRError
 from sciSR.hub import load_model, save_model
 from sciSR.models import create_model
-from sciSR.train.checkpoint import AtomicCheckpointIO, PeriodicCheckpoint, check_checkpoint
-from sciSR.train.config import load_config
-from sciSR.train.module import SRModule
+from sciSR.training.checkpoint import AtomicCheckpointIO, PeriodicCheckpoint, check_checkpoint
+from sciSR.training.config import load_config
+from sciSR.training.hooks import MetricsHook, ProgressHooks
+from sciSR.training.module import SRModule
 
 
 @dataclasses.dataclass
@@ -56,8 +58,8 @@ class TrainResult:
 def pair_spec(cfg: Mapping[str, Any], patch_size: Sequence[int] | None = None) -> PairSpec | StackSpec:
     """The :class:`~sciSR.data.dataset.PairSpec` a configuration describes (unknown options raise).
 
-    ``data.fusion.stacks`` gives a :class:`~sciSR.data.fusion.StackSpec`, ``data.reference.enabled`` a
-    :class:`~sciSR.data.fusion.ReferenceSpec`.
+    ``data.fusion.stacks`` gives a :class:`~sciSR.data.multi_input_samples.StackSpec`, ``data.reference.enabled`` a
+    :class:`~sciSR.data.multi_input_samples.ReferenceSpec`.
     """
     data, degradation, norm = cfg["data"], dict(cfg["degradation"]), dict(cfg["normalisation"])
     name = degradation.pop("type")
@@ -141,7 +143,7 @@ def build_generator(cfg: Mapping[str, Any], spec: PairSpec) -> nn.Module:
 
     With ``model.flux_projection`` (``conserve``/``mean``) every forward pass ends with the exact flux
     projection (:func:`sciSR.models.flux_projection.attach`). The network works in LR-pixel units (HR × ∏s
-    for block-summing degradations, see :class:`~sciSR.data.transforms.NormalizePaird`), where both modes
+    for block-summing degradations, see :class:`~sciSR.data.pair_transforms.NormalizePaird`), where both modes
     are the block-mean projection; ``conserve`` must pair with a summing degradation, ``mean`` with an
     averaging one.
     """
@@ -185,22 +187,31 @@ def _next_version(logs: Path) -> int:
 
 
 def run(config: str | os.PathLike | Mapping[str, Any], *, overrides: Sequence[str] = (),
-        resume: str | os.PathLike | None = None, callbacks: Sequence[L.Callback] = ()) -> TrainResult:
+        resume: str | os.PathLike | None = None, on_metrics: MetricsHook | None = None,
+        stop: threading.Event | None = None, callbacks: Sequence[L.Callback] = ()) -> TrainResult:
     """Train a super-resolution model from a recipe and save it as a model file.
 
     Parameters
     ----------
     config : str or os.PathLike or Mapping
-        YAML recipe (see :mod:`sciSR.train.config`) or a parsed mapping.
+        The name of an installed recipe (:func:`sciSR.training.list_recipes`, e.g. ``"ct_x2"``), a YAML
+        recipe file (see :mod:`sciSR.training.config`) or a parsed mapping.
     overrides : sequence of str
         ``key.sub=value`` (YAML values), e.g. ``["train.max_steps=200", "train.devices=4"]``.
     resume : str or os.PathLike, optional
         A ``.ckpt`` this tool wrote (usually ``<out_dir>/<name>/checkpoints/last.ckpt``); it is checked
-        without running code first (see :mod:`sciSR.train.checkpoint`). The iteration count, optimiser,
+        without running code first (see :mod:`sciSR.training.checkpoint`). The iteration count, optimiser,
         learning-rate schedule and EMA continue from it.
+    on_metrics : callable, optional
+        ``on_metrics(metrics)`` with a ``dict[str, float]``: every ``train.log_every`` iterations (and when a
+        stop ends the run) ``step`` (iterations trained), ``train/loss``, ``train/lr`` and each loss term; after
+        each validation ``step``, ``val/l1``, ``val/psnr`` (dB) and ``val/ssim``. Called on global rank 0, in
+        the thread that runs training (see :class:`~sciSR.training.hooks.ProgressHooks`).
+    stop : threading.Event, optional
+        Set it (from any thread) to end the run after the current iteration; the run then validates and
+        writes the model file from the weights reached so far, and returns as usual.
     callbacks : sequence of lightning.Callback
-        Extra Lightning callbacks, e.g. one that sets ``trainer.should_stop`` to end a run early (the
-        model file is still written from the weights reached so far).
+        Extra Lightning callbacks.
 
     Returns
     -------
@@ -252,10 +263,10 @@ def run(config: str | os.PathLike | Mapping[str, Any], *, overrides: Sequence[st
         num_nodes=train["num_nodes"],
         strategy=_strategy(cfg),
         precision=resolve_precision(train["precision"]),
-        # Flushing the CSV at the logging cadence lets a viewer (the napari Train widget) follow the run.
+        # Flushing the CSV at the logging cadence lets tools outside this process follow the run.
         logger=[CSVLogger(run_dir, name="logs", version=version, flush_logs_every_n_steps=train["log_every"]),
                 TensorBoardLogger(run_dir, name="logs", version=version)],
-        callbacks=[checkpoints, *callbacks],
+        callbacks=[checkpoints, ProgressHooks(on_metrics, stop, train["log_every"]), *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_checkpointing=False,
         log_every_n_steps=train["log_every"],

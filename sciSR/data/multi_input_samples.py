@@ -28,7 +28,7 @@ from monai.transforms import MapTransform, Randomizable, RandomizableTransform, 
 from scipy import ndimage
 
 from sciSR.data.dataset import PairCompose, PairSpec
-from sciSR.data.transforms import (
+from sciSR.data.pair_transforms import (
     FitNormalizationd,
     ForegroundIndicesd,
     LoadSciImaged,
@@ -38,7 +38,7 @@ from sciSR.data.transforms import (
     ToPaird,
 )
 from sciSR.degrade.kernels import mirror_index
-from sciSR.degrade.transforms import create_degradation
+from sciSR.degrade.monai_transforms import create_degradation
 from sciSR.errors import SciSRError
 from sciSR.geometry import downscale_affine, normalize_scale
 from sciSR.image import SciImage
