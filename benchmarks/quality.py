@@ -148,7 +148,7 @@ def evaluate_shipped(name: str | Path, *, seed: int = 0) -> list[dict[str, Any]]
 def self_supervised_rows(budget_s: float, seed: int = 0) -> list[dict[str, Any]]:
     """The self-supervised mode (``budget_s`` CPU seconds per run) at ×2 and ×4 through-plane (k axis)."""
     try:
-        from sciSR.self_supervised import self_supervised as fit
+        from sciSR.self_supervision import self_supervised as fit
     except ImportError:
         print("self-supervised: sciSR.self_supervised does not exist in this version; rows skipped", file=sys.stderr)
         return []

@@ -176,7 +176,7 @@ def test_import_scisr_stays_free_of_torch():
     code = "import sys, sciSR; assert 'torch' not in sys.modules; print('self_supervised' in sciSR.__all__)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
-    # The module and the function under the one public name.
-    from sciSR.self_supervised import self_supervised
+    # One definition, reached as sciSR.self_supervised.
+    from sciSR.self_supervision import self_supervised
 
     assert callable(sciSR.self_supervised) and self_supervised.__name__ == "self_supervised"
