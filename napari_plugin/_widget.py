@@ -287,13 +287,13 @@ class UpscaleWidget(QWidget):
     def model_takes(self) -> tuple[bool, bool]:
         """``(stacks, reference)``: whether the chosen model fuses several stacks / takes a reference."""
         model = str(self.model_combo.currentData())
-        if model in sciSR.api.INTERPOLATORS or model == SELF_SUPERVISED:
+        if sciSR.pipeline.is_interpolator(model) or model == SELF_SUPERVISED:
             return False, False
         if model not in self._model_inputs:
             try:
-                net = sciSR.load_model(model)
-                self._model_inputs[model] = (sciSR.models.spec_of(net).inputs == "stacks",
-                                             sciSR.models.spec_of(net).inputs == "reference")
+                # The card alone says what the model takes: the network is not built for this question.
+                inputs = sciSR.hub.read_spec(model).inputs
+                self._model_inputs[model] = (inputs == "stacks", inputs == "reference")
             except sciSR.SciSRError as err:
                 self.status_label.setText(f"error: {err}")
                 return False, False

@@ -1,4 +1,8 @@
-"""Public API: read, write, upscale. Composes io → model → infer → geometry; nothing reaches up."""
+"""Public API: read, write, upscale, evaluate — the thin public face of :mod:`sciSR.pipeline`.
+
+Each function resolves what the caller asked into an :class:`~sciSR.pipeline.UpscaleRequest` once and
+hands it to the pipeline's steps; multi-stack and reference-guided calls go to :mod:`sciSR.multi_input`.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,22 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
-from sciSR import geometry, io
-from sciSR.degrade import bin_array, replicate
+from sciSR import io
+from sciSR.blocks import bin_array
 from sciSR.errors import SciSRError
-from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units, rescale_flux_keywords
 from sciSR.image import SciImage
 from sciSR.infer.batch import JobResult, expand_inputs, run_batch
-from sciSR.infer.interpolate import INTERPOLATORS, interpolate
-from sciSR.intensity import denormalize, fit_normalization, normalize
-from sciSR.paging import available_ram, disk_array, release_pages, row_chunks
-from sciSR.progress import ProgressLike, cancel_checker, progress_callback
+from sciSR.infer.interpolate import INTERPOLATORS
+from sciSR.paging import available_ram, disk_array
+from sciSR.pipeline import ResolvedModel, UpscaleRequest, resolve_factors, upscale_image
+from sciSR.progress import ProgressLike
 
 
 def read(path: str | os.PathLike, *, series: str | int | None = None, domain: str | None = None, **options) -> SciImage:
@@ -62,104 +65,11 @@ def write(img: SciImage, path: str | os.PathLike, *, overwrite: bool = False) ->
     return io.write(img, path, overwrite=overwrite)
 
 
-def _scale_for(img: SciImage, scale: int | Sequence[int] | None) -> tuple[int, ...]:
-    if scale is None:
-        raise SciSRError("interpolation needs a scale (e.g. scale=2 or scale=(1, 1, 4))")
-    if (
-        not np.isscalar(scale)
-        and img.channel_axis is not None
-        and len(tuple(scale)) == img.array.ndim
-    ):
-        raise SciSRError(
-            f"scale {tuple(scale)} includes the channel axis ({img.meta.get('channel_name', 'channels')}); "
-            f"give one factor per spatial axis ({img.spatial_ndim})"
-        )
-    return geometry.normalize_scale(scale, img.spatial_ndim)
-
-
-def _regrid(img: SciImage, array: np.ndarray, scale: tuple[int, ...], model_name: str, **extra: Any) -> SciImage:
-    """The SciImage of the upscaled grid: same FOV, new affine / WCS / spacing / grid keywords."""
-    # The mask lives on the input grid; upscale() puts the upscaled one back.
-    meta = {k: v for k, v in img.meta.items() if k != "mask"}
-    if img.meta.get("fits_header") is not None and img.spatial_ndim == 2:
-        header = img.meta["fits_header"].copy()
-        geometry.upscale_fits_grid_keywords(header, scale)
-        meta["fits_header"] = header
-    meta["provenance"] = [*img.meta.get("provenance", []), {"step": "upscale", "model": model_name,
-                                                             "scale": list(scale), **extra}]
-    return SciImage(
-        array=array,
-        affine=None if img.affine is None else geometry.upscale_affine(img.affine, scale),
-        wcs=None if img.wcs is None else geometry.upscale_wcs(img.wcs, scale),
-        spacing=geometry.upscale_spacing(img.spacing, scale),
-        domain=img.domain,
-        meta=meta,
-    )
-
-
 def list_models() -> list[str]:
     """Names :func:`upscale` accepts: the interpolation baselines, then the models shipped with sciSR."""
     from sciSR.hub import shipped_models
 
     return [*INTERPOLATORS, *shipped_models()]
-
-
-def load_model(name_or_path: Any, *, trust_pickle: bool = False) -> Any:
-    """Load a model by shipped name, model file or module; see :func:`sciSR.hub.load_model`.
-
-    torch is imported here, not at ``import sciSR``, so reading and writing files stays fast.
-    """
-    from sciSR.hub import load_model as hub_load_model
-
-    return hub_load_model(name_or_path, trust_pickle=trust_pickle)
-
-
-def _valid_values(image: SciImage) -> tuple[np.ndarray, np.ndarray | None]:
-    """float32 values with masked (NaN) pixels filled from valid neighbours, and the mask (None: none)."""
-    values = image.array.astype(np.float32, copy=False)
-    mask = image.meta.get("mask")
-    if mask is None:
-        mask = ~np.isfinite(values)
-    mask = mask if mask.any() else None
-    if mask is not None and mask.all():
-        raise SciSRError("every pixel is masked (NaN); nothing to upscale", image.meta.get("source"))
-    return _fill_masked(values, mask), mask
-
-
-def _fill_masked(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    if mask is None:
-        return values
-    # Masked pixels must not leak into neighbours: fill them from the nearest valid pixel first.
-    index = ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
-    return values[tuple(index)]
-
-
-def _check_out(out: np.ndarray | None, image: SciImage, factors: tuple[int, ...], source: Any) -> None:
-    expected = (*geometry.upscaled_shape(image.spatial_shape, factors), *image.array.shape[image.spatial_ndim:])
-    if out is not None and tuple(out.shape) != expected:
-        raise SciSRError(f"out has shape {tuple(out.shape)}; the result has shape {expected}", source)
-
-
-def _finish(out: np.ndarray, values: np.ndarray, params: dict[str, Any], factors: tuple[int, ...], mode: str,
-            mask: np.ndarray | None) -> None:
-    """Undo the normalisation, project onto the input's flux and blank masked blocks, in place.
-
-    Every step is local to a block of ``factors`` output voxels, so the result is processed in slabs of
-    input rows (about :data:`sciSR.paging.RELEASE_EVERY_BYTES` each): temporaries stay small and a
-    memory-mapped ``out`` hands each finished slab back to the OS.
-    """
-    s0 = factors[0]
-    for lo, hi in row_chunks(values.shape[0], out[:s0].nbytes * 2):
-        rows = slice(lo * s0, hi * s0)
-        chunk = denormalize(out[rows], params) if params["method"] != "none" else np.array(out[rows])
-        if mode != "none":
-            if mode == "conserve":
-                chunk /= float(np.prod(factors))
-            chunk = enforce_flux(chunk, values[lo:hi], factors, mode, None if mask is None else mask[lo:hi])
-        if mask is not None:
-            chunk[replicate(mask[lo:hi], factors)] = np.nan
-        out[rows] = chunk
-        release_pages(out)
 
 
 def upscale(
@@ -183,7 +93,7 @@ def upscale(
         Input; a numpy array is treated as all-spatial and a numpy array is returned. A list of stacks
         with affines is fused onto the first stack's grid × ``scale`` by a multi-input model
         (``oktay-multi``), or averaged after resampling when ``model`` is an interpolation name (the
-        classical multi-stack baseline); see :func:`sciSR.fusion.upscale_stacks`.
+        classical multi-stack baseline); see :func:`sciSR.multi_input.upscale_stacks`.
     model : str or os.PathLike or nn.Module
         ``"nearest"``, ``"linear"`` or ``"cubic"`` (interpolating cubic B-spline) baselines, a shipped
         model name (:func:`list_models`), a model file (``.safetensors`` + card) or a module built by
@@ -210,7 +120,7 @@ def upscale(
         bounded by the input and the tiles in flight. The result's ``array`` is ``out``.
     reference : SciImage, optional
         A high-resolution image of the same object (with an affine) guiding a reference-based model
-        (``ttsr``); resampled onto the output grid. See :func:`sciSR.fusion.upscale_with_reference`.
+        (``ttsr``); resampled onto the output grid. See :func:`sciSR.multi_input.upscale_with_reference`.
 
     Returns
     -------
@@ -220,7 +130,7 @@ def upscale(
         the input's units (the network's normalisation is undone).
     """
     if isinstance(img, list | tuple) or reference is not None:
-        from sciSR import multi_input as fusion
+        from sciSR import multi_input  # torch: loaded only when several inputs are fused
 
         if flux not in (None, "none") or out is not None:
             raise SciSRError("flux and out are not supported with stacks or a reference")
@@ -228,57 +138,12 @@ def upscale(
         if isinstance(img, list | tuple):
             if reference is not None:
                 raise SciSRError("give either a list of stacks or a reference, not both")
-            return fusion.upscale_stacks(img, model, scale, **options)
-        return fusion.upscale_with_reference(img, reference, model, scale, **options)
+            return multi_input.upscale_stacks(img, model, scale, **options)
+        return multi_input.upscale_with_reference(img, reference, model, scale, **options)
     as_array = not isinstance(img, SciImage)
     image = SciImage.from_array(np.asarray(img)) if as_array else img
-    source = image.meta.get("source")
-    check = cancel_checker(cancel)
-    check()
-    interpolation = isinstance(model, str) and model in INTERPOLATORS
-    net = None if interpolation else load_model(model)
-    if interpolation or scale is not None:
-        factors: tuple[int, ...] | None = _scale_for(image, scale)
-    else:
-        factors = None
-
-    mode = flux if flux is not None else (
-        flux_mode_for_units(image.meta.get("units")) if image.domain == "sky" else "none"
-    )
-    if mode not in FLUX_MODES:
-        raise SciSRError(f"flux must be one of {FLUX_MODES}, got {mode!r}")
-    values, mask = _valid_values(image)
-
-    with progress_callback(progress) as report:
-        if net is None:
-            name = model
-            params = {"method": "none"}
-            _check_out(out, image, factors, source)
-            out = interpolate(values, factors, model, progress=report, cancel_check=check, out=out)
-        else:
-            card = getattr(net, "card", {}) or {}
-            name = card.get("name", card.get("arch", type(net).__name__))
-            norm = card.get("normalisation", {"method": "none"})
-            params = fit_normalization(values, norm["method"], **{k: v for k, v in norm.items() if k != "method"})
-            from sciSR.infer.predict import predict_array
-
-            try:
-                # Normalised window by window: a normalised copy of a frame larger than RAM is never made.
-                out, factors = predict_array(net, values, image.spatial_ndim, factors, tile=tile, device=device,
-                                             progress=report, cancel=cancel, out=out,
-                                             transform=partial(normalize, params=params))
-            except SciSRError as err:
-                raise SciSRError(err.message, err.path or source) from None
-    check()
-    if mode != "none" and image.channel_axis is not None:
-        raise SciSRError("flux conservation needs a single-channel image", source)
-    out_mask = None if mask is None else replicate(mask, factors)
-    _finish(out, values, params, factors, mode, mask)
-    result = _regrid(image, out, factors, str(name), **({"flux": mode} if mode != "none" else {}))
-    if result.meta.get("fits_header") is not None:
-        rescale_flux_keywords(result.meta["fits_header"], mode, factors)
-    if out_mask is not None:
-        result.meta["mask"] = out_mask
+    request = UpscaleRequest.build(image, model, scale, flux=flux, device=device, tile=tile)
+    result = upscale_image(image, request, progress=progress, cancel=cancel, out=out)
     return result.array if as_array else result
 
 
@@ -293,15 +158,19 @@ def upscale_file(
     domain: str | None = None,
     hdu: Any = None,
     memmap: bool | None = None,
-    **upscale_options: Any,
+    tile: int | Sequence[int] | None = None,
+    device: str = "auto",
+    flux: str | None = None,
+    progress: ProgressLike = False,
+    cancel: threading.Event | None = None,
 ) -> Path:
-    """Read, upscale and write one file (or DICOM series folder); the output is checked first.
+    """Read, upscale and write one file (or DICOM series folder); the output is checked before any work.
 
     Parameters
     ----------
     input_path, output_path : str or os.PathLike
         Input file or DICOM series folder; output file (or folder for DICOM), format from the suffix.
-    model, scale, **upscale_options
+    model, scale, tile, device, flux, progress, cancel
         As for :func:`upscale`.
     overwrite : bool
         Replace an existing output (never the input).
@@ -323,15 +192,14 @@ def upscale_file(
     pathlib.Path
         The written output.
     """
-    io.check_output(output_path, overwrite=overwrite, inputs=(os.fspath(input_path),))
-    if not (isinstance(model, str) and model in INTERPOLATORS):
-        model = load_model(model)  # once: its scale sizes the result below, upscale reuses it
-    job = partial(_upscale_and_write, model=model, scale=scale, memmap=memmap, options=upscale_options)
+    job = _FileJob(ResolvedModel.of(model), scale, tile=tile, device=device, flux=flux, memmap=memmap,
+                   progress=progress, cancel=cancel)
     if hdu != "all":
         img = read(input_path, series=series, domain=domain, **({} if hdu is None else {"hdu": hdu}))
-        return job(img, output_path, overwrite=overwrite)
+        return job(img, output_path, overwrite=overwrite, inputs=(input_path,))
     if io.format_for(Path(input_path)) != "fits":
         raise SciSRError('hdu="all" is for multi-extension FITS files', input_path)
+    io.check_output(output_path, overwrite=overwrite, inputs=(os.fspath(input_path),))
     from sciSR.io.fits import science_hdus
 
     indices = science_hdus(input_path)
@@ -344,35 +212,40 @@ def upscale_file(
             img.meta["other_hdus"] = {**img.meta["other_hdus"], "path": current}
             last = k == len(indices) - 1
             target = output_path if last else Path(folder) / f"step{k}.fits"
-            current = os.fspath(job(img, target, overwrite=overwrite or not last))
+            current = os.fspath(job(img, target, overwrite=overwrite or not last, inputs=(input_path,)))
     return Path(current)
-
-
-def _upscale_and_write(img: SciImage, output_path: str | os.PathLike, *, model: Any, scale: Any,
-                       memmap: bool | None, options: dict[str, Any], overwrite: bool) -> Path:
-    shape = _result_shape(img, model, scale)
-    if memmap is None:
-        memmap = 4 * int(np.prod(shape)) > LARGE_RESULT_FRACTION * available_ram()
-    if not memmap:
-        return write(upscale(img, model, scale, **options), output_path, overwrite=overwrite)
-    with disk_array(shape, np.float32, folder=Path(output_path).parent) as buffer:
-        return write(upscale(img, model, scale, out=buffer, **options), output_path, overwrite=overwrite)
 
 
 LARGE_RESULT_FRACTION = 0.25
 """Share of the available RAM above which :func:`upscale_file` builds the result in a memory-mapped file."""
 
 
-def _result_shape(img: SciImage, model: Any, scale: int | Sequence[int] | None) -> tuple[int, ...]:
-    """Shape of ``upscale(img, model, scale)`` without running it."""
-    if isinstance(model, str):
-        factors = _scale_for(img, scale)
-    else:
-        from sciSR.infer.predict import plan_axes
+@dataclass(frozen=True)
+class _FileJob:
+    """Upscale one read image into one output file; the model is resolved once for many files."""
 
-        requested = None if scale is None else _scale_for(img, scale)
-        factors = plan_axes(int(model.spatial_dims), model.scale, requested, img.spatial_ndim)[1]
-    return (*geometry.upscaled_shape(img.spatial_shape, factors), *img.array.shape[img.spatial_ndim:])
+    model: ResolvedModel
+    scale: int | Sequence[int] | None
+    tile: int | Sequence[int] | None = None
+    device: str = "auto"
+    flux: str | None = None
+    memmap: bool | None = None
+    progress: ProgressLike = False
+    cancel: threading.Event | None = None
+
+    def __call__(self, img: SciImage, output_path: str | os.PathLike, *, overwrite: bool,
+                 inputs: Sequence[str | os.PathLike]) -> Path:
+        request = UpscaleRequest.build(img, self.model, self.scale, flux=self.flux, device=self.device,
+                                       tile=self.tile, output=output_path, overwrite=overwrite, inputs=inputs)
+        shape = request.result_shape(img)
+        memmap = self.memmap
+        if memmap is None:
+            memmap = 4 * int(np.prod(shape)) > LARGE_RESULT_FRACTION * available_ram()
+        run = partial(upscale_image, img, request, progress=self.progress, cancel=self.cancel)
+        if not memmap:
+            return write(run(), request.output, overwrite=overwrite)
+        with disk_array(shape, np.float32, folder=request.output.parent) as buffer:
+            return write(run(out=buffer), request.output, overwrite=overwrite)
 
 
 def output_path_for(input_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
@@ -388,8 +261,11 @@ def upscale_batch(
     *,
     scheduler: Any = None,
     overwrite: bool = False,
-    on_done: Any = None,
-    **upscale_options: Any,
+    on_done: Callable[[JobResult, int, int], None] | None = None,
+    tile: int | Sequence[int] | None = None,
+    device: str = "auto",
+    flux: str | None = None,
+    hdu: Any = None,
 ) -> list[JobResult]:
     """Upscale many files; on a Dask cluster when ``scheduler`` is given, else in a loop.
 
@@ -399,14 +275,16 @@ def upscale_batch(
         Files, folders (their image files, or one DICOM series) and globs.
     out_dir : str or os.PathLike
         Existing folder; each result keeps its input's name and format.
-    model, scale, **upscale_options
-        As for :func:`upscale` (``progress``/``cancel`` are per batch, not per file).
+    model, scale, tile, device, flux
+        As for :func:`upscale`.
     scheduler : str or distributed.Client, optional
         Dask distributed scheduler address or client.
     overwrite : bool
         Replace existing outputs.
     on_done : callable, optional
         ``on_done(result, n_done, n_total)`` after each file.
+    hdu : optional
+        FITS HDU for every file (see :func:`upscale_file`).
 
     Returns
     -------
@@ -417,39 +295,31 @@ def upscale_batch(
         raise SciSRError("output folder does not exist", out_dir)
     suffixes = sorted({s for fmt in io.FORMATS.values() for s in fmt.SUFFIXES if s})
     files = expand_inputs(inputs, suffixes)
-    if scheduler is None and not (isinstance(model, str) and model in INTERPOLATORS):
-        # One load (and one receptive-field measurement) for the whole loop, not one per file. Cluster
-        # workers get the name or path and load it themselves rather than receiving pickled weights.
-        model = load_model(model)
-    job = partial(_batch_job, out_dir=os.fspath(out_dir), model=model, scale=scale, overwrite=overwrite,
-                  options=upscale_options)
+    # One load (and one receptive-field measurement) for the whole loop, not one per file. Cluster workers
+    # get the name or path and load it themselves rather than receiving pickled weights.
+    resolved = model if scheduler is not None else ResolvedModel.of(model)
+    job = _BatchJob(out_dir=os.fspath(out_dir), model=resolved, scale=scale, overwrite=overwrite, tile=tile,
+                    device=device, flux=flux, hdu=hdu)
     return run_batch(files, job, scheduler=scheduler, on_done=on_done)
 
 
-def _batch_job(path: Path, *, out_dir: str, model: Any, scale: Any, overwrite: bool, options: dict) -> Path:
-    return upscale_file(path, output_path_for(path, out_dir), model, scale, overwrite=overwrite, **options)
+@dataclass(frozen=True)
+class _BatchJob:
+    """One file of :func:`upscale_batch` (picklable for Dask workers)."""
 
+    out_dir: str
+    model: Any
+    scale: int | Sequence[int] | None
+    overwrite: bool
+    tile: int | Sequence[int] | None
+    device: str
+    flux: str | None
+    hdu: Any
 
-def train(config: Any, *, overrides: Sequence[str] = (), resume: str | os.PathLike | None = None) -> Any:
-    """Train a network from a YAML recipe (``configs/``) or a dict; see :func:`sciSR.train.run`.
-
-    Parameters
-    ----------
-    config : str or os.PathLike or dict
-        Recipe.
-    overrides : sequence of str
-        ``"section.key=value"`` (values parsed as YAML), e.g. ``"train.max_steps=200"``.
-    resume : str or os.PathLike, optional
-        A checkpoint this tool wrote (``runs/<name>/checkpoints/last.ckpt``).
-
-    Returns
-    -------
-    sciSR.train.TrainResult
-        ``model_path`` (a ``.safetensors`` model file usable by :func:`upscale`), ``metrics``, ``log_dir``.
-    """
-    from sciSR.training import run
-
-    return run(config, overrides=overrides, resume=resume)
+    def __call__(self, path: Path) -> Path:
+        return upscale_file(path, output_path_for(path, self.out_dir), self.model, self.scale,
+                            overwrite=self.overwrite, tile=self.tile, device=self.device, flux=self.flux,
+                            hdu=self.hdu)
 
 
 def evaluate(
@@ -487,18 +357,13 @@ def evaluate(
     """
     from sciSR.metrics import psnr
 
-    net = None if isinstance(model, str) and model in INTERPOLATORS else load_model(model)
+    resolved = ResolvedModel.of(model)
     rows = []
     for path in files:
         hr = read(path)
-        if scale is not None:
-            factors = _scale_for(hr, scale)
-        elif net is not None:
-            from sciSR.infer.predict import plan_axes
-
-            factors = plan_axes(int(net.spatial_dims), net.scale, None, hr.spatial_ndim)[1]
-        else:
+        if scale is None and resolved.is_interpolator:
             raise SciSRError("evaluate needs a scale for an interpolation model", path)
+        factors = resolve_factors(hr, scale, resolved)
         crop = tuple(slice(0, n - n % s) for n, s in zip(hr.spatial_shape, factors, strict=True))
         reference = hr.array[crop].astype(np.float32)
         if callable(degrade):
@@ -508,7 +373,7 @@ def evaluate(
         flux = None if hr.domain != "sky" else ("conserve" if degrade == "sum" else "mean")
         lr = SciImage.from_array(low, spacing=hr.spacing, domain=hr.domain,
                                  meta={k: hr.meta[k] for k in ("units", "channel_axis") if k in hr.meta})
-        sr = upscale(lr, net if net is not None else model, factors, tile=tile, device=device, flux=flux)
+        sr = upscale(lr, resolved, factors, tile=tile, device=device, flux=flux)
         base = upscale(lr, baseline, factors, flux=flux)
         row = {"file": os.fspath(path), "scale": list(factors),
                "psnr": psnr(sr.array, reference), "ssim": _ssim_any(sr.array, reference),

@@ -1,4 +1,4 @@
-"""``scisr`` console script: parses arguments, calls :mod:`sciSR.api`, reports.
+"""``scisr`` console script: parses and validates arguments, resolves the model once, calls :mod:`sciSR.api`.
 
 Exit codes: 0 success, 1 data/model error (one line ``error: <file>: <problem>`` on stderr),
 2 usage error. Tracebacks only with ``--debug``.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import traceback
 import warnings
@@ -20,6 +21,8 @@ from sciSR import api
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.io.atomic import check_output
+from sciSR.pipeline import ResolvedModel, is_interpolator, parse_scale
+from sciSR.tempfiles import cleanup_on_signals
 
 EPILOG_UPSCALE = """examples:
   scisr upscale knee.nii.gz knee_sr.nii.gz --model cubic --scale 1,1,4
@@ -35,12 +38,30 @@ EPILOG_UPSCALE = """examples:
 """
 
 
-def _parse_scale(text: str) -> int | tuple[int, ...]:
+def _scale(text: str) -> int | tuple[int, ...]:
     try:
-        parts = tuple(int(p) for p in text.replace("x", ",").split(","))
+        return parse_scale(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"scale must be integers like 2 or 1,1,4, got {text!r}") from None
-    return parts[0] if len(parts) == 1 else parts
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _device(text: str) -> str:
+    if not _DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"device must be auto, cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
 
 
 def _orientation(img: SciImage) -> str:
@@ -87,10 +108,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_arg(args: argparse.Namespace):
-    if args.trust_pickle:
-        return api.load_model(args.model, trust_pickle=True)
-    return args.model
+def _model_arg(args: argparse.Namespace) -> ResolvedModel:
+    """The model, resolved once (loaded, spec read) before any file is read."""
+    return ResolvedModel.of(args.model, trust_pickle=args.trust_pickle)
 
 
 def _cmd_upscale_fusion(args: argparse.Namespace) -> int:
@@ -147,22 +167,26 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         return _cmd_upscale_self_supervised(args)
     if args.stack or args.reference:
         return _cmd_upscale_fusion(args)
-    options = {"tile": args.tile, "device": args.device, "flux": args.flux}
+    if is_interpolator(args.model):
+        if args.scale is None:
+            args.parser.error(f"--model {args.model} (interpolation) needs --scale")
+        if args.tile is not None:
+            args.parser.error(f"--tile applies to networks, not to interpolation ({args.model})")
     if args.batch:
-        return _cmd_upscale_batch(args, options)
+        return _cmd_upscale_batch(args)
     if len(args.paths) != 2:
         args.parser.error("upscale takes IN OUT (or --batch IN... --out-dir DIR)")
     source, target = args.paths
-    # Refuse a bad output before spending minutes on the upscale.
-    check_output(target, overwrite=args.overwrite, inputs=(source,))
-    # upscale_file builds a result larger than a quarter of the free RAM in a memory-mapped file.
+    # upscale_file checks the output before any work and builds a result larger than a quarter of the free
+    # RAM in a memory-mapped file.
     path = api.upscale_file(source, target, _model_arg(args), args.scale, overwrite=args.overwrite,
-                            series=args.series, domain=args.domain, hdu=_hdu(args.hdu), progress=True, **options)
+                            series=args.series, domain=args.domain, hdu=_hdu(args.hdu), progress=True,
+                            tile=args.tile, device=args.device, flux=args.flux)
     print(f"{source} -> {path}")
     return 0
 
 
-def _cmd_upscale_batch(args: argparse.Namespace, options: dict) -> int:
+def _cmd_upscale_batch(args: argparse.Namespace) -> int:
     if not args.paths or not args.out_dir:
         args.parser.error("--batch needs inputs and --out-dir DIR")
     tty = sys.stderr.isatty()
@@ -173,10 +197,11 @@ def _cmd_upscale_batch(args: argparse.Namespace, options: dict) -> int:
         else:
             print(f"error: {result.error}", file=sys.stderr)
 
-    if args.hdu is not None:
-        options = {**options, "hdu": _hdu(args.hdu)}
-    results = api.upscale_batch(args.paths, args.out_dir, _model_arg(args), args.scale, scheduler=args.dask,
-                                overwrite=args.overwrite, on_done=report, **options)
+    # On a cluster the workers load the model themselves (no pickled weights travel).
+    model = args.model if args.dask else _model_arg(args)
+    results = api.upscale_batch(args.paths, args.out_dir, model, args.scale, scheduler=args.dask,
+                                overwrite=args.overwrite, on_done=report, tile=args.tile, device=args.device,
+                                flux=args.flux, hdu=_hdu(args.hdu))
     failed = sum(not r.ok for r in results)
     print(f"{len(results) - failed} of {len(results)} upscaled, {failed} failed",
           file=sys.stderr if failed else sys.stdout)
@@ -203,7 +228,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     print("upscale accepts: " + ", ".join(api.list_models()))
     print()
-    rows = [(m["name"], m["kind"], str(m["year"]), m["paper"]) for m in models.list_models()]
+    rows = [(m["name"], m["kind"], str(m["year"]), m["paper"]) for m in models.list_architectures()]
     widths = [max(len(r[i]) for r in [("architecture", "kind", "year", "paper"), *rows]) for i in range(3)]
     for row in [("architecture", "kind", "year", "paper"), *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
@@ -213,7 +238,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from sciSR import hub
 
-    model = api.load_model(args.model, trust_pickle=args.trust_pickle)
+    model = hub.load_model(args.model, trust_pickle=args.trust_pickle)
     path = hub.export_model(model, args.output, args.format, overwrite=args.overwrite)
     print(f"{args.model} -> {path} ({args.format})")
     return 0
@@ -284,9 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dask", metavar="SCHEDULER", help="Dask distributed scheduler address for --batch")
     up.add_argument("--trust-pickle", action="store_true",
                     help="allow a .pt/.pth model file (a pickle: only files you made yourself)")
-    up.add_argument("--scale", type=_parse_scale, help="one factor, or one per spatial axis: 2 or 1,1,4")
-    up.add_argument("--tile", type=int, help="tile size in input voxels (default: automatic)")
-    up.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    up.add_argument("--scale", type=_scale, help="one factor, or one per spatial axis: 2 or 1,1,4")
+    up.add_argument("--tile", type=_positive_int, help="tile size in input voxels (default: automatic)")
+    up.add_argument("--device", type=_device, default="auto", help="auto | cpu | cuda | cuda:N | mps")
     up.add_argument("--flux", choices=("conserve", "mean", "none"), help="sky images: flux handling")
     up.add_argument("--series", help="DICOM series when a folder holds several")
     up.add_argument("--hdu", help="FITS: image HDU (index or EXTNAME), or 'all' for every science extension")
@@ -323,11 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("files", nargs="+", help="high-resolution reference images")
     ev.add_argument("--model", required=True, help="shipped model, model file or interpolation name")
-    ev.add_argument("--scale", type=_parse_scale, help="factor per spatial axis (default: the model's)")
+    ev.add_argument("--scale", type=_scale, help="factor per spatial axis (default: the model's)")
     ev.add_argument("--degrade", choices=("mean", "sum"), default="mean", help="how low-res inputs are made")
     ev.add_argument("--baseline", default="cubic", choices=("nearest", "linear", "cubic"))
-    ev.add_argument("--tile", type=int)
-    ev.add_argument("--device", default="auto")
+    ev.add_argument("--tile", type=_positive_int)
+    ev.add_argument("--device", type=_device, default="auto")
     ev.add_argument("--json", help="also write the rows as JSON here")
     ev.add_argument("--science", action="store_true",
                     help="sky frames: treat each file as the LOW-res input, upscale it with the model and report "
@@ -371,7 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        # SIGINT/SIGTERM remove the temporaries of the output being written (SIGTERM then exits 143).
+        with warnings.catch_warnings(), cleanup_on_signals():
             warnings.showwarning = _show_warning
             return args.func(args)
     except SciSRError as err:

@@ -21,6 +21,7 @@ from torch import nn
 
 from sciSR.errors import SciSRError
 from sciSR.io.atomic import atomic_output
+from sciSR.models.registry import spec_from_card
 from sciSR.models.spec import ModelSpec
 from sciSR.version import __version__
 
@@ -48,8 +49,7 @@ def validate_card(card: Any, source: str | os.PathLike | None = None) -> dict[st
     dict
         The card with ``format``, ``options``, ``out_channels``, ``domain``, ``normalisation`` defaulted,
         ``scale`` as one factor per axis, and ``spec`` (a :meth:`ModelSpec.to_dict
-        <sciSR.models.spec.ModelSpec.to_dict>`; derived by :meth:`ModelSpec.from_card
-        <sciSR.models.spec.ModelSpec.from_card>` for a card without one).
+        <sciSR.models.spec.ModelSpec.to_dict>`; derived by :func:`sciSR.models.spec_from_card` for a card without one).
 
     Raises
     ------
@@ -87,7 +87,7 @@ def validate_card(card: Any, source: str | os.PathLike | None = None) -> dict[st
     }
     out["scale"] = scale
     try:
-        out["spec"] = ModelSpec.from_card(out).to_dict()
+        out["spec"] = spec_from_card(out).to_dict()
     except SciSRError as err:
         raise SciSRError(err.message, source) from None
     return out

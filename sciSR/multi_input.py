@@ -25,6 +25,7 @@ artificial edge; the first stack (the input) always covers the whole output grid
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,25 +34,25 @@ import torch
 from torch import nn
 
 from sciSR import geometry
-from sciSR.api import _regrid, _scale_for, load_model
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.infer.interpolate import INTERPOLATORS, interpolate
-from sciSR.infer.predict import plan_axes, predict_array
-from sciSR.infer.receptive_field import _CACHE_ATTR
-from sciSR.intensity import denormalize, fit_normalization, normalize
-from sciSR.models import spec_of
+from sciSR.infer.predict import predict_array
+from sciSR.intensity import denormalize, normalize
+from sciSR.pipeline import ResolvedModel, regrid, resolve_factors
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 from sciSR.resample import resample_to_grid
 
+# One bundle per network (and stack count) for the network's lifetime, so the receptive field measured on
+# the bundle by tiled inference is measured once, not on every call.
+_BUNDLES: weakref.WeakKeyDictionary[nn.Module, dict[Any, nn.Module]] = weakref.WeakKeyDictionary()
 
-def _share_receptive_field_cache(bundle: nn.Module, net: nn.Module) -> None:
-    """Keep the measured receptive field on the network, so a new bundle per call does not re-measure it.
 
-    The cache key holds the input channels, so the bundle's entries (``N·C`` or ``C·(1 + ∏s)``) never
-    collide with the network's own.
-    """
-    bundle.__dict__[_CACHE_ATTR] = net.__dict__.setdefault(_CACHE_ATTR, {})
+def _bundle(net: nn.Module, key: Any, make: Any) -> nn.Module:
+    bundles = _BUNDLES.setdefault(net, {})
+    if key not in bundles:
+        bundles[key] = make()
+    return bundles[key]
 
 
 class StackBundle(nn.Module):
@@ -72,7 +73,6 @@ class StackBundle(nn.Module):
         self.in_channels = int(net.in_channels) * int(n_stacks)
         self.out_channels = int(net.out_channels)
         self.scale = (1,) * self.spatial_dims
-        _share_receptive_field_cache(self, net)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -85,6 +85,8 @@ class ReferenceBundle(nn.Module):
     ----------
     net : nn.Module
         ``ttsr``-like: ``forward(x: (B, C, *S), ref: (B, C, *S·s)) → (B, C, *S·s)``.
+    global_pooling : bool
+        The network's spec says its attention sees the whole window (tiled inference then warns).
 
     Notes
     -----
@@ -92,7 +94,7 @@ class ReferenceBundle(nn.Module):
     :func:`sciSR.models.ttsr.pixel_unshuffle_nd` (``C·∏s`` channels on the input grid).
     """
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, global_pooling: bool) -> None:
         super().__init__()
         self.net = net
         self.spatial_dims = int(net.spatial_dims)
@@ -100,8 +102,7 @@ class ReferenceBundle(nn.Module):
         self.channels = int(net.in_channels)
         self.in_channels = self.channels * (1 + int(np.prod(self.scale)))
         self.out_channels = int(net.out_channels)
-        self.global_pooling = spec_of(net).global_pooling
-        _share_receptive_field_cache(self, net)
+        self.global_pooling = global_pooling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from sciSR.models.blocks import pixel_shuffle_nd
@@ -164,7 +165,7 @@ def upscale_stacks(
         Two or more (one is allowed) images with affines (voxel → RAS+ mm), the same number of spatial
         axes and channels; orientations, voxel sizes and fields of view may differ.
     model : str or os.PathLike or nn.Module
-        A multi-input model (``oktay-multi``, ``model.multi_input``) as name, file or module; or
+        A multi-input model (``oktay-multi``: its spec's ``inputs`` is ``"stacks"``) as name, file or module; or
         ``"nearest"``/``"linear"``/``"cubic"``: the plain average of the stacks resampled with that
         interpolation (voxels outside a stack's FOV average the others).
     scale : int or sequence of int, optional
@@ -189,21 +190,17 @@ def upscale_stacks(
     source = first.meta.get("source")
     check = cancel_checker(cancel)
     check()
-    interpolation = isinstance(model, str) and model in INTERPOLATORS
-    net = None if interpolation else load_model(model)
-    if net is not None and spec_of(net).inputs != "stacks":
-        card = getattr(net, "card", {}) or {}
-        raise SciSRError(f"model {card.get('arch', type(net).__name__)} takes one image, not a list of stacks; "
-                         "use a multi-input model (oktay-multi) or an interpolation name for the average")
-    if net is not None and int(net.in_channels) != _channels(first):
-        raise SciSRError(f"the model takes {int(net.in_channels)} channel(s) per stack; the stacks have "
+    resolved = ResolvedModel.of(model)
+    net = resolved.net
+    if net is not None and resolved.spec.inputs != "stacks":
+        raise SciSRError(f"model {resolved.name} takes one image, not a list of stacks; use a multi-input model "
+                         "(oktay-multi) or an interpolation name for the average")
+    if net is not None and resolved.spec.in_channels != _channels(first):
+        raise SciSRError(f"the model takes {resolved.spec.in_channels} channel(s) per stack; the stacks have "
                          f"{_channels(first)}", source)
-    if scale is not None or net is None:
-        factors = _scale_for(first, scale)
-    else:
-        factors = plan_axes(int(net.spatial_dims), net.scale, None, first.spatial_ndim)[1]
+    factors = resolve_factors(first, scale, resolved)
     affine, shape = geometry.fusion_output_grid(first.affine, first.spatial_shape, factors)
-    order = INTERPOLATORS[model] if interpolation else 3
+    order = INTERPOLATORS[resolved.name] if net is None else 3
     with progress_callback(progress) as report:
         values, inside = [], []
         for n, img in enumerate(images):
@@ -217,14 +214,11 @@ def upscale_stacks(
             report(0.5 * (n + 1) / len(images) if net is not None else (n + 1) / len(images))
         average = _fill_outside(values, inside)
         if net is None:
-            out, name = average, f"average of {len(images)} stacks ({model})"
+            out, name = average, f"average of {len(images)} stacks ({resolved.name})"
         else:
-            card = getattr(net, "card", {}) or {}
-            name = card.get("name", card.get("arch", type(net).__name__))
-            norm = card.get("normalisation", {"method": "none"})
+            name = resolved.name
             # Fitted on the first stack, as in training (the normalisation of the first simulated stack).
-            params = fit_normalization(first.array.astype(np.float32), norm["method"],
-                                       **{k: v for k, v in norm.items() if k != "method"})
+            params = resolved.fit_normalization(first.array.astype(np.float32))
             filled = [np.where(m if v.ndim == m.ndim else m[..., np.newaxis], v, average)
                       for v, m in zip(values, inside, strict=True)]
             del values
@@ -237,16 +231,16 @@ def upscale_stacks(
                 report(0.5 + 0.5 * fraction)
 
             try:
-                pred, _ = predict_array(StackBundle(net, len(images)), x, len(shape), (1,) * len(shape), tile=tile,
-                                        device=device, progress=sub_report, cancel=cancel)
+                bundle = _bundle(net, ("stacks", len(images)), lambda: StackBundle(net, len(images)))
+                pred, _ = predict_array(bundle, x, len(shape), (1,) * len(shape), tile=tile, device=device,
+                                        progress=sub_report, cancel=cancel)
             except SciSRError as err:
                 raise SciSRError(err.message, err.path or source) from None
             pred = pred if first.channel_axis is not None else pred[..., 0]
             out = denormalize(pred, params)
     check()
-    result = _regrid(first, out.astype(np.float32, copy=False), tuple(factors), str(name),
-                     stacks=[str(img.meta.get("source", f"stack {n}")) for n, img in enumerate(images)])
-    return result
+    return regrid(first, out.astype(np.float32, copy=False), factors, str(name),
+                  stacks=[str(img.meta.get("source", f"stack {n}")) for n, img in enumerate(images)])
 
 
 def upscale_with_reference(
@@ -270,7 +264,7 @@ def upscale_with_reference(
         A high-resolution image of the same object with an affine (another contrast, an earlier scan);
         any grid, orientation and FOV. Its own normalisation (the card's method) is fitted on it.
     model : str or os.PathLike or nn.Module
-        A reference-guided model (``ttsr``, ``model.reference_input``).
+        A reference-guided model (``ttsr``: its spec's ``inputs`` is ``"reference"``).
     scale : int or sequence of int, optional
         Factor per spatial axis; None: the model card's scale.
     tile, device, progress, cancel
@@ -292,17 +286,16 @@ def upscale_with_reference(
         if not isinstance(im, SciImage) or im.affine is None:
             raise SciSRError(f"reference-guided SR needs the {name} as a SciImage with an affine (voxel → mm)",
                              getattr(im, "meta", {}).get("source"))
-    if isinstance(model, str) and model in INTERPOLATORS:
-        raise SciSRError(f"interpolation ({model}) takes no reference; use a reference-guided model (ttsr)")
-    net = load_model(model)
-    card = getattr(net, "card", {}) or {}
-    if not spec_of(net).inputs == "reference":
-        raise SciSRError(f"model {card.get('arch', type(net).__name__)} takes no reference; use a "
-                         "reference-guided model (ttsr) or leave reference out")
+    resolved = ResolvedModel.of(model)
+    if resolved.is_interpolator:
+        raise SciSRError(f"interpolation ({resolved.name}) takes no reference; use a reference-guided model (ttsr)")
+    if resolved.spec.inputs != "reference":
+        raise SciSRError(f"model {resolved.name} takes no reference; use a reference-guided model (ttsr) or leave "
+                         "reference out")
     channels = _channels(img)
-    if channels != int(net.in_channels) or _channels(reference) != channels:
-        raise SciSRError(f"the model takes {int(net.in_channels)} channel(s); the image has {channels} and the "
-                         f"reference {_channels(reference)}", source)
+    if channels != resolved.spec.in_channels or _channels(reference) != channels:
+        raise SciSRError(f"the model takes {resolved.spec.in_channels} channel(s); the image has {channels} and "
+                         f"the reference {_channels(reference)}", source)
     if reference.spatial_ndim != img.spatial_ndim:
         raise SciSRError(f"the reference has {reference.spatial_ndim} spatial axes, the image "
                          f"{img.spatial_ndim}", reference.meta.get("source"))
@@ -310,18 +303,13 @@ def upscale_with_reference(
         raise SciSRError("the image has NaN/inf voxels; fill them first", source)
     check = cancel_checker(cancel)
     check()
-    if scale is not None:
-        factors = _scale_for(img, scale)
-    else:
-        factors = plan_axes(int(net.spatial_dims), net.scale, None, img.spatial_ndim)[1]
+    factors = resolve_factors(img, scale, resolved)
     affine, shape = geometry.fusion_output_grid(img.affine, img.spatial_shape, factors)
     ref, inside = resample_to_grid(reference, affine, shape, order=3)
     if not inside.any():
         raise SciSRError("the reference does not overlap the image's field of view", reference.meta.get("source"))
-    norm = card.get("normalisation", {"method": "none"})
-    options = {k: v for k, v in norm.items() if k != "method"}
-    params = fit_normalization(img.array.astype(np.float32), norm["method"], **options)
-    ref_params = fit_normalization(reference.array.astype(np.float32), norm["method"], **options)
+    params = resolved.fit_normalization(img.array.astype(np.float32))
+    ref_params = resolved.fit_normalization(reference.array.astype(np.float32))
     x = normalize(img.array, params)
     x = x if img.channel_axis is not None else x[..., np.newaxis]
     ref = normalize(ref, ref_params)
@@ -337,12 +325,13 @@ def upscale_with_reference(
     del ref, packed
     with progress_callback(progress) as report:
         try:
-            pred, _ = predict_array(ReferenceBundle(net), x, img.spatial_ndim, factors, tile=tile,
-                                    device=device, progress=report, cancel=cancel)
+            bundle = _bundle(resolved.net, "reference",
+                             lambda: ReferenceBundle(resolved.net, resolved.spec.global_pooling))
+            pred, _ = predict_array(bundle, x, img.spatial_ndim, factors, tile=tile, device=device,
+                                    progress=report, cancel=cancel)
         except SciSRError as err:
             raise SciSRError(err.message, err.path or source) from None
     check()
     pred = pred if img.channel_axis is not None else pred[..., 0]
     out = denormalize(pred, params).astype(np.float32, copy=False)
-    return _regrid(img, out, tuple(factors), str(card.get("name", card.get("arch", type(net).__name__))),
-                   reference=str(reference.meta.get("source", "reference")))
+    return regrid(img, out, factors, resolved.name, reference=str(reference.meta.get("source", "reference")))

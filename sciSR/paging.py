@@ -4,21 +4,38 @@ A ``numpy.memmap`` keeps every page it has touched resident until the kernel run
 a 16k × 16k float32 result (1 GiB) would still show as 1 GiB of resident memory. :func:`release_pages`
 writes the dirty pages to the file and drops them from the mapping (``MADV_DONTNEED``): the data stay in
 the file, the resident set stays bounded by what is being worked on.
+
+Scratch files live in one place: the folder named by the ``SCISR_SCRATCH`` environment variable when it is
+set, else the folder the caller proposes (:func:`sciSR.upscale_file` proposes the output's folder, where the space
+is known to be needed anyway), else the system's temporary folder (:func:`scratch_folder`). Before work that
+large begins, :func:`estimate_output` and :func:`check_output_size` refuse results that cannot fit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from sciSR.errors import SciSRError
+from sciSR.tempfiles import discard_temp, new_temp, remove_stale_temps
+
 RELEASE_EVERY_BYTES = 64 * 2**20
 """Dirty output bytes after which a long writer (tiled prediction, chunked post-processing) releases pages."""
+
+SCRATCH_ENV = "SCISR_SCRATCH"
+"""Environment variable naming the folder for memory-mapped scratch files."""
+
+MAX_OUTPUT_BYTES = 64 * 2**30
+"""Largest result (bytes, 64 GiB) :func:`check_output_size` accepts without ``force``, whatever the free space."""
 
 
 def available_ram() -> int:
@@ -64,10 +81,44 @@ def release_pages(array: np.ndarray) -> None:
         mapped.madvise(mmap.MADV_DONTNEED)
 
 
+def scratch_folder(default: str | os.PathLike | None = None) -> Path:
+    """The folder for memory-mapped scratch files.
+
+    Parameters
+    ----------
+    default : str or os.PathLike, optional
+        Where the caller would put them (e.g. the output's folder); used when ``SCISR_SCRATCH`` is not set.
+        None: the system's temporary folder (often a RAM disk: give a folder on a real disk for results
+        larger than RAM).
+
+    Returns
+    -------
+    pathlib.Path
+        ``$SCISR_SCRATCH`` if set and not empty, else ``default``, else :func:`tempfile.gettempdir`.
+
+    Raises
+    ------
+    SciSRError
+        The chosen folder does not exist, is not a folder or is not writable (one line naming it).
+    """
+    chosen = os.environ.get(SCRATCH_ENV) or default or tempfile.gettempdir()
+    where = f" (set by {SCRATCH_ENV})" if os.environ.get(SCRATCH_ENV) else ""
+    folder = Path(chosen).expanduser()
+    if not folder.is_dir():
+        raise SciSRError(f"scratch folder{where} does not exist or is not a folder", folder)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SciSRError(f"scratch folder{where} is not writable", folder)
+    return folder
+
+
 @contextlib.contextmanager
 def disk_array(shape: Sequence[int], dtype: np.dtype | type = np.float32,
                folder: str | os.PathLike | None = None) -> Iterator[np.memmap]:
-    """A zero-filled array in a temporary file, deleted when the block ends.
+    """A zero-filled array in a temporary file, deleted when the block ends (or on SIGINT/SIGTERM).
+
+    The file is a :func:`sciSR.tempfiles.new_temp` (``.scisr-<pid>-<host>-<random>.scratch``), so that
+    :func:`sciSR.tempfiles.cleanup_on_signals` removes it on a signal and a later run removes it after a
+    kill; stale scratch files of killed runs in the folder are removed first (once per folder and process).
 
     Parameters
     ----------
@@ -76,20 +127,107 @@ def disk_array(shape: Sequence[int], dtype: np.dtype | type = np.float32,
     dtype : numpy dtype
         Element type.
     folder : path, optional
-        Where the temporary file goes (default: the system's temporary folder). Put it on the disk
-        that will receive the result, so that the space is known to be there.
+        Where the temporary file goes. None: :func:`scratch_folder` (``SCISR_SCRATCH``, else the system's
+        temporary folder). Callers that know where the result goes pass ``scratch_folder(that folder)``, so
+        the user's ``SCISR_SCRATCH`` still wins.
 
     Yields
     ------
     numpy.memmap
         Writable, initially zero (a sparse file: nothing is written until used).
     """
-    fd, name = tempfile.mkstemp(prefix=".scisr-", suffix=".f32", dir=folder)
-    os.close(fd)
+    where = scratch_folder() if folder is None else Path(folder)
+    remove_stale_temps(where, once=True)
+    name = new_temp(where, "scratch")
     try:
         yield np.memmap(name, dtype=dtype, mode="w+", shape=tuple(int(n) for n in shape))
     finally:
-        Path(name).unlink(missing_ok=True)
+        discard_temp(name)
+
+
+class OutputSize(NamedTuple):
+    """What a result will take: ``nbytes`` (bytes) and the array ``shape`` (spatial axes, then channels)."""
+
+    nbytes: int
+    shape: tuple[int, ...]
+
+
+def estimate_output(shape_in: Sequence[int], factors: int | Sequence[int], channels: int = 1,
+                    dtype: np.dtype | type = np.float32) -> OutputSize:
+    """Size of an upscaled result, computed before any work.
+
+    Parameters
+    ----------
+    shape_in : sequence of int
+        SPATIAL shape of the input (voxels; no channel axis).
+    factors : int or sequence of int
+        Integer factor per spatial axis, or one for all.
+    channels : int
+        Length of the (never scaled) channel axis; 1 = none.
+    dtype : numpy dtype
+        Element type of the result (float32 for every sciSR result).
+
+    Returns
+    -------
+    OutputSize
+        ``(nbytes, shape)``; ``shape`` is the spatial shape times the factors, with ``channels`` appended
+        when above 1. Python integers: no overflow however large.
+    """
+    spatial = [int(n) for n in shape_in]
+    scale = [int(factors)] * len(spatial) if isinstance(factors, (int, np.integer)) else [int(f) for f in factors]
+    if len(scale) != len(spatial):
+        raise ValueError(f"{len(scale)} factor(s) for {len(spatial)} spatial axes")
+    shape = tuple(n * f for n, f in zip(spatial, scale, strict=True)) + ((int(channels),) if channels > 1 else ())
+    return OutputSize(math.prod(shape) * np.dtype(dtype).itemsize, shape)
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB"
+
+
+def _existing_folder(path: Path) -> Path:
+    """The nearest folder of ``path`` (itself included when it is one) that exists."""
+    folder = path.absolute() if path.is_dir() else path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    return folder
+
+
+def check_output_size(nbytes: int, *, force: bool, path: str | os.PathLike | None = None,
+                      limit: int = MAX_OUTPUT_BYTES) -> None:
+    """Refuse a result that cannot fit, or is absurdly large, before any work (a mistyped ``--scale 1000``).
+
+    The result is refused when it is larger than ``limit`` (default 64 GiB) or than the space it needs:
+    the free disk space of the output's folder for a file output, the available RAM for an in-memory
+    result (``path=None``). Scratch on the same disk needs as much again; callers count it in ``nbytes``.
+
+    Parameters
+    ----------
+    nbytes : int
+        Bytes of the result (:func:`estimate_output`).
+    force : bool
+        Accept any size (CLI: ``--force``); nothing is checked.
+    path : str or os.PathLike, optional
+        The output file or folder; None for a result kept in memory.
+    limit : int
+        Bytes accepted at most without ``force``, free space or not.
+
+    Raises
+    ------
+    SciSRError
+        One line naming ``path`` (when given), the result's size and the limit it exceeds, advising ``force``.
+    """
+    if force:
+        return
+    if path is None:
+        room, what = available_ram(), "the available RAM"
+    else:
+        folder = _existing_folder(Path(path))
+        room, what = shutil.disk_usage(folder).free, f"the free space in {folder}"
+    for cap, name in ((limit, "sciSR's limit without --force"), (room, what)):
+        if nbytes > cap:
+            raise SciSRError(f"the result would take {_gib(nbytes)}, more than {name} ({_gib(cap)}); check the "
+                             "scale, or pass force=True (CLI: --force) to go ahead anyway", path)
 
 
 def row_chunks(n_rows: int, row_bytes: int, budget: int = RELEASE_EVERY_BYTES) -> Iterator[tuple[int, int]]:

@@ -33,13 +33,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from sciSR.api import _finish, _regrid, _valid_values
-from sciSR.degrade import bin_array, replicate
+from sciSR.blocks import bin_array
 from sciSR.degrade.ct import ct_downsample
 from sciSR.degrade.generic import bicubic_downsample
 from sciSR.degrade.mri import PROFILES, kspace_downsample, thick_slice
 from sciSR.errors import SciSRError
-from sciSR.flux import flux_mode_for_units, rescale_flux_keywords
 from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
 from sciSR.infer.predict import predict_array
@@ -49,6 +47,7 @@ from sciSR.intensity import DEFAULT_FOR_DOMAIN, fit_normalization, normalize
 from sciSR.models import create_model
 from sciSR.models.base import ZooModel
 from sciSR.models.blocks import FOVInterpolate
+from sciSR.pipeline import finish, prepare, regrid, resolve_flux
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
 __all__ = ["DEFAULT_OPTIONS", "TRAINING", "self_supervised"]
@@ -360,8 +359,8 @@ def self_supervised(
             f"self-supervised SR needs a 2D frame or a 3D volume; this image has {image.spatial_ndim} spatial "
             "axes (a channel or time axis must be the last one, named in meta['channel_axis'])", source)
     check()
-    values, mask = _valid_values(image)
-    flux = flux_mode_for_units(image.meta.get("units")) if image.domain == "sky" else "none"
+    values, mask = prepare(image)
+    flux = resolve_flux(image, None)
     params = fit_normalization(values, DEFAULT_FOR_DOMAIN[image.domain])
     channels = image.channel_axis is not None
 
@@ -449,15 +448,9 @@ def self_supervised(
             out, _ = predict_array(model, net_input, 2, factors, device=device, progress=part(0, 1), cancel=cancel)
         report(1.0)
     check()
-    out_mask = None if mask is None else replicate(mask, factors)
-    _finish(out, values, params, factors, flux, mask)
-    result = _regrid(image, out, tuple(factors), "self-supervised", **recipe, arch=arch,
-                     options=dict(net.card["options"]), seed=seed, device=str(torch_device), **stats,
-                     infer_seconds=round(time.monotonic() - infer_start, 2),
-                     **({"flux": flux} if flux != "none" else {}))
-    if result.meta.get("fits_header") is not None:
-        rescale_flux_keywords(result.meta["fits_header"], flux, factors)
-    if out_mask is not None:
-        result.meta["mask"] = out_mask
+    finish(out, values, params, factors, flux, mask)
+    result = regrid(image, out, tuple(factors), "self-supervised", flux=flux, mask=mask, **recipe, arch=arch,
+                    options=dict(net.card["options"]), seed=seed, device=str(torch_device), **stats,
+                    infer_seconds=round(time.monotonic() - infer_start, 2))
     return result.array if as_array else result
 

@@ -68,7 +68,6 @@ def test_output_equal_to_input_is_refused(tmp_path):
     "args,message",
     [
         (["upscale", "missing.nii", "OUT.nii", "--scale", "2"], "no such file"),
-        (["upscale", ANATOMICAL, "OUT.nii", "--scale", "0"], "positive integers"),
         (["upscale", ANATOMICAL, "OUT.nii", "--scale", "2,2"], "3 spatial axes"),
         (["upscale", ANATOMICAL, "OUT.xyz", "--scale", "2"], "unknown format"),
         (["upscale", ANATOMICAL, "/nonexistent-dir/OUT.nii", "--scale", "2"], "does not exist"),
@@ -99,6 +98,26 @@ def test_unwritable_folder(tmp_path, monkeypatch, capsys):
 def test_usage_error_exits_2():
     rc, _, err = run("upscale", ANATOMICAL)
     assert rc == 2 and "usage" in err
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (["--scale", "0"], "must be ≥ 1"),
+        (["--scale", "-2"], "must be ≥ 1"),
+        (["--scale", "2,a"], "integers like 2"),
+        (["--scale", "2", "--tile", "0"], "positive integer"),
+        (["--scale", "2", "--tile", "-5"], "positive integer"),
+        (["--model", "generic-x2", "--tile", "0"], "positive integer"),
+        (["--scale", "2", "--device", "banana"], "device must be"),
+        ([], "needs --scale"),
+        (["--scale", "2", "--tile", "64"], "--tile applies to networks"),
+    ],
+)
+def test_bad_options_are_usage_errors_exit_2(tmp_path, options, message):
+    rc, _, err = run("upscale", ANATOMICAL, str(tmp_path / "out.nii"), *options)
+    assert rc == 2 and message in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_debug_shows_traceback(tmp_path):

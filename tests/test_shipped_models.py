@@ -14,7 +14,7 @@ from safetensors import safe_open
 import sciSR
 from sciSR.cli import main
 from sciSR.hub import CARD_METADATA_KEY, WEIGHTS_DIR, load_model, read_spec, shipped_models, validate_card
-from sciSR.models import ModelSpec
+from sciSR.models import ModelSpec, spec_from_card
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = ("generic-x2", "generic-x4", "mri-x2", "mri-thick-x4", "ct-x2", "sky-x2")
@@ -95,7 +95,7 @@ def test_card_spec_and_old_header_card_agree(name):
     # The card in the safetensors header predates specs: the derived spec is the same.
     with safe_open(str(weights), "pt") as f:
         header_card = json.loads(f.metadata()[CARD_METADATA_KEY])
-    assert "spec" not in header_card and ModelSpec.from_card(header_card) == spec
+    assert "spec" not in header_card and spec_from_card(header_card) == spec
 
 
 def _held_out_case(name):

@@ -2,13 +2,13 @@
 
 Functions work on ``(*spatial, ...)`` numpy arrays (channels last, like :func:`bin_array`); the MONAI
 transforms in :mod:`sciSR.degrade.monai_transforms` wrap them for channel-first pipelines. Everything but the
-binning is imported on first use, so ``import sciSR`` does not pull in MONAI.
+binning (:mod:`sciSR.blocks`) is imported on first use, so ``import sciSR`` does not pull in MONAI.
 """
 
 import importlib
 from typing import Any
 
-from sciSR.degrade.binning import bin_array, replicate
+from sciSR.blocks import bin_array, replicate
 
 _LAZY = {
     "BicubicDownsample": "sciSR.degrade.monai_transforms",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from sciSR.degrade.binning import bin_array
+from sciSR.blocks import bin_array
 from sciSR.degrade.kernels import FWHM_PER_SIGMA, per_axis
 from sciSR.degrade.noise import RandomLike, gaussian_noise
 

@@ -22,7 +22,7 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type
 
-from sciSR.degrade.binning import bin_array
+from sciSR.blocks import bin_array
 from sciSR.degrade.ct import ct_downsample
 from sciSR.degrade.generic import bicubic_downsample
 from sciSR.degrade.mri import kspace_downsample, thick_slice

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import signal
 
-from sciSR.degrade.binning import bin_array
+from sciSR.blocks import bin_array
 from sciSR.degrade.noise import RandomLike, poisson_read_noise
 from sciSR.errors import SciSRError
+from sciSR.io import read
 
 PSF_KINDS = ("gaussian", "moffat")
 
@@ -66,12 +67,7 @@ def load_psf(psf: np.ndarray | str | os.PathLike, ndim: int) -> np.ndarray:
     middle pixel (an even size would shift the image by half a pixel).
     """
     if isinstance(psf, str | os.PathLike):
-        if os.fspath(psf).endswith(".npy"):
-            array = np.load(psf, allow_pickle=False)
-        else:
-            from sciSR import io
-
-            array = io.read(psf).array
+        array = np.load(psf, allow_pickle=False) if os.fspath(psf).endswith(".npy") else read(psf).array
     else:
         array = np.asarray(psf)
     array = np.asarray(array, dtype=np.float64)

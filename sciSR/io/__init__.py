@@ -14,7 +14,7 @@ from types import ModuleType
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.io import dicom, fits, nifti, raster
-from sciSR.io.atomic import atomic_output, check_output
+from sciSR.io.atomic import atomic_output, check_input, check_output
 
 FORMATS: dict[str, ModuleType] = {"dicom": dicom, "nifti": nifti, "fits": fits, "raster": raster}
 
@@ -64,9 +64,7 @@ def format_for(path: str | os.PathLike, *, for_writing: bool = False) -> str:
 
 def read(path: str | os.PathLike, **options) -> SciImage:
     """Read a file or DICOM series folder; see :func:`sciSR.read`."""
-    p = Path(path)
-    if not p.exists():
-        raise SciSRError("no such file or folder", path)
+    p = check_input(path)  # a named pipe would block the reader forever
     return FORMATS[format_for(p)].read(p, **options)
 
 

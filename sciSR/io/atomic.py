@@ -4,19 +4,23 @@ Outputs never destroy data. Nothing that is, holds or lies inside an input is re
 (inputs are compared by device and inode, so links to them count too); an existing output is replaced
 only with ``overwrite``; a file only by a file; a folder only by a folder, and only one that sciSR wrote
 (it holds :data:`MARKER`); a symbolic link is never written through.
+
+Nothing is left behind either: the temporaries are :func:`sciSR.tempfiles.new_temp` names, removed on
+SIGINT/SIGTERM under :func:`sciSR.tempfiles.cleanup_on_signals` and, after a kill, by the next write into
+the same folder. Inputs that would block a reader (a named pipe) are refused by :func:`check_input`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
-import tempfile
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from sciSR.errors import SciSRError
+from sciSR.tempfiles import new_temp, register_temp, remove_path, remove_stale_temps, unregister_temp
 
 MARKER = ".scisr-output"
 """Name of the file that every folder output carries: the proof that sciSR wrote it (readers skip it)."""
@@ -153,19 +157,26 @@ def _replace(tmp: Path, out: Path) -> None:
 
     ``os.replace`` renames onto the name itself and never follows a link there. A non-empty folder cannot
     be renamed over, so the old one is renamed away, the new one put in its place (the old one restored
-    if that fails) and only then removed.
+    if that fails) and only then removed. The set-aside name is a :func:`sciSR.tempfiles.new_temp` name,
+    registered only once the new folder is in place, so a signal or a kill mid-removal leaves nothing that
+    a later run keeps.
     """
     if not (tmp.is_dir() and out.is_dir()):
         os.replace(tmp, out)
         return
-    old = out.with_name(f".{out.name}.{secrets.token_hex(4)}.old")
+    old = new_temp(out.parent, f"{out.name}.old", create=False)
+    unregister_temp(old)  # until the new folder is in place, the old one is still the output
     os.rename(out, old)
     try:
         os.rename(tmp, out)
     except BaseException:
         os.rename(old, out)
         raise
-    shutil.rmtree(old)
+    register_temp(old)
+    try:
+        shutil.rmtree(old)
+    finally:
+        unregister_temp(old)
 
 
 @contextlib.contextmanager
@@ -197,7 +208,11 @@ def atomic_output(
     Yields
     ------
     pathlib.Path
-        Where the writer must write. Nothing is left behind if the block raises.
+        Where the writer must write: a :func:`sciSR.tempfiles.new_temp` name
+        (``.scisr-<pid>-<host>-<random>.<stem>.part<suffixes>``, the output's suffixes kept for writers that
+        choose by them), registered for removal on a signal. Nothing is left behind if the block raises.
+        Stale temporaries of killed runs in the output folder are removed first, the first time this process
+        writes there (:func:`sciSR.tempfiles.remove_stale_temps`).
 
     Raises
     ------
@@ -205,14 +220,11 @@ def atomic_output(
         From :func:`check_output`, before the block or before the move (then nothing is written).
     """
     out = check_output(path, overwrite=overwrite, inputs=inputs, folder=folder)
-    suffix = "".join(out.suffixes)
+    remove_stale_temps(out.parent, once=True)
     if folder:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+        tmp = new_temp(out.parent, f"{out.name}.part", directory=True)
     else:
-        fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".part{suffix}", dir=out.parent)
-        os.close(fd)
-        os.unlink(name)
-        tmp = Path(name)
+        tmp = new_temp(out.parent, f"{out.stem}.part{''.join(out.suffixes)}", create=False)
     try:
         yield tmp
         if folder:
@@ -221,8 +233,42 @@ def atomic_output(
         check_output(out, overwrite=overwrite, inputs=inputs, folder=folder)
         _replace(tmp, out)
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        remove_path(tmp)
         raise
+    finally:
+        unregister_temp(tmp)
+
+
+def check_input(path: str | os.PathLike) -> Path:
+    """Refuse an input that is missing or is neither a regular file nor a folder, before anything opens it.
+
+    Opening a named pipe (FIFO) blocks until something writes into it, and sockets and devices are no
+    image files: all are refused at once.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A planned input (links are followed).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` as a :class:`pathlib.Path`.
+
+    Raises
+    ------
+    SciSRError
+        One line naming ``path``: it does not exist, or what kind of file it is.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SciSRError("no such file or folder", path) from None
+    except OSError as err:
+        raise SciSRError(f"cannot be read ({err.strerror or err})", path) from None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return Path(path)
+    kinds = {stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device"}
+    kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+    raise SciSRError(f"is {kind}, not a file or folder; sciSR reads image files and DICOM folders only", path)

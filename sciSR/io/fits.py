@@ -14,7 +14,6 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,9 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from sciSR.errors import SciSRError
 from sciSR.geometry import upscale_wcs
 from sciSR.image import DOMAINS, SciImage
+from sciSR.io.validate import SKY_SPACING_DEG, check_memory, check_spacing, reader_boundary
 from sciSR.paging import is_disk_backed, release_pages, row_chunks
+from sciSR.version import __version__
 
 SUFFIXES: tuple[str, ...] = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fz")
 
@@ -57,6 +58,12 @@ _DSS_CARDS = frozenset(
 )
 # A written header must reproduce the image's WCS to this many pixels (wcslib prints ~15 digits).
 _WCS_TOLERANCE_PX = 1e-6
+
+# wcslib's axis_types // 1000 % 10 -> what the axis is; only celestial and linear axes are spatial.
+_AXIS_KINDS = {0: "linear", 1: "stokes", 2: "celestial", 3: "spectral", 4: "time"}
+_NON_SPATIAL = ("stokes", "spectral", "time")
+# CTYPEs of celestial longitude/latitude axes (RA/DEC, GLON/GLAT, ELON/ELAT, xxLN/xxLT ...).
+_CELESTIAL_CTYPE = re.compile(r"^(RA|DEC|[A-Z]{1,2}LON|[A-Z]{1,2}LAT|[A-Z]{2}LN|[A-Z]{2}LT)(-|$)")
 
 _BITPIX_DTYPES = {8: "uint8", 16: "int16", 32: "int32", 64: "int64", -32: "float32", -64: "float64"}
 # An integer BITPIX with BSCALE=1 and this BZERO stores the unsigned (or, for 8, signed) type.
@@ -120,14 +127,30 @@ def read(
         (DQ/MASK/FLAGS/BPM), or by HDUCLAS2/3; EXTVER must match the science HDU's), ``notes``,
         ``provenance``.
 
+    Non-spatial axes (spectral, Stokes, time by their CTYPE) are never spatial: they must follow the
+    spatial FITS axes and become ONE trailing channel axis (several are flattened, the last FITS axis
+    slowest), ``meta["fits_axes"]`` records them (``spatial``: FITS axis numbers; ``channels``: one
+    dict per non-spatial axis with ``axis``, ``ctype``, ``kind``, ``size``; ``channel_shape``: their
+    sizes in numpy order) so :func:`write` restores order, shape and WCS cards, and ``img.wcs`` is the
+    WCS of the spatial axes only.
+
     Raises
     ------
     SciSRError
-        Unreadable file, no such HDU, no image HDU, a 1D HDU, or every pixel invalid.
+        Unreadable file, no such HDU, no image HDU, a 1D HDU, or every pixel invalid; a BUNIT card
+        that is not a quoted string; a celestial WCS that astropy cannot use or whose pixel scale is
+        not finite or outside 1e-9..180 deg; non-spatial axes before spatial ones; an image larger
+        than half the available memory.
     """
     del series  # one FITS file is one image; the argument exists for the common reader signature
     if domain is not None and domain not in DOMAINS:
         raise SciSRError(f"domain must be one of {DOMAINS}, got {domain!r}", path)
+    with reader_boundary("FITS", path):
+        return _read(path, hdu, domain)
+
+
+def _read(path: str | os.PathLike, hdu: HduSelector | None, domain: str | None) -> SciImage:
+    """:func:`read` without the exception boundary."""
     source = os.fspath(path)
     notes: list[str] = []
     try:
@@ -139,6 +162,10 @@ def read(
         chosen = hdul[index]
         # astropy drops BSCALE/BZERO/BLANK from hdu.header once the data are scaled: copy it first.
         header = chosen.header.copy()
+        shape = tuple(int(n) for n in getattr(chosen, "shape", ()) or ())
+        check_memory(shape, 8 if header.get("BITPIX") == -64 else 4, path, field="NAXISn")
+        raw_header = _raw_header(source, hdul, index)
+        _check_data_size(source, hdul, index, shape, raw_header, path)
         try:
             raw = chosen.data
         except Exception as err:
@@ -147,7 +174,7 @@ def read(
             raise SciSRError(f"HDU {index} holds {'no' if raw is None else 'a 1-D'} array, not an image", path)
         dtype = np.float64 if header.get("BITPIX") == -64 else np.float32
         array = np.array(raw, dtype=dtype)
-        wcs, spacing = _read_wcs(header, hdul, array.ndim, notes)
+        wcs, spacing, layout = _read_wcs(header, hdul, array.shape, notes, path)
         n_hdus = len(hdul)
         compressed = isinstance(chosen, fits.CompImageHDU)
         companions = _find_companions(hdul, index, array.shape)
@@ -161,6 +188,13 @@ def read(
         notes.append(f"HDUs {', '.join(same_grid)} share the image grid but are copied unchanged on write, "
                      "not upscaled")
 
+    if array.size == 0:
+        raise SciSRError(f"HDU {index} is empty (shape {array.shape}): no pixel to read", path)
+    if layout is not None:
+        # Non-spatial axes (numpy's leading ones) go last, flattened into the one channel axis.
+        n_channels = len(layout["channel_shape"])
+        array = np.moveaxis(array, list(range(n_channels)), list(range(-n_channels, 0)))
+        array = np.ascontiguousarray(array).reshape(*array.shape[: array.ndim - n_channels], -1)
     mask = ~np.isfinite(array)
     if mask.all():
         raise SciSRError(f"every pixel of HDU {index} is NaN, inf or BLANK; nothing to read", path)
@@ -169,7 +203,7 @@ def read(
     meta: dict[str, Any] = {
         "format": "fits",
         "source": source,
-        "units": _units(header),
+        "units": _units(header, raw_header, path),
         "fits_header": header,
         "hdu": hdu if hdu is not None else index,
         "stored_dtype": _stored_dtype(header),
@@ -186,6 +220,11 @@ def read(
         notes.append(f"BSCALE={meta.get('bscale', 1.0)}, BZERO={meta.get('bzero', 0.0)} applied")
     if compressed:
         notes.append("tile-compressed HDU: written uncompressed unless meta['fits_compress'] is True")
+    if layout is not None:
+        meta.update(fits_axes=layout, channel_axis=array.ndim - 1,
+                    channel_name="+".join(c["kind"] for c in layout["channels"]))
+        described = ", ".join(f"{c['ctype'] or '?'} ({c['kind']}, {c['size']})" for c in layout["channels"])
+        notes.append(f"non-spatial axes {described} kept as one channel axis, never scaled")
     return SciImage(
         array=array,
         wcs=wcs,
@@ -221,7 +260,8 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
       the new cards (e.g. a DSS solution of a cropped image), they are replaced by wcslib's complete
       description of ``img.wcs``, and if that fails too, nothing is written.
     - Layout: the image goes back to its HDU position; the HDUs of ``meta["fits_companions"]`` are
-      upscaled with it by :func:`propagate_companion` (flux mode from the provenance) with their WCS
+      upscaled with it by :func:`propagate_companion` (factors and flux mode from ``meta["grid_factors"]``
+      and ``meta["flux_mode"]``, which the upscale records) with their WCS
       and grid keywords rescaled; the other HDUs of ``meta["other_hdus"]["path"]`` are copied
       unchanged (tile-compressed ones stay compressed, byte for byte). The image is
       written uncompressed unless ``meta["fits_compress"]`` is True (lossless GZIP_2) or a dict of
@@ -311,9 +351,16 @@ def _choose_hdu(hdul: fits.HDUList, selector: HduSelector | None, path: str | os
 
 
 def _read_wcs(
-    header: fits.Header, hdul: fits.HDUList, ndim: int, notes: list[str]
-) -> tuple[Any, tuple[float, ...]]:
-    """The celestial WCS (or None) and the per-numpy-axis spacing."""
+    header: fits.Header, hdul: fits.HDUList, shape: tuple[int, ...], notes: list[str], path: str | os.PathLike
+) -> tuple[Any, tuple[float, ...], dict[str, Any] | None]:
+    """The WCS of the spatial axes (celestial, else None), their spacing and the non-spatial axis layout.
+
+    ``shape`` is the array's (numpy order). The layout is None when every axis is spatial; spacing has
+    one entry per spatial numpy axis.
+    """
+    ndim = len(shape)
+    _check_wcs_numbers(header, path)
+    celestial = [k for k in range(1, ndim + 1) if _CELESTIAL_CTYPE.match(str(header.get(f"CTYPE{k}", "")).upper())]
     try:
         with warnings.catch_warnings():
             # FITSFixedWarning reports harmless normalisations (DATE-OBS formats, RADECSYS, ...);
@@ -322,20 +369,125 @@ def _read_wcs(
             warnings.simplefilter("ignore", VerifyWarning)
             # naxis=ndim: SIP needs exactly 2 axes, and upscale_wcs needs one axis per array axis.
             wcs = WCS(header, fobj=hdul, naxis=ndim)
+            wcs.wcs.set()  # a singular CD/PC matrix or bad projection parameters surface here
     except Exception as err:  # wcslib rejects malformed headers with several exception types
+        if celestial:
+            # A sky image whose WCS cannot be used would be upscaled without its geometry.
+            cards = "/".join(f"CTYPE{k}" for k in celestial)
+            raise SciSRError(f"the celestial WCS ({cards}, CDELT/CD/PC, CRPIX) cannot be used: {_one_line(err)}",
+                             path) from None
         notes.append(f"WCS not usable ({_one_line(err)}): kept in the header only, spacing 1.0")
-        return None, (1.0,) * ndim
+        return None, (1.0,) * ndim, None
+    kinds = [_AXIS_KINDS.get(int(t) // 1000 % 10, "linear") for t in wcs.wcs.axis_types]
+    layout = _channel_layout(wcs, kinds, shape, path)
+    n_spatial = ndim - (0 if layout is None else len(layout["channels"]))
+    if layout is not None:
+        wcs = wcs.sub(list(range(1, n_spatial + 1)))
+    if celestial and not wcs.has_celestial:
+        raise SciSRError(f"CTYPE {list(wcs.wcs.ctype)} name a celestial axis but do not form a usable "
+                         "longitude/latitude pair", path)
     if not wcs.has_celestial:
         if _wcs_keys(header):
             notes.append(f"WCS is not celestial (CTYPE {list(wcs.wcs.ctype)}): kept in the header, spacing 1.0")
-        return None, (1.0,) * ndim
+        return None, (1.0,) * n_spatial, layout
+    sky = wcs.celestial.pixel_scale_matrix
+    check_spacing(proj_plane_pixel_scales(wcs.celestial), path, field="CDELT/CD (celestial pixel scale)",
+                  unit="deg", limits=SKY_SPACING_DEG)
+    singular = np.linalg.svd(sky, compute_uv=False)
+    if not singular[-1] > 1e-9 * singular[0]:
+        raise SciSRError("the celestial CD/PC matrix is singular (the two sky axes are parallel)", path)
     scales = proj_plane_pixel_scales(wcs)
-    return wcs, tuple(float(s) for s in scales[::-1])
+    if not np.all(np.isfinite(scales)) or not np.all(scales > 0):
+        raise SciSRError(f"CDELT/CD give a pixel scale of {scales.tolist()} (zero or not finite)", path)
+    return wcs, tuple(float(s) for s in scales[::-1]), layout
 
 
-def _units(header: fits.Header) -> str | None:
-    unit = header.get("BUNIT")
-    return (unit.strip() or None) if isinstance(unit, str) else None
+def _check_wcs_numbers(header: fits.Header, path: str | os.PathLike) -> None:
+    """Refuse a numeric WCS card (CRPIX, CRVAL, CDELT, CROTA, CD, PC) that is not a finite number.
+
+    wcslib ignores a CDELT it cannot parse and uses 1, so ``CDELT1 = NaN`` would become 1 deg/pixel.
+    """
+    for card in header.cards:
+        axis, matrix = _AXIS_CARD.match(card.keyword), _MATRIX_CARD.match(card.keyword)
+        numeric = (axis and axis[1] not in ("CTYPE", "CUNIT")) or (matrix and matrix[1] in ("CD", "PC"))
+        if not numeric:
+            continue
+        try:
+            value = card.value
+        except Exception:  # astropy's VerifyError for a value it cannot parse (e.g. NaN, 0,5)
+            value = None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise SciSRError(f"WCS card {card.keyword} is not a finite number: {card.image.strip()}", path)
+
+
+def _channel_layout(
+    wcs: Any, kinds: list[str], shape: tuple[int, ...], path: str | os.PathLike
+) -> dict[str, Any] | None:
+    """Which FITS axes are non-spatial (spectral, Stokes, time), or None when all are spatial."""
+    ndim = len(shape)
+    channels = [k for k in range(ndim) if kinds[k] in _NON_SPATIAL]
+    if not channels:
+        return None
+    n_spatial = ndim - len(channels)
+    if channels != list(range(n_spatial, ndim)):
+        names = ", ".join(f"CTYPE{k + 1} = {wcs.wcs.ctype[k]!r} ({kinds[k]})" for k in channels)
+        raise SciSRError(f"non-spatial axes must follow the spatial ones (FITS axes 1..n): {names}", path)
+    if n_spatial < 2:
+        raise SciSRError(f"only {n_spatial} spatial axis besides {len(channels)} spectral/Stokes/time axes: "
+                         "not an image", path)
+    sizes = [int(shape[ndim - 1 - k]) for k in range(ndim)]  # FITS axis order
+    return {
+        "spatial": list(range(1, n_spatial + 1)),
+        "channels": [{"axis": k + 1, "ctype": str(wcs.wcs.ctype[k]), "kind": kinds[k], "size": sizes[k]}
+                     for k in channels],
+        # numpy order: the last FITS axis first.
+        "channel_shape": [sizes[k] for k in reversed(channels)],
+    }
+
+
+def _raw_header(source: str, hdul: fits.HDUList, index: int) -> bytes | None:
+    """The header bytes of HDU ``index`` as stored (astropy repairs cards on access), None for gzip/compressed."""
+    info = hdul.fileinfo(index)
+    if not info or info.get("filemode") is None or not sniff(source) or isinstance(hdul[index], fits.CompImageHDU):
+        return None
+    with open(source, "rb") as fh:
+        fh.seek(int(info["hdrLoc"]))
+        return fh.read(int(info["datLoc"]) - int(info["hdrLoc"]))
+
+
+def _check_data_size(source: str, hdul: fits.HDUList, index: int, shape: tuple[int, ...], raw_header: bytes | None,
+                     path: str | os.PathLike) -> None:
+    """Refuse a plain image HDU whose NAXISn x BITPIX need more bytes than the file holds after its header."""
+    if raw_header is None or not shape:
+        return
+    need = int(np.prod(shape)) * abs(int(hdul[index].header.get("BITPIX", 8))) // 8
+    have = os.path.getsize(source) - int(hdul.fileinfo(index)["datLoc"])
+    if have < need:
+        dims = "x".join(str(n) for n in reversed(shape))
+        raise SciSRError(f"NAXISn/BITPIX declare {dims} pixels ({need} bytes) but the file holds {max(have, 0)} bytes "
+                         f"of data for HDU {index} (truncated file or corrupt NAXISn)", path)
+
+
+def _units(header: fits.Header, raw_header: bytes | None, path: str | os.PathLike) -> str | None:
+    """BUNIT, refusing a card astropy cannot parse or one that is not a quoted string.
+
+    An unquoted ``BUNIT = Jy/beam`` reads as ``Jy`` with the comment ``beam``: silently wrong units.
+    The stored card is checked, since astropy rewrites such a card when it is first read.
+    """
+    if "BUNIT" not in header:
+        return None
+    card = header.cards["BUNIT"]
+    raw = next((raw_header[i:i + 80].decode("ascii", "replace") for i in range(0, len(raw_header or b""), 80)
+                if raw_header[i:i + 10] == b"BUNIT   = "), card.image)
+    try:
+        unit = card.value
+        card.verify("exception")
+    except Exception as err:  # astropy's VerifyError and ValueError for malformed cards
+        raise SciSRError(f"BUNIT card cannot be parsed ({_one_line(err)}): {raw.strip()}", path) from None
+    if not isinstance(unit, str) or not raw[10:].lstrip().startswith("'"):
+        raise SciSRError(f"BUNIT must be a quoted string (e.g. BUNIT = 'Jy/beam'), the card reads {raw.strip()}",
+                         path)
+    return unit.strip() or None
 
 
 def _stored_dtype(header: fits.Header) -> str:
@@ -359,7 +511,17 @@ def _output_arrays(img: SciImage) -> tuple[np.ndarray, np.ndarray | None]:
     data = array.astype(dtype, copy=False) if is_disk_backed(array) else np.array(array, dtype=dtype)
     mask = img.meta.get("mask")
     mask = np.asarray(mask, dtype=bool) if mask is not None and np.shape(mask) == array.shape else None
-    if img.channel_axis is not None:
+    layout = img.meta.get("fits_axes")
+    shape = list(layout["channel_shape"]) if layout else []
+    if img.channel_axis is not None and shape and int(np.prod(shape)) == array.shape[-1]:
+        # Spectral/Stokes/time axes read as one flattened channel axis: back to their own FITS axes.
+        def unflatten(values: np.ndarray) -> np.ndarray:
+            values = values.reshape(*values.shape[:-1], *shape)
+            return np.moveaxis(values, list(range(-len(shape), 0)), list(range(len(shape))))
+
+        data = unflatten(data)
+        mask = None if mask is None else unflatten(mask)
+    elif img.channel_axis is not None:
         # FITS cubes keep the image plane in NAXIS1/NAXIS2: the channel axis becomes NAXIS3.
         data = np.moveaxis(data, -1, 0)
         mask = None if mask is None else np.moveaxis(mask, -1, 0)
@@ -374,7 +536,7 @@ def _output_header(img: SciImage, data: np.ndarray) -> fits.Header:
         del header[key]
     if not isinstance(stored, fits.Header) and isinstance(img.meta.get("units"), str):
         header["BUNIT"] = img.meta["units"]
-    factors = _grid_factors(old_shape, data.shape)
+    factors = _grid_factors(img, old_shape, data.shape)
     _update_wcs_cards(header, img.wcs, factors, data.shape)
     if "DATAMIN" in header or "DATAMAX" in header:
         low, high = _finite_range(data)
@@ -384,8 +546,9 @@ def _output_header(img: SciImage, data: np.ndarray) -> fits.Header:
     step = next((p for p in reversed(img.meta.get("provenance", [])) if isinstance(p, dict) and "model" in p), None)
     if step is not None:
         scale = "x".join(str(s) for s in step.get("scale", [])) or "?"
-        flux = f", flux {step['flux']}" if step.get("flux") else ""
-        header.add_history(f"{_version()}: upscaled {scale} (numpy axis order) by model {step['model']}{flux}; "
+        mode = img.meta.get("flux_mode", "none")
+        flux = f", flux {mode}" if mode != "none" else ""
+        header.add_history(f"sciSR {__version__}: upscaled {scale} (numpy axis order) by model {step['model']}{flux}; "
                            "field of view and WCS preserved")
     return header
 
@@ -402,13 +565,6 @@ def _finite_range(data: np.ndarray) -> tuple[float, float]:
     return (low, high) if low <= high else (np.nan, np.nan)
 
 
-def _version() -> str:
-    try:
-        return f"sciSR {metadata.version('scisr')}"
-    except metadata.PackageNotFoundError:
-        return "sciSR"
-
-
 def _header_shape(header: fits.Header) -> tuple[int, ...] | None:
     naxis = int(header.get("NAXIS", 0))
     if naxis == 0 or any(f"NAXIS{k}" not in header for k in range(1, naxis + 1)):
@@ -416,11 +572,18 @@ def _header_shape(header: fits.Header) -> tuple[int, ...] | None:
     return tuple(int(header[f"NAXIS{k}"]) for k in range(naxis, 0, -1))
 
 
-def _grid_factors(old: tuple[int, ...] | None, new: tuple[int, ...]) -> tuple[int, ...] | None:
-    """Integer upscale factor per numpy axis from the header's grid to the array's, or None."""
-    if old is None or len(old) != len(new) or any(o <= 0 or n % o for o, n in zip(old, new, strict=True)):
-        return None
-    return tuple(n // o for o, n in zip(old, new, strict=True))
+def _grid_factors(img: SciImage, old: tuple[int, ...] | None, new: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Factor per axis of the written array ``new`` over the stored header's grid ``old``, or None: unknown.
+
+    The upscale records its factors in ``meta["grid_factors"]`` (spatial axes, relative to the header the
+    reader stored); an image without that record is on the header's grid when the shapes agree.
+    """
+    recorded = img.meta.get("grid_factors")
+    if recorded is None:
+        return (1,) * len(new) if old == tuple(new) else None
+    factors = tuple(int(f) for f in recorded)
+    # FITS puts a channel axis first (NAXIS3): it is never scaled.
+    return (1,) * (len(new) - len(factors)) + factors if img.channel_axis is not None else factors
 
 
 def _is_grid_card(keyword: str, key: str, naxis: int | None) -> bool:
@@ -692,7 +855,7 @@ def propagate_companion(values: np.ndarray, kind: str, scale: Sequence[int], flu
     numpy.ndarray
         ``(*spatial·scale)``: float32 for error maps, the input dtype for ``"dq"`` (nearest).
     """
-    from sciSR.degrade.binning import replicate
+    from sciSR.blocks import replicate
 
     out = replicate(np.asarray(values), scale)
     if kind == "dq":
@@ -709,11 +872,10 @@ def _upscaled_companions(img: SciImage, src: fits.HDUList, shape: tuple[int, ...
     """New HDUs for ``img.meta["fits_companions"]`` on the array's grid, by HDU index (empty: no upscale)."""
     companions = img.meta.get("fits_companions") or []
     stored = img.meta.get("fits_header")
-    factors = _grid_factors(_header_shape(stored), shape) if isinstance(stored, fits.Header) else None
+    factors = _grid_factors(img, _header_shape(stored), shape) if isinstance(stored, fits.Header) else None
     if not companions or factors is None or all(f == 1 for f in factors) or img.channel_axis is not None:
         return {}
-    step = next((p for p in reversed(img.meta.get("provenance", [])) if isinstance(p, dict) and "model" in p), {})
-    flux = step.get("flux", "none")
+    flux = img.meta.get("flux_mode", "none")
     from sciSR.geometry import upscale_fits_grid_keywords
 
     out = {}

@@ -35,6 +35,7 @@ from sciSR.models.registry import (
     list_architectures,
     list_models,
     register_model,
+    spec_from_card,
 )
 from sciSR.models.spec import ModelSpec, spec_of
 
@@ -51,5 +52,6 @@ __all__ = [
     "list_architectures",
     "list_models",
     "register_model",
+    "spec_from_card",
     "spec_of",
 ]

@@ -62,7 +62,7 @@ class ZooModel(nn.Module):
 
         The one place a family states its abilities (``inputs``, ``input_on_output_grid``,
         ``global_pooling``, ``window_multiple``, ...): the constructor and
-        :meth:`ModelSpec.from_card <sciSR.models.spec.ModelSpec.from_card>` (which builds no network)
+        :func:`sciSR.models.spec_from_card` (which builds no network)
         both read it.
 
         Parameters

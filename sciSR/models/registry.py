@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale
 from sciSR.models.base import ZooModel
+from sciSR.models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -192,3 +193,56 @@ def create_model(
         "spec": model.spec.to_dict(),
     }
     return model
+
+
+def spec_from_card(card: Mapping[str, Any]) -> ModelSpec:
+    """The spec of a model card, also of a card written before cards had one.
+
+    Parameters
+    ----------
+    card : Mapping
+        A model card: ``arch``, ``scale``, ``spatial_dims``, ``in_channels`` and optionally
+        ``out_channels`` (default ``in_channels``), ``options`` (default: the paper defaults),
+        ``spec`` and ``training`` (``training["degradation"]["type"]``).
+
+    Returns
+    -------
+    ModelSpec
+        ``card["spec"]`` when present; otherwise derived from the card's fields and the registry's
+        class for ``arch`` with the card's options, without building the network. A missing
+        ``degradation`` is taken from the training degradation the card records.
+
+    Raises
+    ------
+    SciSRError
+        Unknown architecture, invalid values, or a ``spec`` that disagrees with the card's
+        ``arch``, ``scale``, ``spatial_dims`` or channels.
+    """
+    for key in ("arch", "scale", "spatial_dims", "in_channels"):
+        if key not in card:
+            raise SciSRError(f"model card lacks {key}")
+    in_channels = card["in_channels"]
+    top = {"arch": card["arch"], "scale": card["scale"], "spatial_dims": card["spatial_dims"],
+           "in_channels": in_channels, "out_channels": card.get("out_channels", in_channels)}
+    if "spec" in card:
+        spec = ModelSpec.from_dict(card["spec"])
+        expected = ModelSpec(**top)
+        for key in top:
+            if getattr(spec, key) != getattr(expected, key):
+                raise SciSRError(f"model card spec says {key} {getattr(spec, key)!r}, the card "
+                                 f"{getattr(expected, key)!r}")
+    else:
+        info = get_model_info(card["arch"])
+        options = {**info.defaults, **card.get("options", {})}
+        spec = ModelSpec(**top, kind=info.kind, **info.cls.spec_abilities(options))
+    if spec.degradation is None:
+        spec = dataclasses.replace(spec, degradation=_training_degradation(card))
+    return spec
+
+
+def _training_degradation(card: Mapping[str, Any]) -> str | None:
+    """``card["training"]["degradation"]["type"]`` (what the training tool records), or None."""
+    training = card.get("training")
+    degradation = training.get("degradation") if isinstance(training, Mapping) else None
+    family = degradation.get("type") if isinstance(degradation, Mapping) else None
+    return family if isinstance(family, str) else None

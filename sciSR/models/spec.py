@@ -144,54 +144,6 @@ class ModelSpec:
             raise SciSRError(f"model spec lacks {', '.join(missing)}")
         return cls(**data)
 
-    @classmethod
-    def from_card(cls, card: Mapping[str, Any]) -> ModelSpec:
-        """The spec of a model card, also of a card written before cards had one.
-
-        Parameters
-        ----------
-        card : Mapping
-            A model card: ``arch``, ``scale``, ``spatial_dims``, ``in_channels`` and optionally
-            ``out_channels`` (default ``in_channels``), ``options`` (default: the paper defaults),
-            ``spec`` and ``training`` (``training["degradation"]["type"]``).
-
-        Returns
-        -------
-        ModelSpec
-            ``card["spec"]`` when present; otherwise derived from the card's fields and the registry's
-            class for ``arch`` with the card's options, without building the network. A missing
-            ``degradation`` is taken from the training degradation the card records.
-
-        Raises
-        ------
-        SciSRError
-            Unknown architecture, invalid values, or a ``spec`` that disagrees with the card's
-            ``arch``, ``scale``, ``spatial_dims`` or channels.
-        """
-        # Imported here: the registry's classes import this module.
-        from sciSR.models.registry import get_model_info
-
-        for key in ("arch", "scale", "spatial_dims", "in_channels"):
-            if key not in card:
-                raise SciSRError(f"model card lacks {key}")
-        in_channels = card["in_channels"]
-        top = {"arch": card["arch"], "scale": card["scale"], "spatial_dims": card["spatial_dims"],
-               "in_channels": in_channels, "out_channels": card.get("out_channels", in_channels)}
-        if "spec" in card:
-            spec = cls.from_dict(card["spec"])
-            expected = cls(**top)
-            for key in top:
-                if getattr(spec, key) != getattr(expected, key):
-                    raise SciSRError(f"model card spec says {key} {getattr(spec, key)!r}, the card "
-                                     f"{getattr(expected, key)!r}")
-        else:
-            info = get_model_info(card["arch"])
-            options = {**info.defaults, **card.get("options", {})}
-            spec = cls(**top, kind=info.kind, **info.cls.spec_abilities(options))
-        if spec.degradation is None:
-            spec = dataclasses.replace(spec, degradation=_training_degradation(card))
-        return spec
-
 
 def spec_of(model: nn.Module, *, spatial_dims: int | None = None, scale: int | Sequence[int] | None = None,
             in_channels: int | None = None) -> ModelSpec:
@@ -242,14 +194,6 @@ def spec_of(model: nn.Module, *, spatial_dims: int | None = None, scale: int | S
     declared = {name: getattr(model, name) for name in _DECLARABLE if getattr(model, name, None) is not None}
     return ModelSpec(arch=arch, scale=scale, spatial_dims=spatial_dims, in_channels=in_channels,
                      out_channels=getattr(model, "out_channels", in_channels), **declared)
-
-
-def _training_degradation(card: Mapping[str, Any]) -> str | None:
-    """``card["training"]["degradation"]["type"]`` (what the training tool records), or None."""
-    training = card.get("training")
-    degradation = training.get("degradation") if isinstance(training, Mapping) else None
-    family = degradation.get("type") if isinstance(degradation, Mapping) else None
-    return family if isinstance(family, str) else None
 
 
 def _check_positive_int(name: str, value: Any) -> None:

@@ -52,6 +52,11 @@ def _dig(cfg: dict[str, Any], dotted: str) -> Any:
     return node
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def check_checkpoint(path: str | os.PathLike, cfg: dict[str, Any]) -> dict[str, Any]:
     """Refuse anything but a checkpoint sciSR training wrote for a compatible configuration.
 
@@ -70,16 +75,20 @@ def check_checkpoint(path: str | os.PathLike, cfg: dict[str, Any]) -> dict[str, 
     Raises
     ------
     SciSRError
-        Missing file, a pickle holding more than tensors and plain data, no marker, or a model that
-        differs from the config's.
+        Missing file, a truncated or corrupt file, a pickle holding more than tensors and plain data, no
+        marker, or a model that differs from the config's (one line naming the checkpoint).
     """
     if not Path(path).is_file():
         raise SciSRError("no such checkpoint", path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SciSRError(f"not a loadable sciSR training checkpoint; refusing to unpickle it ({first})", path) from None
+    except pickle.UnpicklingError as err:
+        raise SciSRError(f"not a loadable sciSR training checkpoint; refusing to unpickle it ({_first_line(err)})",
+                         path) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
+        # A file cut short (a full disk, a copy interrupted) fails in the zip reader with any of these.
+        raise SciSRError(f"checkpoint is truncated or corrupt ({_first_line(err)}); resume from an earlier "
+                         "step-*.ckpt of the run", path) from None
     marker = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(marker, dict) or marker.get("format") != CHECKPOINT_FORMAT:
         raise SciSRError("not a checkpoint written by sciSR training (no sciSR marker)", path)

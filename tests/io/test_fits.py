@@ -17,11 +17,12 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from sciSR.errors import SciSRError
-from sciSR.geometry import upscale_fits_grid_keywords, upscale_spacing, upscale_wcs
+from sciSR.geometry import upscale_wcs
 from sciSR.image import SciImage
 from sciSR.io import fits as fitsio
 from sciSR.io import format_for
 from sciSR.io import write as io_write
+from sciSR.pipeline import regrid
 
 ASTROPY = os.path.dirname(astropy.__file__)
 FITS_DATA = os.path.join(ASTROPY, "io", "fits", "tests", "data")
@@ -42,16 +43,11 @@ def astropy_wcs(header, **kwargs):
 
 
 def upscaled(img, scale, model="nearest"):
-    """What sciSR.upscale produces, built from the geometry functions: pixel replication."""
-    array, mask = img.array, img.meta["mask"]
+    """What sciSR.upscale produces with pixel replication: the pipeline's regrid of the repeated array."""
+    array = img.array
     for axis, s in enumerate(scale):
-        array, mask = np.repeat(array, s, axis), np.repeat(mask, s, axis)
-    header = img.meta["fits_header"].copy()
-    upscale_fits_grid_keywords(header, scale)
-    meta = {**img.meta, "fits_header": header, "mask": mask,
-            "provenance": [{"step": "upscale", "model": model, "scale": list(scale)}]}
-    return img.replace(array=array, wcs=None if img.wcs is None else upscale_wcs(img.wcs, scale),
-                       spacing=upscale_spacing(img.spacing, scale), meta=meta)
+        array = np.repeat(array, s, axis)
+    return regrid(img, array, tuple(scale), model, mask=img.meta["mask"])
 
 
 def lr_pixel_error(w_lr, w_hr, scale, shape):

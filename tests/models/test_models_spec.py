@@ -16,6 +16,7 @@ from sciSR.models import (
     PostUpsamplingModel,
     create_model,
     get_model_info,
+    spec_from_card,
     spec_of,
 )
 from sciSR.models.edsr import EDSR
@@ -167,10 +168,10 @@ def test_from_card_derives_the_spec_of_an_old_card() -> None:
     # A card as written before cards had a spec: abilities come from the registry class and the options.
     card = {"arch": "swinir", "scale": [2, 2], "spatial_dims": 2, "in_channels": 1, "options": {"window_size": 4},
             "training": {"degradation": {"type": "kspace", "noise_std": [0, 1]}}}
-    spec = ModelSpec.from_card(card)
+    spec = spec_from_card(card)
     assert (spec.arch, spec.window_multiple, spec.out_channels, spec.degradation) == ("swinir", 4, 1, "kspace")
-    assert ModelSpec.from_card({**card, "arch": "swinir", "options": {}}).window_multiple == 8  # paper default
-    ttsr = ModelSpec.from_card({"arch": "ttsr", "scale": 2, "spatial_dims": 3, "in_channels": 1,
+    assert spec_from_card({**card, "arch": "swinir", "options": {}}).window_multiple == 8  # paper default
+    ttsr = spec_from_card({"arch": "ttsr", "scale": 2, "spatial_dims": 3, "in_channels": 1,
                                 "options": {"search_radius": 2}})
     assert ttsr.inputs == "reference" and not ttsr.global_pooling and ttsr.scale == (2, 2, 2)
     assert ttsr.degradation is None
@@ -179,13 +180,13 @@ def test_from_card_derives_the_spec_of_an_old_card() -> None:
 def test_from_card_reads_and_checks_a_stored_spec() -> None:
     model = create_model("oktay-multi", features=4, stream_layers=1, refine_layers=1)
     card = {**model.card, "training": {"degradation": {"type": "thick_slice"}}}
-    assert ModelSpec.from_card(card) == ModelSpec.from_dict({**model.card["spec"], "degradation": "thick_slice"})
+    assert spec_from_card(card) == ModelSpec.from_dict({**model.card["spec"], "degradation": "thick_slice"})
     stored = {**card, "spec": {**card["spec"], "degradation": "bicubic"}}
-    assert ModelSpec.from_card(stored).degradation == "bicubic"  # the spec's own value wins
+    assert spec_from_card(stored).degradation == "bicubic"  # the spec's own value wins
     with pytest.raises(SciSRError, match="spec says scale"):
-        ModelSpec.from_card({**card, "scale": [4, 4]})
+        spec_from_card({**card, "scale": [4, 4]})
     with pytest.raises(SciSRError, match="unknown architecture"):
-        ModelSpec.from_card({"arch": "nope", "scale": 2, "spatial_dims": 2, "in_channels": 1})
+        spec_from_card({"arch": "nope", "scale": 2, "spatial_dims": 2, "in_channels": 1})
 
 
 class _UserNet(nn.Module):

@@ -1,4 +1,7 @@
-"""Block binning and its adjoint, the simplest degradation that respects the FOV-preserving grid.
+"""Block binning and its adjoint (replication) on the FOV-preserving grid.
+
+The core block operations that readers/writers (FITS error maps), the flux projection and the
+degradations (:mod:`sciSR.degrade`, where binning is the simplest forward model) all share.
 
 A block of ``s`` high-resolution voxels spans exactly one low-resolution voxel, so the LR voxel ``n``
 is centred on HR position ``s·n + (s − 1)/2``, as :mod:`sciSR.geometry` requires.

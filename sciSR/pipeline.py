@@ -1,0 +1,493 @@
+"""The steps every upscale shares, in the order they run (docs/architecture.md §9).
+
+1. **Resolve** — :meth:`UpscaleRequest.build` turns what a caller typed (a model name, file or module; a
+   scale or None; flux, device, tile, output) into one frozen request: the resolved model
+   (:class:`ResolvedModel`: an interpolator, or a network with its :class:`~sciSR.models.ModelSpec` and
+   normalisation), the factor per spatial axis, the flux mode, and the checked output. Every later step
+   takes the request; nothing downstream parses a scale or asks "is this an interpolator?" again.
+2. **Prepare** — :func:`prepare`: float32 values with masked (NaN) pixels filled, and the mask.
+3. **Run** — :func:`run`: the interpolation, or the network tile by tile on normalised values.
+4. **Finish** — :func:`finish`: undo the normalisation, project onto the input's flux, blank the mask.
+5. **Regrid** — :func:`regrid`: the :class:`~sciSR.image.SciImage` of the upscaled grid (affine, WCS,
+   spacing, FITS grid keywords, provenance, and the ``grid_factors`` / ``flux_mode`` record the writers use).
+
+:func:`upscale_image` chains them for one image. :mod:`sciSR.api` (the public face),
+:mod:`sciSR.self_supervision`, :mod:`sciSR.multi_input` and :mod:`sciSR.science` compose these steps.
+torch is imported only when a network is resolved, so interpolation stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import ndimage
+
+from sciSR import geometry
+from sciSR.blocks import replicate
+from sciSR.errors import SciSRError
+from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units, rescale_flux_keywords
+from sciSR.image import SciImage
+from sciSR.infer.interpolate import INTERPOLATORS, interpolate
+from sciSR.intensity import denormalize, fit_normalization, normalize
+from sciSR.io.atomic import check_output
+from sciSR.paging import release_pages, row_chunks
+from sciSR.progress import ProgressLike, cancel_checker, progress_callback
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from sciSR.models.spec import ModelSpec
+
+ScaleLike = int | Sequence[int]
+
+
+def is_interpolator(model: Any) -> bool:
+    """Whether ``model`` names an interpolation baseline (``"cubic"``, ...) rather than a network."""
+    return isinstance(model, str) and model in INTERPOLATORS
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model as the pipeline runs it: an interpolation, or a network with its contract.
+
+    Attributes
+    ----------
+    name : str
+        Interpolation name, else the card's ``name`` (or ``arch``, or the class name).
+    net : torch.nn.Module or None
+        The network in eval mode; None for interpolation.
+    spec : ModelSpec or None
+        The network's contract (scale, dims, channels, inputs, receptive field, ...); None for interpolation.
+    normalisation : dict
+        The card's ``normalisation`` (``{"method": ..., **options}``); ``{"method": "none"}`` for interpolation.
+    """
+
+    name: str
+    net: nn.Module | None = None
+    spec: ModelSpec | None = None
+    normalisation: dict[str, Any] = field(default_factory=lambda: {"method": "none"})
+
+    @property
+    def is_interpolator(self) -> bool:
+        """True for ``nearest``/``linear``/``cubic``."""
+        return self.net is None
+
+    @classmethod
+    def of(cls, model: Any, *, trust_pickle: bool = False) -> ResolvedModel:
+        """Resolve a model name, model file or module once (a :class:`ResolvedModel` passes through).
+
+        Parameters
+        ----------
+        model : str or os.PathLike or torch.nn.Module or ResolvedModel
+            An interpolation name, a shipped model name, a model file (``.safetensors`` + card; a pickle only
+            with ``trust_pickle``) or a module.
+        trust_pickle : bool
+            Allow ``.pt``/``.pth`` files (see :func:`sciSR.hub.load_model`).
+        """
+        if isinstance(model, ResolvedModel):
+            return model
+        if is_interpolator(model):
+            return cls(name=model)
+        from sciSR.hub import load_model
+        from sciSR.models.spec import spec_of
+
+        net = load_model(model, trust_pickle=trust_pickle)
+        card = getattr(net, "card", None) or {}
+        return cls(name=str(card.get("name", card.get("arch", type(net).__name__))), net=net, spec=spec_of(net),
+                   normalisation=dict(card.get("normalisation", {"method": "none"})))
+
+    def fit_normalization(self, values: np.ndarray) -> dict[str, Any]:
+        """Normalisation parameters of ``values`` for this model (``{"method": "none"}`` for interpolation)."""
+        options = {k: v for k, v in self.normalisation.items() if k != "method"}
+        return fit_normalization(values, self.normalisation["method"], **options)
+
+
+def parse_scale(text: str) -> int | tuple[int, ...]:
+    """A scale typed by a user (``"2"``, ``"1,1,4"`` or ``"2x2"``) as int or tuple of positive ints.
+
+    Raises
+    ------
+    ValueError
+        Not integers, or a factor below 1 (the CLI turns this into a usage error).
+    """
+    try:
+        parts = tuple(int(p) for p in text.replace("x", ",").split(","))
+    except ValueError:
+        raise ValueError(f"scale must be integers like 2 or 1,1,4, got {text!r}") from None
+    if any(p < 1 for p in parts):
+        raise ValueError(f"scale factors must be ≥ 1, got {text!r}")
+    return parts[0] if len(parts) == 1 else parts
+
+
+def resolve_factors(image: SciImage, scale: ScaleLike | None, model: ResolvedModel) -> tuple[int, ...]:
+    """The factor per spatial axis of ``image`` that ``model`` applies for the requested ``scale``.
+
+    Parameters
+    ----------
+    image : SciImage
+        The input (its spatial axes and channel axis decide how ``scale`` is read).
+    scale : int or sequence of int or None
+        One factor, or one per spatial axis (never the channel axis). None: the network's own scale (a 2D
+        network on a volume then scales the first two axes); interpolation needs a scale.
+    model : ResolvedModel
+        What runs.
+
+    Returns
+    -------
+    tuple of int
+        ``image.spatial_ndim`` factors ≥ 1.
+
+    Raises
+    ------
+    SciSRError
+        A scale naming the channel axis, the wrong number of factors, interpolation without a scale, or a
+        scale the network cannot produce (never a silent resample).
+    """
+    requested = None
+    if scale is not None:
+        if not np.isscalar(scale) and image.channel_axis is not None and len(tuple(scale)) == image.array.ndim:
+            raise SciSRError(
+                f"scale {tuple(scale)} includes the channel axis ({image.meta.get('channel_name', 'channels')}); "
+                f"give one factor per spatial axis ({image.spatial_ndim})", image.meta.get("source"))
+        requested = geometry.normalize_scale(scale, image.spatial_ndim)
+    if model.is_interpolator:
+        if requested is None:
+            raise SciSRError("interpolation needs a scale (e.g. scale=2 or scale=(1, 1, 4))")
+        return requested
+    from sciSR.infer.predict import plan_axes
+
+    if requested is not None and model.spec.input_on_output_grid:
+        return requested  # the network runs at scale 1 on the output grid: any scale is reachable
+    try:
+        return plan_axes(model.spec.spatial_dims, model.spec.scale, requested, image.spatial_ndim)[1]
+    except SciSRError as err:
+        raise SciSRError(err.message, err.path or image.meta.get("source")) from None
+
+
+def resolve_flux(image: SciImage, flux: str | None) -> str:
+    """The flux mode: ``flux`` when given, else from BUNIT on the sky (:func:`sciSR.flux.flux_mode_for_units`).
+
+    Raises
+    ------
+    SciSRError
+        An unknown mode, or flux conservation asked of a multi-channel image.
+    """
+    mode = flux if flux is not None else (
+        flux_mode_for_units(image.meta.get("units")) if image.domain == "sky" else "none")
+    if mode not in FLUX_MODES:
+        raise SciSRError(f"flux must be one of {FLUX_MODES}, got {mode!r}")
+    if mode != "none" and image.channel_axis is not None:
+        raise SciSRError("flux conservation needs a single-channel image", image.meta.get("source"))
+    return mode
+
+
+def _check_tile(tile: int | Sequence[int] | None) -> int | tuple[int, ...] | None:
+    if tile is None:
+        return None
+    values = (tile,) if np.isscalar(tile) else tuple(tile)
+    if not all(isinstance(v, int | np.integer) and v >= 1 for v in values):
+        raise SciSRError(f"tile must be a positive number of voxels (one, or one per axis), got {tile!r}")
+    return int(values[0]) if np.isscalar(tile) else tuple(int(v) for v in values)
+
+
+@dataclass(frozen=True)
+class UpscaleRequest:
+    """Everything an upscale needs, resolved once from what the caller asked.
+
+    Attributes
+    ----------
+    model : ResolvedModel
+        The interpolation or network that runs.
+    factors : tuple of int
+        Factor per spatial axis of the input (channel axes are never scaled).
+    flux : str
+        ``"conserve"``, ``"mean"`` or ``"none"`` (see :func:`resolve_flux`).
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (networks only).
+    tile : int or tuple of int or None
+        Tile size in input voxels for networks (None: automatic).
+    output : pathlib.Path or None
+        The output path, already checked against the inputs (:func:`sciSR.io.check_output`); None: in memory.
+    """
+
+    model: ResolvedModel
+    factors: tuple[int, ...]
+    flux: str = "none"
+    device: str = "auto"
+    tile: int | tuple[int, ...] | None = None
+    output: Path | None = None
+
+    @classmethod
+    def build(
+        cls,
+        image: SciImage,
+        model: Any,
+        scale: ScaleLike | None = None,
+        *,
+        flux: str | None = None,
+        device: str = "auto",
+        tile: int | Sequence[int] | None = None,
+        output: str | os.PathLike | None = None,
+        overwrite: bool = False,
+        inputs: Sequence[str | os.PathLike] = (),
+    ) -> UpscaleRequest:
+        """Resolve a request for ``image``; every check that needs no computation happens here.
+
+        Parameters
+        ----------
+        image : SciImage
+            The input.
+        model : str or os.PathLike or torch.nn.Module or ResolvedModel
+            See :meth:`ResolvedModel.of`.
+        scale : int or sequence of int, optional
+            See :func:`resolve_factors`.
+        flux, device, tile
+            See the attributes.
+        output : str or os.PathLike, optional
+            Where the result will be written: checked now (existing output without ``overwrite``, an output
+            that is, holds or lies inside an input), so a bad path fails before any work.
+        overwrite : bool
+            Allow replacing an existing output that is not an input.
+        inputs : sequence of str or os.PathLike
+            The files the result comes from (the image's ``meta["source"]`` is added).
+
+        Raises
+        ------
+        SciSRError
+            Any bad model, scale, flux mode, tile or output.
+        """
+        resolved = ResolvedModel.of(model)
+        factors = resolve_factors(image, scale, resolved)
+        checked = None
+        if output is not None:
+            sources = [os.fspath(p) for p in inputs]
+            if image.meta.get("source"):
+                sources.append(os.fspath(image.meta["source"]))
+            checked = check_output(output, overwrite=overwrite, inputs=tuple(sources))
+        return cls(model=resolved, factors=factors, flux=resolve_flux(image, flux), device=device,
+                   tile=_check_tile(tile), output=checked)
+
+    def result_shape(self, image: SciImage) -> tuple[int, ...]:
+        """Shape of the result for ``image``: spatial axes × factors, channels unchanged."""
+        return (*geometry.upscaled_shape(image.spatial_shape, self.factors),
+                *image.array.shape[image.spatial_ndim:])
+
+
+def prepare(image: SciImage) -> tuple[np.ndarray, np.ndarray | None]:
+    """float32 values with masked (NaN) pixels filled from their nearest valid pixel, and the mask.
+
+    Returns
+    -------
+    values : numpy.ndarray
+        float32, the image's shape; masked pixels hold their nearest valid neighbour's value so they
+        cannot leak an artificial edge into the network or the interpolation.
+    mask : numpy.ndarray or None
+        bool, True where masked (``meta["mask"]``, else non-finite values); None when nothing is masked.
+
+    Raises
+    ------
+    SciSRError
+        Every pixel masked.
+    """
+    values = image.array.astype(np.float32, copy=False)
+    mask = image.meta.get("mask")
+    if mask is None:
+        mask = ~np.isfinite(values)
+    mask = mask if mask.any() else None
+    if mask is None:
+        return values, None
+    if mask.all():
+        raise SciSRError("every pixel is masked (NaN); nothing to upscale", image.meta.get("source"))
+    index = ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
+    return values[tuple(index)], mask
+
+
+def run(
+    request: UpscaleRequest,
+    image: SciImage,
+    values: np.ndarray,
+    *,
+    progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The interpolation, or the network over normalised values (tiled, window by window).
+
+    Parameters
+    ----------
+    request : UpscaleRequest
+        What runs, at which factors, where.
+    image : SciImage
+        The input (its spatial axes; its source names errors).
+    values : numpy.ndarray
+        From :func:`prepare`.
+    progress : callable, optional
+        ``f(fraction_done)``.
+    cancel : threading.Event, optional
+        Raises :class:`sciSR.Cancelled` when set.
+    out : numpy.ndarray, optional
+        float32 array of :meth:`UpscaleRequest.result_shape` receiving the result (e.g. a memory map).
+
+    Returns
+    -------
+    array : numpy.ndarray
+        float32 result, still normalised (``out`` when given).
+    params : dict
+        The normalisation to undo in :func:`finish`.
+    """
+    source = image.meta.get("source")
+    if out is not None and tuple(out.shape) != request.result_shape(image):
+        raise SciSRError(f"out has shape {tuple(out.shape)}; the result has shape {request.result_shape(image)}",
+                         source)
+    model = request.model
+    if model.is_interpolator:
+        array = interpolate(values, request.factors, model.name, progress=progress,
+                            cancel_check=cancel_checker(cancel), out=out)
+        return array, {"method": "none"}
+    params = model.fit_normalization(values)
+    from sciSR.infer.predict import predict_array
+
+    try:
+        # Normalised window by window: a normalised copy of a frame larger than RAM is never made.
+        array, _ = predict_array(model.net, values, image.spatial_ndim, request.factors, tile=request.tile,
+                                 device=request.device, progress=progress, cancel=cancel, out=out,
+                                 transform=partial(normalize, params=params))
+    except SciSRError as err:
+        raise SciSRError(err.message, err.path or source) from None
+    return array, params
+
+
+def finish(out: np.ndarray, values: np.ndarray, params: dict[str, Any], factors: tuple[int, ...], flux: str,
+           mask: np.ndarray | None) -> None:
+    """Undo the normalisation, project onto the input's flux and blank masked blocks, in place.
+
+    Every step is local to a block of ``factors`` output voxels, so the result is processed in slabs of
+    input rows (about :data:`sciSR.paging.RELEASE_EVERY_BYTES` each): temporaries stay small and a
+    memory-mapped ``out`` hands each finished slab back to the OS.
+
+    Parameters
+    ----------
+    out : numpy.ndarray
+        float32 ``(*spatial·factors, [C])``, normalised; overwritten with values in the input's units.
+    values : numpy.ndarray
+        The prepared input (:func:`prepare`), whose block sums/means the flux projection keeps.
+    params : dict
+        Normalisation parameters (``{"method": "none"}``: nothing to undo).
+    factors : tuple of int
+        Factor per spatial axis.
+    flux : str
+        ``"conserve"`` (block sums equal the input), ``"mean"`` (block means) or ``"none"``.
+    mask : numpy.ndarray or None
+        Masked input pixels; their blocks become NaN.
+    """
+    s0 = factors[0]
+    for lo, hi in row_chunks(values.shape[0], out[:s0].nbytes * 2):
+        rows = slice(lo * s0, hi * s0)
+        chunk = denormalize(out[rows], params) if params["method"] != "none" else np.array(out[rows])
+        if flux != "none":
+            if flux == "conserve":
+                chunk /= float(np.prod(factors))
+            chunk = enforce_flux(chunk, values[lo:hi], factors, flux, None if mask is None else mask[lo:hi])
+        if mask is not None:
+            chunk[replicate(mask[lo:hi], factors)] = np.nan
+        out[rows] = chunk
+        release_pages(out)
+
+
+def regrid(image: SciImage, array: np.ndarray, factors: tuple[int, ...], model_name: str, *, flux: str = "none",
+           mask: np.ndarray | None = None, **provenance: Any) -> SciImage:
+    """The SciImage of the upscaled grid: same FOV, new affine / WCS / spacing / FITS grid keywords.
+
+    Parameters
+    ----------
+    image : SciImage
+        The input.
+    array : numpy.ndarray
+        The finished result ``(*spatial·factors, [C])`` in the input's units.
+    factors : tuple of int
+        Factor per spatial axis.
+    model_name : str
+        Recorded in the provenance.
+    flux : str
+        The flux mode applied; FITS flux keywords are rescaled for it and writers read it from
+        ``meta["flux_mode"]``.
+    mask : numpy.ndarray, optional
+        The input's mask; its upscaled copy becomes the result's ``meta["mask"]``.
+    **provenance
+        More entries of the provenance step (e.g. ``stacks=``, the self-supervised recipe).
+
+    Returns
+    -------
+    SciImage
+        With ``meta["grid_factors"]`` (factors relative to the grid of the header the reader stored, so
+        repeated upscales compose), ``meta["flux_mode"]`` and a provenance step
+        ``{"step": "upscale", "model", "scale", ["flux"], **provenance}``.
+    """
+    meta = {k: v for k, v in image.meta.items() if k != "mask"}
+    if image.meta.get("fits_header") is not None:
+        header = image.meta["fits_header"].copy()
+        if image.spatial_ndim == 2:
+            geometry.upscale_fits_grid_keywords(header, factors)
+        rescale_flux_keywords(header, flux, factors)
+        meta["fits_header"] = header
+    previous = image.meta.get("grid_factors") or (1,) * len(factors)
+    meta["grid_factors"] = tuple(int(p) * int(f) for p, f in zip(previous, factors, strict=True))
+    meta["flux_mode"] = flux
+    step = {"step": "upscale", "model": model_name, "scale": list(factors),
+            **({"flux": flux} if flux != "none" else {}), **provenance}
+    meta["provenance"] = [*image.meta.get("provenance", []), step]
+    if mask is not None:
+        meta["mask"] = replicate(mask, factors)
+    return SciImage(
+        array=array,
+        affine=None if image.affine is None else geometry.upscale_affine(image.affine, factors),
+        wcs=None if image.wcs is None else geometry.upscale_wcs(image.wcs, factors),
+        spacing=geometry.upscale_spacing(image.spacing, factors),
+        domain=image.domain,
+        meta=meta,
+    )
+
+
+def upscale_image(
+    image: SciImage,
+    request: UpscaleRequest,
+    *,
+    progress: ProgressLike = False,
+    cancel: threading.Event | None = None,
+    out: np.ndarray | None = None,
+) -> SciImage:
+    """Prepare → run → finish → regrid one image as ``request`` says.
+
+    Parameters
+    ----------
+    image : SciImage
+        The input.
+    request : UpscaleRequest
+        Built for ``image`` by :meth:`UpscaleRequest.build`.
+    progress : bool or callable
+        ``True`` for a progress bar on a terminal, or ``f(fraction_done)``.
+    cancel : threading.Event, optional
+        When set, :class:`sciSR.Cancelled` is raised and nothing is returned.
+    out : numpy.ndarray, optional
+        float32 array of the result's shape (e.g. a ``numpy.memmap``); becomes the result's ``array``.
+
+    Returns
+    -------
+    SciImage
+        See :func:`sciSR.upscale`.
+    """
+    check = cancel_checker(cancel)
+    check()
+    values, mask = prepare(image)
+    with progress_callback(progress) as report:
+        array, params = run(request, image, values, progress=report, cancel=cancel, out=out)
+    check()
+    finish(array, values, params, request.factors, request.flux, mask)
+    return regrid(image, array, request.factors, request.model.name, flux=request.flux, mask=mask)
