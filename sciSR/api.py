@@ -23,7 +23,7 @@ from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.infer.batch import JobResult, expand_inputs, run_batch
 from sciSR.infer.interpolate import INTERPOLATORS
-from sciSR.paging import available_ram, disk_array
+from sciSR.paging import available_ram, disk_array, scratch_folder
 from sciSR.pipeline import ResolvedModel, UpscaleRequest, resolve_factors, upscale_image
 from sciSR.progress import ProgressLike
 
@@ -158,6 +158,7 @@ def upscale_file(
     domain: str | None = None,
     hdu: Any = None,
     memmap: bool | None = None,
+    force: bool = False,
     tile: int | Sequence[int] | None = None,
     device: str = "auto",
     flux: str | None = None,
@@ -183,9 +184,12 @@ def upscale_file(
         ``"all"``: every science image of a multi-extension file (e.g. each ``SCI`` extension, each
         with its ERR/DQ companions), all other HDUs copied.
     memmap : bool, optional
-        Build the result in a temporary file beside the output instead of in RAM (the FITS writer then
-        streams it to disk in slabs). None: only when the result would take more than
-        :data:`LARGE_RESULT_FRACTION` of the available RAM.
+        Build the result in a temporary file in the scratch folder (``$SCISR_SCRATCH``, else beside the
+        output) instead of in RAM (the FITS writer then streams it to disk in slabs). None: only when the
+        result would take more than :data:`LARGE_RESULT_FRACTION` of the available RAM.
+    force : bool
+        Accept a result of any size (otherwise more than 64 GiB, or more than the output folder's free
+        space, is refused before any work).
 
     Returns
     -------
@@ -193,7 +197,7 @@ def upscale_file(
         The written output.
     """
     job = _FileJob(ResolvedModel.of(model), scale, tile=tile, device=device, flux=flux, memmap=memmap,
-                   progress=progress, cancel=cancel)
+                   force=force, progress=progress, cancel=cancel)
     if hdu != "all":
         img = read(input_path, series=series, domain=domain, **({} if hdu is None else {"hdu": hdu}))
         return job(img, output_path, overwrite=overwrite, inputs=(input_path,))
@@ -230,13 +234,15 @@ class _FileJob:
     device: str = "auto"
     flux: str | None = None
     memmap: bool | None = None
+    force: bool = False
     progress: ProgressLike = False
     cancel: threading.Event | None = None
 
     def __call__(self, img: SciImage, output_path: str | os.PathLike, *, overwrite: bool,
                  inputs: Sequence[str | os.PathLike]) -> Path:
         request = UpscaleRequest.build(img, self.model, self.scale, flux=self.flux, device=self.device,
-                                       tile=self.tile, output=output_path, overwrite=overwrite, inputs=inputs)
+                                       tile=self.tile, output=output_path, overwrite=overwrite, inputs=inputs,
+                                       force=self.force)
         shape = request.result_shape(img)
         memmap = self.memmap
         if memmap is None:
@@ -244,7 +250,7 @@ class _FileJob:
         run = partial(upscale_image, img, request, progress=self.progress, cancel=self.cancel)
         if not memmap:
             return write(run(), request.output, overwrite=overwrite)
-        with disk_array(shape, np.float32, folder=request.output.parent) as buffer:
+        with disk_array(shape, np.float32, folder=scratch_folder(request.output.parent)) as buffer:
             return write(run(out=buffer), request.output, overwrite=overwrite)
 
 
@@ -266,6 +272,7 @@ def upscale_batch(
     device: str = "auto",
     flux: str | None = None,
     hdu: Any = None,
+    force: bool = False,
 ) -> list[JobResult]:
     """Upscale many files; on a Dask cluster when ``scheduler`` is given, else in a loop.
 
@@ -285,6 +292,8 @@ def upscale_batch(
         ``on_done(result, n_done, n_total)`` after each file.
     hdu : optional
         FITS HDU for every file (see :func:`upscale_file`).
+    force : bool
+        Accept results of any size (see :func:`upscale_file`).
 
     Returns
     -------
@@ -299,7 +308,7 @@ def upscale_batch(
     # get the name or path and load it themselves rather than receiving pickled weights.
     resolved = model if scheduler is not None else ResolvedModel.of(model)
     job = _BatchJob(out_dir=os.fspath(out_dir), model=resolved, scale=scale, overwrite=overwrite, tile=tile,
-                    device=device, flux=flux, hdu=hdu)
+                    device=device, flux=flux, hdu=hdu, force=force)
     return run_batch(files, job, scheduler=scheduler, on_done=on_done)
 
 
@@ -315,11 +324,12 @@ class _BatchJob:
     device: str
     flux: str | None
     hdu: Any
+    force: bool
 
     def __call__(self, path: Path) -> Path:
         return upscale_file(path, output_path_for(path, self.out_dir), self.model, self.scale,
                             overwrite=self.overwrite, tile=self.tile, device=self.device, flux=self.flux,
-                            hdu=self.hdu)
+                            hdu=self.hdu, force=self.force)
 
 
 def evaluate(

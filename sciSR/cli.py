@@ -181,7 +181,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     # RAM in a memory-mapped file.
     path = api.upscale_file(source, target, _model_arg(args), args.scale, overwrite=args.overwrite,
                             series=args.series, domain=args.domain, hdu=_hdu(args.hdu), progress=True,
-                            tile=args.tile, device=args.device, flux=args.flux)
+                            tile=args.tile, device=args.device, flux=args.flux, force=args.force)
     print(f"{source} -> {path}")
     return 0
 
@@ -201,7 +201,7 @@ def _cmd_upscale_batch(args: argparse.Namespace) -> int:
     model = args.model if args.dask else _model_arg(args)
     results = api.upscale_batch(args.paths, args.out_dir, model, args.scale, scheduler=args.dask,
                                 overwrite=args.overwrite, on_done=report, tile=args.tile, device=args.device,
-                                flux=args.flux, hdu=_hdu(args.hdu))
+                                flux=args.flux, hdu=_hdu(args.hdu), force=args.force)
     failed = sum(not r.ok for r in results)
     print(f"{len(results) - failed} of {len(results)} upscaled, {failed} failed",
           file=sys.stderr if failed else sys.stdout)
@@ -317,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--hdu", help="FITS: image HDU (index or EXTNAME), or 'all' for every science extension")
     up.add_argument("--domain", choices=("mri", "ct", "sky", "generic"), help="override the domain")
     up.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    up.add_argument("--force", action="store_true",
+                    help="accept a result of any size (otherwise > 64 GiB or more than the free disk is refused)")
     up.add_argument("--stack", action="append", metavar="IN",
                     help="a low-res stack to fuse (repeat; the output is on the first stack's grid × scale; "
                          "a multi-input model, or an interpolation name for the plain average)")

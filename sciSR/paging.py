@@ -14,14 +14,12 @@ large begins, :func:`estimate_output` and :func:`check_output_size` refuse resul
 from __future__ import annotations
 
 import contextlib
-import math
 import mmap
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -145,42 +143,6 @@ def disk_array(shape: Sequence[int], dtype: np.dtype | type = np.float32,
         discard_temp(name)
 
 
-class OutputSize(NamedTuple):
-    """What a result will take: ``nbytes`` (bytes) and the array ``shape`` (spatial axes, then channels)."""
-
-    nbytes: int
-    shape: tuple[int, ...]
-
-
-def estimate_output(shape_in: Sequence[int], factors: int | Sequence[int], channels: int = 1,
-                    dtype: np.dtype | type = np.float32) -> OutputSize:
-    """Size of an upscaled result, computed before any work.
-
-    Parameters
-    ----------
-    shape_in : sequence of int
-        SPATIAL shape of the input (voxels; no channel axis).
-    factors : int or sequence of int
-        Integer factor per spatial axis, or one for all.
-    channels : int
-        Length of the (never scaled) channel axis; 1 = none.
-    dtype : numpy dtype
-        Element type of the result (float32 for every sciSR result).
-
-    Returns
-    -------
-    OutputSize
-        ``(nbytes, shape)``; ``shape`` is the spatial shape times the factors, with ``channels`` appended
-        when above 1. Python integers: no overflow however large.
-    """
-    spatial = [int(n) for n in shape_in]
-    scale = [int(factors)] * len(spatial) if isinstance(factors, (int, np.integer)) else [int(f) for f in factors]
-    if len(scale) != len(spatial):
-        raise ValueError(f"{len(scale)} factor(s) for {len(spatial)} spatial axes")
-    shape = tuple(n * f for n, f in zip(spatial, scale, strict=True)) + ((int(channels),) if channels > 1 else ())
-    return OutputSize(math.prod(shape) * np.dtype(dtype).itemsize, shape)
-
-
 def _gib(nbytes: int) -> str:
     return f"{nbytes / 2**30:.1f} GiB"
 
@@ -204,7 +166,7 @@ def check_output_size(nbytes: int, *, force: bool, path: str | os.PathLike | Non
     Parameters
     ----------
     nbytes : int
-        Bytes of the result (:func:`estimate_output`).
+        Bytes of the result (:meth:`sciSR.pipeline.UpscaleRequest.result_bytes`).
     force : bool
         Accept any size (CLI: ``--force``); nothing is checked.
     path : str or os.PathLike, optional

@@ -18,6 +18,8 @@ torch is imported only when a network is resolved, so interpolation stays light.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -37,7 +39,7 @@ from sciSR.image import SciImage
 from sciSR.infer.interpolate import INTERPOLATORS, interpolate
 from sciSR.intensity import denormalize, fit_normalization, normalize
 from sciSR.io.atomic import check_output
-from sciSR.paging import release_pages, row_chunks
+from sciSR.paging import check_output_size, release_pages, row_chunks
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
 if TYPE_CHECKING:
@@ -46,6 +48,9 @@ if TYPE_CHECKING:
     from sciSR.models.spec import ModelSpec
 
 ScaleLike = int | Sequence[int]
+
+MAX_VOXEL_RATIO = 4096
+"""Most output voxels per input voxel a file upscale accepts without ``force`` (×64 in 2D, ×16 in 3D)."""
 
 
 def is_interpolator(model: Any) -> bool:
@@ -237,6 +242,7 @@ class UpscaleRequest:
         output: str | os.PathLike | None = None,
         overwrite: bool = False,
         inputs: Sequence[str | os.PathLike] = (),
+        force: bool = False,
     ) -> UpscaleRequest:
         """Resolve a request for ``image``; every check that needs no computation happens here.
 
@@ -257,6 +263,11 @@ class UpscaleRequest:
             Allow replacing an existing output that is not an input.
         inputs : sequence of str or os.PathLike
             The files the result comes from (the image's ``meta["source"]`` is added).
+        force : bool
+            Accept a result of any size; otherwise a scale making more than :data:`MAX_VOXEL_RATIO` output
+            voxels of each input voxel (a mistyped ``--scale 1000``), or a result larger than 64 GiB or than
+            the free space of the output's folder, is refused before any work
+            (:func:`sciSR.paging.check_output_size`).
 
         Raises
         ------
@@ -265,19 +276,30 @@ class UpscaleRequest:
         """
         resolved = ResolvedModel.of(model)
         factors = resolve_factors(image, scale, resolved)
-        checked = None
-        if output is not None:
-            sources = [os.fspath(p) for p in inputs]
-            if image.meta.get("source"):
-                sources.append(os.fspath(image.meta["source"]))
-            checked = check_output(output, overwrite=overwrite, inputs=tuple(sources))
-        return cls(model=resolved, factors=factors, flux=resolve_flux(image, flux), device=device,
-                   tile=_check_tile(tile), output=checked)
+        request = cls(model=resolved, factors=factors, flux=resolve_flux(image, flux), device=device,
+                      tile=_check_tile(tile))
+        if output is None:
+            return request
+        sources = [os.fspath(p) for p in inputs]
+        if image.meta.get("source"):
+            sources.append(os.fspath(image.meta["source"]))
+        checked = check_output(output, overwrite=overwrite, inputs=tuple(sources))
+        ratio = math.prod(factors)
+        if ratio > MAX_VOXEL_RATIO and not force:
+            raise SciSRError(f"scale {factors} makes {ratio} output voxels of each input voxel (more than "
+                             f"{MAX_VOXEL_RATIO}) and a result of {request.result_bytes(image) / 2**30:.1f} GiB; "
+                             "check the scale, or pass force=True (CLI: --force) to go ahead anyway", checked)
+        check_output_size(request.result_bytes(image), force=force, path=checked)
+        return dataclasses.replace(request, output=checked)
 
     def result_shape(self, image: SciImage) -> tuple[int, ...]:
         """Shape of the result for ``image``: spatial axes × factors, channels unchanged."""
         return (*geometry.upscaled_shape(image.spatial_shape, self.factors),
                 *image.array.shape[image.spatial_ndim:])
+
+    def result_bytes(self, image: SciImage) -> int:
+        """Bytes of the float32 result for ``image`` (Python integers: no overflow for absurd scales)."""
+        return 4 * math.prod(int(n) for n in self.result_shape(image))
 
 
 def prepare(image: SciImage) -> tuple[np.ndarray, np.ndarray | None]:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path
 
+import sciSR
 from sciSR.cli import main
 from sciSR.io import atomic
 
@@ -229,3 +230,12 @@ def test_self_supervised_usage_and_data_errors(tmp_path):
     rc, _, err = run("upscale", str(source), out, "--self-supervised", "--time-budget", "0")
     assert rc == 1 and "time_budget_s must be positive" in err
     assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_runaway_scale_is_refused_before_any_work(tmp_path):
+    png = tmp_path / "in.png"
+    sciSR.write(sciSR.SciImage.from_array(np.zeros((96, 96), np.float32)), png)
+    rc, _, err = run("upscale", str(png), str(tmp_path / "out.png"), "--scale", "1000")
+    assert rc == 1 and "1000000 output voxels" in err and "34.3 GiB" in err and "--force" in err
+    assert err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]

@@ -1,4 +1,4 @@
-"""Interpolation baselines on the FOV-preserving grid: nearest, linear and cubic B-spline."""
+"""Interpolation baselines on the FOV-preserving grid: nearest, linear, cubic B-spline and k-space zero-filling."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import ndimage
 
+from sciSR.consistency import ForwardModel, project
+from sciSR.errors import SciSRError
 from sciSR.paging import RELEASE_EVERY_BYTES, is_disk_backed, release_pages
 
-INTERPOLATORS = {"nearest": 0, "linear": 1, "cubic": 3}
+# Name -> spline order. "zerofill" is no spline: its 3 is the order used where only a spline can
+# resample (fusion of stacks onto another grid, sciSR.multi_input).
+INTERPOLATORS = {"nearest": 0, "linear": 1, "cubic": 3, "zerofill": 3}
 # Enough chunks per pass for responsive progress and cancel, few enough that scipy's per-call cost is nil.
 CHUNKS_PER_PASS = 16
 # scipy's spline prefilter along a very short axis is not an exact identity at zoom 1 (5e-4 at length 2,
@@ -49,8 +53,9 @@ def interpolate(
     scale : sequence of int
         Factor per spatial axis.
     method : str
-        ``"nearest"`` (order 0), ``"linear"`` (order 1) or ``"cubic"``: the interpolating cubic
-        B-spline (order 3 with prefilter), which passes through the samples.
+        ``"nearest"`` (order 0), ``"linear"`` (order 1), ``"cubic"``: the interpolating cubic
+        B-spline (order 3 with prefilter), which passes through the samples, or ``"zerofill"``:
+        k-space zero padding (:func:`zerofill`, whole array at once, no chunks).
     progress : callable, optional
         Called with the fraction done after each chunk.
     cancel_check : callable, optional
@@ -76,6 +81,16 @@ def interpolate(
     is filled in bands of input rows with :data:`SPLINE_MARGIN` rows of context, so that memory holds
     one band, not the whole intermediate result.
     """
+    if method == "zerofill":
+        if cancel_check is not None:
+            cancel_check()
+        result = zerofill(array, scale)
+        if progress is not None:
+            progress(1.0)
+        if out is None:
+            return result
+        out[...] = result
+        return out
     order = INTERPOLATORS[method]
     x = np.asarray(array, dtype=np.float32)
     if out is not None and is_disk_backed(out):
@@ -113,6 +128,40 @@ def interpolate(
     if not np.shares_memory(x, out):
         out[...] = x
     return out
+
+
+def zerofill(array: np.ndarray, scale: Sequence[int]) -> np.ndarray:
+    """k-space zero padding: the band-limited upsampling an MR scanner does by reconstructing a larger matrix.
+
+    The input's DFT fills the central block of a larger, otherwise empty spectrum with the phase ramp and
+    scale of :func:`sciSR.degrade.mri.kspace_downsample`, so ``kspace_downsample(zerofill(y), scale)``
+    returns ``y`` (non-negative ``y``; float32 rounding): it is the data-consistency projection
+    (:func:`sciSR.consistency.project`, kind ``"kspace"``, no window) of an all-zero estimate.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        ``(*spatial, [C])`` finite values; axes after ``len(scale)`` (channels) are not scaled.
+    scale : sequence of int
+        Factor per spatial axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(*spatial·scale, [C])``, real. Memory: the whole output as a complex128 spectrum
+        (16 bytes per output voxel) plus float64 copies; it does not work in chunks.
+
+    Raises
+    ------
+    SciSRError
+        Non-finite input (a NaN would spread over the whole image through the Fourier transform).
+    """
+    x = np.asarray(array, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise SciSRError("zero-filling needs finite values: fill or mask NaN and infinite voxels first")
+    factors = tuple(int(s) for s in scale)
+    shape = tuple(n * s for n, s in zip(x.shape, factors, strict=False)) + x.shape[len(factors):]
+    return project(np.zeros(shape), x, ForwardModel("kspace", factors)).astype(np.float32)
 
 
 def _interpolate_in_bands(x: np.ndarray, scale: Sequence[int], method: str, out: np.ndarray, band: int,

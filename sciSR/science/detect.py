@@ -1,31 +1,71 @@
-"""Source detection and aperture photometry for the science report.
+"""Background, source detection, centroids, aperture and PSF photometry for the science report.
 
-photutils is used when it is importable (``detect_sources`` + ``SourceCatalog`` on the
-background-subtracted image). Otherwise a simple detector with the same outputs runs:
+photutils is the engine (the ``astro`` extra, ``pip install scisr[astro]``):
 
-1. background level and σ from sigma-clipped statistics (:func:`astropy.stats.sigma_clipped_stats`,
-   3σ, 5 iterations) over the valid pixels;
-2. pixels above ``background + nsigma·σ``, grouped into 8-connected components
-   (:func:`scipy.ndimage.label`), components smaller than ``min_pixels`` dropped;
-3. centroid = flux-weighted first moment of the background-subtracted pixels of each component.
+- background: :class:`photutils.background.Background2D` (3σ-clipped median per mesh, median-filtered)
+  when the frame holds at least 3 × 3 meshes, else one 3σ-clipped level and σ over the valid pixels;
+- detection: image segmentation (:func:`photutils.segmentation.detect_sources` on the background-subtracted
+  image, threshold ``nsigma`` × the background RMS map) and :class:`~photutils.segmentation.SourceCatalog`;
+- aperture photometry: :func:`photutils.aperture.aperture_photometry` with exact pixel/circle overlaps;
+- PSF photometry: :class:`photutils.psf.PSFPhotometry` with a pixel-integrated circular Gaussian whose
+  FWHM is fitted per source.
+
+Only the windowed centroid (:func:`refine_centroids`) is computed here: it measures the same light on the
+LR and the SR grid, which footprint-based centroids do not.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from types import ModuleType
 
 import numpy as np
-from scipy import ndimage
 
 from sciSR.errors import SciSRError
+
+_MESHES = 3  # Background2D needs this many meshes per axis to interpolate; fewer: one global level
+_MIN_BOX = 16  # pixels per mesh side below which the clipped statistics of a mesh get too noisy
+
+
+def require_photutils() -> ModuleType:
+    """Import photutils, or fail with the one-line install hint.
+
+    Returns
+    -------
+    module
+        The ``photutils`` package.
+    """
+    try:
+        import photutils
+        import photutils.aperture
+        import photutils.background
+        import photutils.psf
+        import photutils.segmentation
+    except ImportError:
+        raise SciSRError("the science report needs photutils: pip install scisr[astro]") from None
+    return photutils
 
 
 @dataclasses.dataclass
 class Background:
-    """Sigma-clipped background of an image: ``level`` and ``sigma`` in the image's units per pixel."""
+    """Background of an image, in the image's units per pixel.
+
+    Attributes
+    ----------
+    level : float
+        Median of the background map over the valid pixels.
+    sigma : float
+        3σ-clipped standard deviation of the image minus the background map: the pixel noise.
+    map, rms : numpy.ndarray or None
+        ``(H, W)`` float64 background and photutils RMS (per mesh, so it includes structure within a
+        mesh: the detection threshold errs on the safe side); None where only the scalars are known.
+    """
 
     level: float
     sigma: float
+    map: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    rms: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass
@@ -40,25 +80,48 @@ class Sources:
         ``(N,)`` peak value above the background.
     npix : numpy.ndarray
         ``(N,)`` pixels in each source's footprint.
+    fwhm : numpy.ndarray
+        ``(N,)`` circularised FWHM of each footprint's light (second moments), pixels.
     background : Background
-        Level and σ used for the threshold.
+        The background the threshold was set on.
     detector : str
-        ``"photutils"`` or ``"simple"``.
+        ``"photutils"``.
     """
 
     x: np.ndarray
     y: np.ndarray
     peak: np.ndarray
     npix: np.ndarray
+    fwhm: np.ndarray
     background: Background
-    detector: str
+    detector: str = "photutils"
 
     def __len__(self) -> int:
         return int(self.x.size)
 
 
-def background_stats(array: np.ndarray, mask: np.ndarray | None = None) -> Background:
-    """Sigma-clipped (3σ, 5 iterations) median and standard deviation of the valid pixels.
+@dataclasses.dataclass
+class PSFFit:
+    """PSF photometry of given sources; NaN where a fit failed or left the frame.
+
+    Attributes
+    ----------
+    x, y : numpy.ndarray
+        ``(N,)`` fitted centres, 0-based pixels.
+    flux : numpy.ndarray
+        ``(N,)`` fitted total flux (image units × pixels).
+    fwhm : numpy.ndarray
+        ``(N,)`` fitted FWHM of the circular Gaussian before pixel integration, pixels.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    flux: np.ndarray
+    fwhm: np.ndarray
+
+
+def background_stats(array: np.ndarray, mask: np.ndarray | None = None, *, box_size: int | None = None) -> Background:
+    """Background and RMS maps (photutils ``Background2D``) or, on small frames, sigma-clipped scalars.
 
     Parameters
     ----------
@@ -66,38 +129,60 @@ def background_stats(array: np.ndarray, mask: np.ndarray | None = None) -> Backg
         ``(H, W)`` image.
     mask : numpy.ndarray, optional
         ``(H, W)`` bool, True where pixels are invalid; NaN/inf are always excluded.
+    box_size : int, optional
+        Mesh side in pixels; default ``max(16, min(H, W) // 4)``. A frame with fewer than 3 meshes
+        per axis, or one ``Background2D`` refuses (too many masked meshes), gets one 3σ-clipped
+        (5 iterations) level and σ.
 
     Returns
     -------
     Background
-        ``sigma`` is never 0 (falls back to the unclipped standard deviation, then 1).
+        ``sigma`` is never 0 (falls back to the unclipped standard deviation, then 1); on small frames the
+        maps are constant.
     """
-    from astropy.stats import sigma_clipped_stats
+    require_photutils()
+    from astropy.stats import SigmaClip, sigma_clipped_stats
+    from photutils.background import Background2D
 
-    valid = np.isfinite(array) if mask is None else np.isfinite(array) & ~mask
-    if not valid.any():
+    bad = ~np.isfinite(array) if mask is None else (~np.isfinite(array) | mask)
+    if bad.all():
         raise SciSRError("no valid pixels to measure the background on")
-    _, median, std = sigma_clipped_stats(array[valid], sigma=3.0, maxiters=5)
-    sigma = float(std) if std > 0 else float(np.std(array[valid])) or 1.0
-    return Background(level=float(median), sigma=sigma)
+    data = array.astype(np.float64)
+    box = box_size or max(_MIN_BOX, min(array.shape) // 4)
+    level_map = rms_map = None
+    if min(array.shape) >= _MESHES * box:
+        try:
+            bkg = Background2D(np.where(bad, 0.0, data), box, mask=bad, sigma_clip=SigmaClip(sigma=3.0, maxiters=5))
+        except ValueError:  # too many meshes masked: one global level below still holds
+            pass
+        else:
+            level_map, rms_map = np.asarray(bkg.background, np.float64), np.asarray(bkg.background_rms, np.float64)
+    if level_map is None:
+        _, median, _ = sigma_clipped_stats(data[~bad], sigma=3.0, maxiters=5)
+        level_map = np.full(array.shape, float(median))
+    _, _, std = sigma_clipped_stats((data - level_map)[~bad], sigma=3.0, maxiters=5)
+    sigma = float(std) if std > 0 else float(np.std(data[~bad])) or 1.0
+    if rms_map is None or not (rms_map[~bad] > 0).all():
+        rms_map = np.full(array.shape, sigma)
+    return Background(float(np.median(level_map[~bad])), sigma, level_map, rms_map)
 
 
-def detect_sources(array: np.ndarray, *, nsigma: float = 5.0, min_pixels: int = 3,
-                   mask: np.ndarray | None = None, use_photutils: bool = True) -> Sources:
-    """Find sources above ``nsigma`` times the background noise.
+def detect_sources(array: np.ndarray, *, nsigma: float = 5.0, min_pixels: int = 3, mask: np.ndarray | None = None,
+                   box_size: int | None = None) -> Sources:
+    """Find sources above ``nsigma`` times the background RMS (photutils segmentation).
 
     Parameters
     ----------
     array : numpy.ndarray
         ``(H, W)`` image.
     nsigma : float
-        Detection threshold in background σ above the background level.
+        Detection threshold in background RMS above the background map.
     min_pixels : int
         Smallest footprint (8-connected pixels above the threshold) counted as a source.
     mask : numpy.ndarray, optional
         ``(H, W)`` bool, True on invalid pixels (never part of a source).
-    use_photutils : bool
-        Use photutils when importable; False forces the simple detector.
+    box_size : int, optional
+        Background mesh side in pixels (see :func:`background_stats`).
 
     Returns
     -------
@@ -105,47 +190,30 @@ def detect_sources(array: np.ndarray, *, nsigma: float = 5.0, min_pixels: int = 
     """
     if array.ndim != 2:
         raise SciSRError(f"source detection needs a 2D frame, got shape {array.shape}")
+    require_photutils()
+    import warnings
+
+    from photutils.segmentation import SourceCatalog
+    from photutils.segmentation import detect_sources as segment
+    from photutils.utils import NoDetectionsWarning
+
     bad = ~np.isfinite(array) if mask is None else (~np.isfinite(array) | mask)
-    background = background_stats(array, bad)
-    data = np.where(bad, 0.0, array.astype(np.float64) - background.level)
-    threshold = nsigma * background.sigma
-    if use_photutils:
-        try:
-            from photutils.segmentation import SourceCatalog
-            from photutils.segmentation import detect_sources as segment
-        except ImportError:
-            pass
-        else:
-            segm = segment(data, threshold, npixels=min_pixels, mask=bad)
-            if segm is None:
-                return _empty(background, "photutils")
-            cat = SourceCatalog(data, segm, mask=bad)
-            return Sources(np.asarray(cat.xcentroid, float), np.asarray(cat.ycentroid, float),
-                           np.asarray(cat.max_value, float), np.asarray(cat.area.value, float).astype(int),
-                           background, "photutils")
-    labels, count = ndimage.label((data > threshold) & ~bad, structure=np.ones((3, 3), bool))
-    if count == 0:
-        return _empty(background, "simple")
-    index = np.arange(1, count + 1)
-    npix = np.asarray(ndimage.sum_labels(np.ones_like(data), labels, index), dtype=int)
-    keep = npix >= min_pixels
-    if not keep.any():
-        return _empty(background, "simple")
-    weights = np.clip(data, 0.0, None)
-    yy, xx = np.indices(data.shape, dtype=np.float64)
-    total = ndimage.sum_labels(weights, labels, index)
-    x = ndimage.sum_labels(weights * xx, labels, index) / total
-    y = ndimage.sum_labels(weights * yy, labels, index) / total
-    peak = ndimage.maximum(data, labels, index)
-    return Sources(x[keep], y[keep], np.asarray(peak)[keep], npix[keep], background, "simple")
+    background = background_stats(array, bad, box_size=box_size)
+    data = np.where(bad, 0.0, array.astype(np.float64) - background.map)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)  # an empty frame is a valid answer: no sources
+        # Positional: photutils 3 renamed the keyword npixels to n_pixels.
+        segm = segment(data, nsigma * background.rms, min_pixels, mask=bad)
+    if segm is None:
+        none = np.zeros(0)
+        return Sources(none, none, none, np.zeros(0, int), none, background)
+    cat = SourceCatalog(data, segm, mask=bad)
+    xy = np.atleast_2d(np.asarray(cat.centroid, np.float64))
+    return Sources(xy[:, 0], xy[:, 1], np.asarray(cat.max_value, np.float64),
+                   np.asarray(cat.area.value).astype(int), np.asarray(cat.fwhm.value, np.float64), background)
 
 
-def _empty(background: Background, detector: str) -> Sources:
-    none = np.zeros(0)
-    return Sources(none, none, none, np.zeros(0, int), background, detector)
-
-
-def refine_centroids(array: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float, background: float,
+def refine_centroids(array: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float, background: float | np.ndarray,
                      iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian-windowed centroids (SExtractor's XWIN_IMAGE/YWIN_IMAGE scheme).
 
@@ -161,8 +229,8 @@ def refine_centroids(array: np.ndarray, x: np.ndarray, y: np.ndarray, radius: fl
         ``(N,)`` starting centroids (0-based pixels).
     radius : float
         Window size in this image's pixels (``2σ_w``).
-    background : float
-        Level subtracted before weighting.
+    background : float or numpy.ndarray
+        Level (scalar or ``(H, W)`` map) subtracted before weighting.
     iterations : int
         Most iterations (stops earlier below 1e-5 pixel).
 
@@ -199,8 +267,8 @@ def refine_centroids(array: np.ndarray, x: np.ndarray, y: np.ndarray, radius: fl
     return xs, ys
 
 
-def aperture_sums(array: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float, subsample: int = 5) -> np.ndarray:
-    """Sum of pixel values inside circles, each pixel weighted by its area fraction in the circle.
+def aperture_sums(array: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
+    """Sum of pixel values inside circles (photutils, exact pixel/circle overlap).
 
     Parameters
     ----------
@@ -210,30 +278,73 @@ def aperture_sums(array: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float
         ``(N,)`` centres, 0-based pixels.
     radius : float
         Radius in pixels.
-    subsample : int
-        Each pixel is split ``subsample × subsample`` times to estimate its area fraction.
 
     Returns
     -------
     numpy.ndarray
-        ``(N,)`` sums (image units × pixels); NaN when the circle leaves the frame.
+        ``(N,)`` sums (image units × pixels); NaN when the centre is not finite or the circle leaves the frame.
     """
-    data = np.nan_to_num(array.astype(np.float64), nan=0.0)
-    offsets = (np.arange(subsample) + 0.5) / subsample - 0.5
-    sums = np.full(np.shape(x), np.nan)
-    r = int(np.ceil(radius)) + 1
-    for k, (cx, cy) in enumerate(zip(np.asarray(x, float), np.asarray(y, float), strict=True)):
-        if not (np.isfinite(cx) and np.isfinite(cy)):
-            continue
-        if cx - radius < -0.5 or cy - radius < -0.5 or cx + radius > data.shape[1] - 0.5 or \
-                cy + radius > data.shape[0] - 0.5:
-            continue
-        x0, y0 = round(float(cx)), round(float(cy))
-        yy, xx = np.mgrid[y0 - r:y0 + r + 1, x0 - r:x0 + r + 1]
-        sub_y = yy[..., None, None] + offsets[:, None]
-        sub_x = xx[..., None, None] + offsets[None, :]
-        fraction = (((sub_x - cx) ** 2 + (sub_y - cy) ** 2) <= radius**2).mean(axis=(-2, -1))
-        # Window pixels beyond the frame have fraction 0 (the circle is inside): clip only to index.
-        values = data[np.clip(yy, 0, data.shape[0] - 1), np.clip(xx, 0, data.shape[1] - 1)]
-        sums[k] = float((values * fraction).sum())
+    require_photutils()
+    from photutils.aperture import CircularAperture, aperture_photometry
+
+    cx, cy = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
+    sums = np.full(cx.shape, np.nan)
+    inside = (np.isfinite(cx) & np.isfinite(cy) & (cx - radius >= -0.5) & (cy - radius >= -0.5)
+              & (cx + radius <= array.shape[1] - 0.5) & (cy + radius <= array.shape[0] - 0.5))
+    if inside.any():
+        data = np.nan_to_num(array.astype(np.float64), nan=0.0)
+        table = aperture_photometry(data, CircularAperture(np.c_[cx[inside], cy[inside]], r=radius), method="exact")
+        sums[inside] = np.asarray(table["aperture_sum"], np.float64)
     return sums
+
+
+def psf_photometry(array: np.ndarray, x: np.ndarray, y: np.ndarray, *, fwhm: float, fit_radius: int | None = None,
+                   mask: np.ndarray | None = None) -> PSFFit:
+    """Fit a pixel-integrated circular Gaussian (flux, centre, FWHM free) at each position.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        ``(H, W)`` image, background already subtracted.
+    x, y : numpy.ndarray
+        ``(N,)`` starting centres, 0-based pixels (non-finite ones are not fitted).
+    fwhm : float
+        Starting FWHM in pixels.
+    fit_radius : int, optional
+        The fitted box is ``2·fit_radius + 1`` pixels square; default ``ceil(2·fwhm)``.
+    mask : numpy.ndarray, optional
+        ``(H, W)`` bool, True on pixels left out of the fits.
+
+    Returns
+    -------
+    PSFFit
+    """
+    require_photutils()
+    import warnings
+
+    from astropy.table import QTable
+    from astropy.utils.exceptions import AstropyUserWarning
+    from photutils.psf import CircularGaussianPRF, PSFPhotometry
+
+    cx, cy = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
+    out = PSFFit(*(np.full(cx.shape, np.nan) for _ in range(4)))
+    ok = np.isfinite(cx) & np.isfinite(cy)
+    if not ok.any():
+        return out
+    model = CircularGaussianPRF(fwhm=fwhm)
+    model.fwhm.fixed = False
+    size = 2 * (fit_radius or math.ceil(2.0 * fwhm)) + 1
+    bad = ~np.isfinite(array) if mask is None else (~np.isfinite(array) | mask)
+    init = QTable({"x": cx[ok], "y": cy[ok]})
+    with warnings.catch_warnings():
+        # Fits that do not converge are flagged per source and become NaN below; no need to warn.
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        table = PSFPhotometry(model, (size, size), aperture_radius=fwhm)(
+            np.where(bad, 0.0, array.astype(np.float64)), mask=bad, init_params=init)
+    fit = {name: np.asarray(table[col], np.float64) for name, col in
+           (("x", "x_fit"), ("y", "y_fit"), ("flux", "flux_fit"), ("fwhm", "fwhm_fit"))}
+    # photutils.psf flags 2 (centre outside the image), 4 (flux <= 0), 8 (no convergence): not a measurement.
+    good = (np.asarray(table["flags"]) & (2 | 4 | 8)) == 0
+    for name, values in fit.items():
+        getattr(out, name)[np.flatnonzero(ok)] = np.where(good, values, np.nan)
+    return out

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from sciSR.blocks import replicate
 from sciSR.errors import SciSRError
 from sciSR.geometry import upscaled_index
 from sciSR.image import SciImage
-from sciSR.science.detect import aperture_sums, detect_sources, refine_centroids
+from sciSR.science.detect import aperture_sums, detect_sources, psf_photometry, refine_centroids, require_photutils
 
 _ROBUST_SIGMA = 1.4826  # MAD → σ for a Gaussian
 
@@ -31,7 +32,7 @@ class ScienceReport:
         ``"conserve"`` (pixels are integrals: SR aperture sums compared as they are) or ``"mean"``
         (pixels are averages: SR aperture sums ÷ ``sx·sy``, the SR pixel area in LR pixels).
     detector : str
-        ``"photutils"`` or ``"simple"`` (see :mod:`sciSR.science.detect`).
+        ``"photutils"`` (see :mod:`sciSR.science.detect`).
     n_sources_lr, n_sources_sr : int
         Sources above ``nsigma`` in each frame.
     n_measured : int
@@ -44,8 +45,8 @@ class ScienceReport:
     centroid_shift_arcsec_median : float or None
         The same on the sky (None without a celestial WCS).
     background : dict
-        ``lr_level``, ``lr_sigma``, ``sr_level``, ``sr_sigma`` (sigma-clipped, image units per pixel) and
-        ``sigma_ratio`` (SR/LR).
+        ``lr_level``, ``lr_sigma``, ``sr_level``, ``sr_sigma`` (median of the photutils background map and
+        clipped σ of the frame minus that map, image units per pixel) and ``sigma_ratio`` (SR/LR).
     hallucinated_sources : int or None
         Sources > ``nsigma``·σ in the model's output for pure Gaussian noise (LR background level and
         σ) with no LR detection within ``match_radius`` LR pixels; None when the test did not run.
@@ -53,7 +54,14 @@ class ScienceReport:
         ``shape``, ``level``, ``sigma``, ``seed``, ``n_lr``, ``n_sr`` of that test.
     sources : list of dict
         Per measured source: ``x_lr``, ``y_lr``, ``x_sr_on_lr``, ``y_sr_on_lr``, ``shift_lr_px``,
-        ``shift_arcsec``, ``flux_lr``, ``flux_sr``, ``ratio``.
+        ``shift_arcsec``, ``flux_lr``, ``flux_sr``, ``ratio`` (aperture), ``psf_flux_lr``, ``psf_flux_sr``,
+        ``psf_ratio``, ``psf_fwhm_lr_px``, ``psf_fwhm_sr_lr_px`` (PSF fits; NaN where a fit failed).
+    psf_flux_ratio_median : float
+        Median SR/LR flux of PSF fits (a pixel-integrated circular Gaussian, FWHM free) on the measured
+        sources; the same flux-mode rule as the aperture ratio.
+    psf_fwhm_lr_px_median, psf_fwhm_sr_lr_px_median : float
+        Median fitted FWHM on LR and on SR, both in LR pixels: SR below LR means the output is sharper
+        than its input (deconvolution), above means it blurred.
     settings : dict
         ``nsigma``, ``aperture_lr_px``, ``centroid_radius_lr_px``, ``match_radius_lr_px``, ``wcs``.
     """
@@ -73,6 +81,9 @@ class ScienceReport:
     hallucinated_sources: int | None
     noise_test: dict[str, Any] | None
     sources: list[dict[str, float | None]]
+    psf_flux_ratio_median: float
+    psf_fwhm_lr_px_median: float
+    psf_fwhm_sr_lr_px_median: float
     settings: dict[str, Any]
     _frames: tuple[np.ndarray, np.ndarray] | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -109,6 +120,9 @@ class ScienceReport:
             ("centroid shift median [LR px]", num(self.centroid_shift_lr_px_median, ".4f")),
             ("centroid shift max [LR px]", num(self.centroid_shift_lr_px_max, ".4f")),
             ("centroid shift median [arcsec]", num(self.centroid_shift_arcsec_median, ".5f")),
+            ("PSF-fit flux ratio SR/LR median", num(self.psf_flux_ratio_median, ".5f")),
+            ("PSF FWHM LR / SR [LR px]", f"{num(self.psf_fwhm_lr_px_median, '.4f')} / "
+                                         f"{num(self.psf_fwhm_sr_lr_px_median, '.4f')}"),
             ("background LR level / sigma", f"{num(bg['lr_level'], '.5g')} / {num(bg['lr_sigma'], '.5g')}"),
             ("background SR level / sigma", f"{num(bg['sr_level'], '.5g')} / {num(bg['sr_sigma'], '.5g')}"),
             ("noise sigma ratio SR/LR", num(bg["sigma_ratio"], ".4f")),
@@ -127,7 +141,7 @@ class ScienceReport:
         """
         from PIL import Image, ImageDraw
 
-        from sciSR.degrade.binning import replicate
+        from sciSR.blocks import replicate
         from sciSR.io.atomic import atomic_output
 
         if self._frames is None:
@@ -202,7 +216,13 @@ def report(lr: SciImage, sr: SciImage, *, model: Any = None, noise_test: bool = 
     Returns
     -------
     ScienceReport
+
+    Raises
+    ------
+    SciSRError
+        Without photutils (``pip install scisr[astro]``), for non-2D frames or non-integer scales.
     """
+    require_photutils()
     if lr.array.ndim != 2 or sr.array.ndim != 2:
         raise SciSRError(f"the science report needs 2D frames, got {lr.array.shape} and {sr.array.shape}",
                          lr.meta.get("source"))
@@ -214,19 +234,20 @@ def report(lr: SciImage, sr: SciImage, *, model: Any = None, noise_test: bool = 
     lr_mask, sr_mask = _mask(lr), _mask(sr)
 
     found_lr = detect_sources(lr_a, nsigma=nsigma, mask=lr_mask)
-    found_sr = detect_sources(sr_a, nsigma=nsigma, mask=sr_mask, use_photutils=found_lr.detector == "photutils")
+    found_sr = detect_sources(sr_a, nsigma=nsigma, mask=sr_mask)
     bg_lr, bg_sr = found_lr.background, found_sr.background
 
     # The same light on both grids: windowed centroids in a circle of the same sky size.
-    x_l, y_l = refine_centroids(lr_a, found_lr.x, found_lr.y, centroid_radius, bg_lr.level)
+    x_l, y_l = refine_centroids(lr_a, found_lr.x, found_lr.y, centroid_radius, bg_lr.map)
     x0, y0 = _map_positions(lr, sr, x_l, y_l, scale, to_lr=False)
     # One background for both frames: the projection keeps block means, so the true sky is the same;
-    # a level re-measured on SR would differ only by how clipping treats the smoother histogram.
-    sky_sr = bg_lr.level / n_sub if mode == "conserve" else bg_lr.level
+    # a map re-measured on SR would differ only by how clipping treats the smoother histogram. The LR
+    # map is smooth on the scale of a pixel, so replicating it onto the SR grid is exact enough.
+    sky_sr = replicate(bg_lr.map, scale) / (n_sub if mode == "conserve" else 1)
     x_s, y_s = refine_centroids(sr_a, x0, y0, centroid_radius * s_mean, sky_sr)
     x_sl, y_sl = _map_positions(sr, lr, x_s, y_s, scale, to_lr=True)
 
-    flux_lr = aperture_sums(lr_a - bg_lr.level, x_l, y_l, aperture)
+    flux_lr = aperture_sums(lr_a - bg_lr.map, x_l, y_l, aperture)
     flux_sr = aperture_sums(sr_a - sky_sr, x_s, y_s, aperture * s_mean)
     if mode != "conserve":
         flux_sr = flux_sr / n_sub  # averages: an SR pixel covers 1/∏s of an LR pixel
@@ -237,9 +258,22 @@ def report(lr: SciImage, sr: SciImage, *, model: Any = None, noise_test: bool = 
     shift = np.hypot(x_sl - x_l, y_sl - y_l)
     arcsec = _sky_separation(lr, sr, x_l, y_l, x_s, y_s)
     ratio = flux_sr / np.where(flux_lr == 0, np.nan, flux_lr)
+    # PSF fits on the measured sources only (the others are too faint or blended to compare).
+    idx = np.flatnonzero(good)
+    fwhm0 = max(float(np.median(found_lr.fwhm)), 1.5) if len(found_lr) else 2.0
+    # Boxes of the same sky size: a Gaussian fitted to a non-Gaussian star depends on how much wing it sees.
+    radius = math.ceil(2.0 * fwhm0)
+    psf_lr = psf_photometry(lr_a - bg_lr.map, x_l[idx], y_l[idx], fwhm=fwhm0, fit_radius=radius, mask=lr_mask)
+    psf_sr = psf_photometry(sr_a - sky_sr, x_s[idx], y_s[idx], fwhm=fwhm0 * s_mean,
+                            fit_radius=round(radius * s_mean), mask=sr_mask)
+    psf_flux_sr = psf_sr.flux / (1 if mode == "conserve" else n_sub)
+    psf_ratio = psf_flux_sr / np.where(psf_lr.flux == 0, np.nan, psf_lr.flux)
+    fwhm_sr_lr = psf_sr.fwhm / s_mean
     sources = [{"x_lr": x_l[i], "y_lr": y_l[i], "x_sr_on_lr": x_sl[i], "y_sr_on_lr": y_sl[i],
                 "shift_lr_px": shift[i], "shift_arcsec": None if arcsec is None else arcsec[i],
-                "flux_lr": flux_lr[i], "flux_sr": flux_sr[i], "ratio": ratio[i]} for i in np.flatnonzero(good)]
+                "flux_lr": flux_lr[i], "flux_sr": flux_sr[i], "ratio": ratio[i],
+                "psf_flux_lr": psf_lr.flux[k], "psf_flux_sr": psf_flux_sr[k], "psf_ratio": psf_ratio[k],
+                "psf_fwhm_lr_px": psf_lr.fwhm[k], "psf_fwhm_sr_lr_px": fwhm_sr_lr[k]} for k, i in enumerate(idx)]
     r = ratio[good]
     median = float(np.median(r)) if r.size else math.nan
 
@@ -258,6 +292,8 @@ def report(lr: SciImage, sr: SciImage, *, model: Any = None, noise_test: bool = 
         background={"lr_level": bg_lr.level, "lr_sigma": bg_lr.sigma, "sr_level": bg_sr.level,
                     "sr_sigma": bg_sr.sigma, "sigma_ratio": bg_sr.sigma / bg_lr.sigma},
         hallucinated_sources=hallucinated, noise_test=noise_info, sources=sources,
+        psf_flux_ratio_median=_nanmedian(psf_ratio), psf_fwhm_lr_px_median=_nanmedian(psf_lr.fwhm),
+        psf_fwhm_sr_lr_px_median=_nanmedian(fwhm_sr_lr),
         settings={"nsigma": nsigma, "aperture_lr_px": aperture, "centroid_radius_lr_px": centroid_radius,
                   "match_radius_lr_px": match_radius, "min_snr": min_snr, "wcs": _both_wcs(lr, sr)},
         _frames=(lr.array, sr.array),
@@ -265,6 +301,11 @@ def report(lr: SciImage, sr: SciImage, *, model: Any = None, noise_test: bool = 
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _nanmedian(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else math.nan
 
 
 def _scale_between(lr_shape: tuple[int, ...], sr_shape: tuple[int, ...], source: Any) -> tuple[int, int]:
@@ -341,16 +382,15 @@ def _noise_test(lr: SciImage, model: Any, scale: tuple[int, int], mode: str, lev
                 nsigma: float, match_radius: float, shape: tuple[int, int], seed: int,
                 device: str) -> tuple[int, dict[str, Any]]:
     """Upscale pure Gaussian noise and count SR sources without an LR counterpart."""
-    from sciSR.api import upscale
+    from sciSR.pipeline import UpscaleRequest, upscale_image
 
     h, w = min(shape[0], lr.array.shape[0]), min(shape[1], lr.array.shape[1])
     noise = np.random.default_rng(seed).normal(level, sigma, (h, w)).astype(np.float32)
     frame = SciImage.from_array(noise, wcs=None if lr.wcs is None else lr.wcs.deepcopy(),
                                 domain=lr.domain, meta={"units": lr.meta.get("units")})
-    out = upscale(frame, model, scale, flux=mode, device=device)
+    out = upscale_image(frame, UpscaleRequest.build(frame, model, scale, flux=mode, device=device))
     lr_found = detect_sources(noise.astype(np.float64), nsigma=nsigma)
-    sr_found = detect_sources(out.array.astype(np.float64), nsigma=nsigma,
-                              use_photutils=lr_found.detector == "photutils")
+    sr_found = detect_sources(out.array.astype(np.float64), nsigma=nsigma)
     x, y = _map_positions(out, frame, sr_found.x, sr_found.y, scale, to_lr=True)
     if len(lr_found) and x.size:
         from scipy.spatial import cKDTree

@@ -1,0 +1,110 @@
+"""Data consistency: the acquisition's forward model ``A`` and the projection that makes ``A(x) = y``.
+
+An upscaled estimate ``x`` of a low-resolution input ``y`` is *consistent* when degrading it again
+with the acquisition's forward model gives the input back. :func:`project` moves an estimate (cubic,
+zero-filled, a network's output) the least distance that makes it so; :func:`forward_model_for` says
+which ``A`` an image was acquired with; :func:`degrade` applies ``A`` exactly as :mod:`sciSR.degrade`
+does (it calls those functions, so the two never drift apart).
+
+Forward models (``LR`` voxel ``n`` centred on ``HR`` position ``s·n + (s − 1)/2``, docs/architecture.md §3):
+
+``"kspace"``
+    MRI in-plane: :func:`sciSR.degrade.mri.kspace_downsample` (central lines, optional Hamming window,
+    half-voxel phase ramp). A magnitude image does not hold the scanner's k-space, so consistency is
+    with the DFT of the LR image itself.
+``"slice_profile"``
+    MRI through-plane: :func:`sciSR.degrade.mri.thick_slice` (slice-profile blur, then decimation).
+``"ct"``
+    :func:`sciSR.degrade.ct.ct_downsample` (Gaussian reconstruction blur, then block mean).
+``"flux"``
+    Sky: block sums (``"conserve"``) or means (``"mean"``), the projection of :mod:`sciSR.flux`.
+
+Modules: :mod:`~sciSR.consistency.model` (:class:`ForwardModel`, :func:`degrade`),
+:mod:`~sciSR.consistency.kspace` and :mod:`~sciSR.consistency.blur` (the projections per forward model; the
+flux one is :func:`sciSR.flux.project_blocks`), :mod:`~sciSR.consistency.acquisition` (which operator an
+image was acquired with, and the baseline to beat).
+
+Arrays are ``(*spatial, ...)``: the first ``len(factors)`` axes are spatial, trailing axes (channels)
+are carried along. Every projection works on the whole array in float64 (memory: a few copies of the
+high-resolution array; the k-space one holds its complex128 spectrum, 16 bytes per output voxel).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sciSR.consistency.acquisition import forward_model_for, strongest_baseline
+from sciSR.consistency.blur import project_blur
+from sciSR.consistency.kspace import estimate_noise_sigma, estimate_window, project_kspace
+from sciSR.consistency.model import KINDS, SOURCES, ForwardModel, degrade
+from sciSR.errors import SciSRError
+from sciSR.flux import project_blocks
+
+__all__ = [
+    "KINDS",
+    "SOURCES",
+    "ForwardModel",
+    "degrade",
+    "estimate_noise_sigma",
+    "estimate_window",
+    "forward_model_for",
+    "project",
+    "strongest_baseline",
+]
+
+
+def project(hr: np.ndarray, lr: np.ndarray, op: ForwardModel, *, mask: np.ndarray | None = None) -> np.ndarray:
+    """Data-consistency projection: the nearest ``x'`` to ``hr`` with ``degrade(x', op) == lr``.
+
+    ``x' = x + A⁺ (y − A x)`` with ``A⁺`` the pseudo-inverse (for ``"kspace"`` with noise, the Wiener
+    weighted version). On denormalised values (HU, image units, flux), never on network-normalised ones.
+
+    Parameters
+    ----------
+    hr : numpy.ndarray
+        ``(*spatial·factors, ...)`` real estimate, e.g. a cubic or network upscale of ``lr``.
+    lr : numpy.ndarray
+        ``(*spatial, ...)`` the low-resolution input (same trailing axes).
+    op : ForwardModel
+        The acquisition's operator.
+    mask : numpy.ndarray, optional
+        ``(*spatial)`` bool, True where ``lr`` is invalid (e.g. the NaN mask of a FITS image): the
+        residual there counts as zero, so those samples pull nothing (for ``"flux"`` their blocks are
+        left exactly as they are, as in :func:`sciSR.flux.enforce_flux`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, the shape of ``hr``. Without mask, and for ``"kspace"`` with ``noise_sigma == 0``,
+        ``degrade(result, op)`` equals ``lr`` to float32 rounding. With noise the k-space correction is
+        weighted per coefficient ``conj(T)·P / (|T|²·P + M·σ²)`` (``T`` the transfer function incl.
+        window, ``P = |X|²`` the power of the estimate's coefficient as pilot, ``M`` the LR voxel count):
+        a Hamming edge weight of 0.08 is not inverted where noise dominates, so noise is not amplified.
+
+    Raises
+    ------
+    SciSRError
+        Shapes that do not match ``op.factors``.
+    """
+    x = np.asarray(hr, dtype=np.float64)
+    y = np.asarray(lr, dtype=np.float64)
+    k = len(op.factors)
+    if (y.ndim < k or x.shape[k:] != y.shape[k:]
+            or x.shape[:k] != tuple(n * s for n, s in zip(y.shape[:k], op.factors, strict=True))):
+        raise SciSRError(f"HR shape {x.shape} is not LR shape {y.shape} times the factors {op.factors}")
+    valid = None
+    if mask is not None:
+        keep = ~np.asarray(mask, dtype=bool)
+        valid = keep.reshape(keep.shape + (1,) * (y.ndim - k)).astype(np.float64)
+        # A masked sample may be NaN; it must not leak into the (zero-weighted) residual.
+        y = np.where(valid > 0, y, 0.0)
+    if op.kind == "kspace":
+        return project_kspace(x, y, op, valid)
+    if op.kind == "flux":
+        # project_blocks (the computation of enforce_flux) wants the trailing axes in front.
+        lead = tuple(range(k, x.ndim))
+        front = tuple(range(len(lead)))
+        out = project_blocks(np.moveaxis(x, lead, front), np.moveaxis(y, lead, front), op.factors, op.flux,
+                             None if valid is None else np.moveaxis(valid, lead, front))
+        return np.moveaxis(out, front, lead)
+    return project_blur(x, y, op, valid)

@@ -1,0 +1,150 @@
+"""Which forward model an image was acquired with (header, spectrum, model card, domain default)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from sciSR.consistency.kspace import estimate_window
+from sciSR.consistency.model import CT_FWHM, ForwardModel
+from sciSR.flux import flux_mode_for_units
+from sciSR.geometry import normalize_scale
+from sciSR.image import SciImage
+
+# Model-card degradation "type" -> forward-model kind (sciSR/weights/*.json, training recipes).
+_CARD_KINDS = {"kspace": "kspace", "thick_slice": "slice_profile", "ct": "ct", "telescope": "flux", "bin": "flux"}
+
+
+def _through_plane(image: SciImage, factors: tuple[int, ...]) -> bool:
+    """A volume scaled along one axis only, its coarsest (the slice axis of a thick-slice stack)."""
+    scaled = [a for a, s in enumerate(factors) if s > 1]
+    return image.spatial_ndim == 3 and len(scaled) == 1 and image.spacing[scaled[0]] >= max(image.spacing)
+
+
+def _middle(value: Any) -> float | None:
+    """The middle of a card's training range ``[lo, hi]`` (or the value itself)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, Sequence) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+        return (float(value[0]) + float(value[1])) / 2.0
+    return None
+
+
+def _scanner_interpolated(template: Any) -> bool:
+    """Whether DICOM ``AcquisitionMatrix`` is smaller than the stored matrix (the scanner zero-filled).
+
+    Its outer k-space is then empty by construction, which the window guess would read as a window.
+    """
+    matrix = [int(v) for v in (template.get("AcquisitionMatrix") or []) if int(v) > 0]
+    if len(matrix) != 2:
+        return False
+    stored = sorted([int(template.get("Rows") or 0), int(template.get("Columns") or 0)])
+    return sorted(matrix)[0] < stored[0] or sorted(matrix)[1] < stored[1]
+
+
+def forward_model_for(
+    image: SciImage, factors: Sequence[int] | int, *, card_degradation: Mapping[str, Any] | None = None
+) -> ForwardModel | None:
+    """The operator an image was acquired with, for a given upscaling.
+
+    Parameters are taken, in this order, from the header where it says, from the image's own spectrum,
+    from the model card's training degradation (``card["training"]["degradation"]``), else the domain
+    default; :attr:`ForwardModel.source` records which.
+
+    - **sky**: ``"flux"``, ``"conserve"`` or ``"mean"`` from ``BUNIT`` (:func:`sciSR.flux.flux_mode_for_units`;
+      source ``"header"``), ``"mean"`` (``"default"``) when the unit does not say.
+    - **mri, through-plane** (a volume scaled along its coarsest axis only): ``"slice_profile"``, Gaussian.
+      Thickness from DICOM ``SliceThickness`` over the slice spacing (``"header"``), else the card's
+      ``gap`` and ``profile`` (``"card"``), else FWHM = factor (``"default"``).
+    - **mri, in-plane**: ``"kspace"``. DICOM has no standard field for the reconstruction filter, so the
+      window is guessed from the spectrum (:func:`~sciSR.consistency.kspace.estimate_window`, ``"estimated"``), unless
+      ``AcquisitionMatrix`` shows the scanner already zero-filled the image (its empty outer k-space
+      looks like a window). Else the card (``window``, or ``window_prob > 0.5`` → Hamming), else no
+      window. ``noise_sigma`` 0 (the exact projection) without window, None (estimated) with one.
+    - **ct**: ``"ct"``, FWHM from the middle of the card's ``fwhm`` range, else 1.0. The DICOM
+      ``ConvolutionKernel`` is a vendor name with no portable width, so it is not read.
+    - **generic**: None (no consistency: the acquisition is unknown).
+
+    Parameters
+    ----------
+    image : SciImage
+        The low-resolution input.
+    factors : int or sequence of int
+        Factor per spatial axis.
+    card_degradation : mapping, optional
+        A card's training degradation, e.g. ``{"type": "kspace", "window_prob": 0.5, ...}``; ignored
+        when its ``type`` is not the kind chosen for the domain.
+
+    Returns
+    -------
+    ForwardModel or None
+        None for generic images and factors that are all 1.
+    """
+    factors = normalize_scale(factors, image.spatial_ndim)
+    if image.domain == "generic" or all(s == 1 for s in factors):
+        return None
+    card = dict(card_degradation or {})
+    template = image.meta.get("dicom_template")
+    if image.domain == "sky":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mode = flux_mode_for_units(image.meta.get("units"))
+        return ForwardModel("flux", factors, flux=mode, source="default" if caught else "header")
+    if image.domain == "ct":
+        width = _middle(card.get("fwhm")) if _CARD_KINDS.get(card.get("type")) == "ct" else None
+        return ForwardModel("ct", factors, fwhm=CT_FWHM if width is None else width,
+                            source="default" if width is None else "card")
+    if _through_plane(image, factors):
+        axis = factors.index(max(factors))
+        s = factors[axis]
+        widths = [1.0] * len(factors)
+        thickness = float(template.get("SliceThickness") or 0) if template is not None else 0.0
+        if thickness > 0:
+            # Thickness in HR voxels: the HR slice spacing is the LR spacing over the factor.
+            widths[axis] = s * thickness / image.spacing[axis]
+            return ForwardModel("slice_profile", factors, fwhm=tuple(widths), source="header")
+        if _CARD_KINDS.get(card.get("type")) == "slice_profile":
+            gap = _middle(card.get("gap", 0.0)) or 0.0
+            widths[axis] = s - gap
+            return ForwardModel("slice_profile", factors, profile=card.get("profile", "gaussian"),
+                                fwhm=tuple(widths), source="card")
+        widths[axis] = float(s)
+        return ForwardModel("slice_profile", factors, fwhm=tuple(widths))
+    axes = tuple(a for a, s in enumerate(factors) if s > 1)
+    guess = None if template is not None and _scanner_interpolated(template) else estimate_window(image.array, axes)
+    if guess is not None:
+        window, source = guess, "estimated"
+    elif _CARD_KINDS.get(card.get("type")) == "kspace":
+        window = card.get("window") or ("hamming" if float(card.get("window_prob", 0.0)) > 0.5 else None)
+        source = "card"
+    else:
+        window, source = None, "default"
+    window = None if window == "none" else window
+    return ForwardModel("kspace", factors, window=window, noise_sigma=None if window else 0.0, source=source)
+
+
+def strongest_baseline(domain: str, factors: Sequence[int] | int, *, through_plane: bool) -> str:
+    """The interpolation a model must beat: what a careful user would run without one.
+
+    Parameters
+    ----------
+    domain : str
+        ``"mri"``, ``"ct"``, ``"sky"`` or ``"generic"``.
+    factors : int or sequence of int
+        Factor per spatial axis (all 1: nothing to upscale, ``"cubic"``).
+    through_plane : bool
+        The upscaling is across thick slices (no k-space along that axis).
+
+    Returns
+    -------
+    str
+        ``"zerofill"`` for MRI in-plane (k-space zero padding: the scanner's own interpolation, exact
+        for the k-space forward model); ``"cubic"`` otherwise. For sky images the cubic result is meant
+        to be followed by the flux projection (:func:`sciSR.consistency.project` with kind ``"flux"``), as the upscale
+        of sky images does.
+    """
+    scaled = any(s > 1 for s in ((factors,) if np.isscalar(factors) else factors))
+    return "zerofill" if domain == "mri" and scaled and not through_plane else "cubic"

@@ -1,0 +1,145 @@
+"""The typed forward model ``A`` of an acquisition and its application through :mod:`sciSR.degrade`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sciSR.blocks import bin_array
+from sciSR.degrade.ct import ct_downsample
+from sciSR.degrade.mri import PROFILES, WINDOWS, kspace_downsample, thick_slice
+from sciSR.errors import SciSRError
+from sciSR.geometry import normalize_scale
+
+KINDS = ("kspace", "slice_profile", "ct", "flux")
+"""Values of :attr:`ForwardModel.kind`."""
+
+SOURCES = ("header", "estimated", "card", "default")
+"""Values of :attr:`ForwardModel.source`: where the operator's parameters came from."""
+
+# The ct_downsample default: its Gaussian FWHM in HR voxels when nothing says otherwise.
+CT_FWHM = 1.0
+
+
+@dataclass(frozen=True)
+class ForwardModel:
+    """How an acquisition turned the (unknown) high-resolution image into the low-resolution input.
+
+    Attributes
+    ----------
+    kind : str
+        ``"kspace"``, ``"slice_profile"``, ``"ct"`` or ``"flux"`` (see the module docstring).
+    factors : tuple of int
+        Factor per spatial axis (1: the axis is not degraded), e.g. ``(2, 2)`` or ``(1, 1, 4)``.
+    window : str or None
+        ``"kspace"`` only: None (sharp truncation) or ``"hamming"``; ``"none"`` is accepted for None.
+    noise_sigma : float or None
+        ``"kspace"`` only: noise σ of the LR image in image units. 0: noise-free, the projection is exact
+        (divides by the transfer function); > 0: a Wiener-weighted projection; None: unknown, estimated
+        from the LR image by :func:`sciSR.consistency.estimate_noise_sigma` when projecting. The other kinds always make
+        the exact least-squares correction.
+    profile : str
+        ``"slice_profile"`` only: ``"gaussian"`` or ``"boxcar"``.
+    fwhm : tuple of float or None
+        Per spatial axis, in HR voxels. ``"slice_profile"``: the slice thickness (Gaussian FWHM or
+        boxcar width; default the factor, i.e. no gap); ``"ct"``: the extra Gaussian blur FWHM before
+        the block mean (default 1.0). Ignored (None) for the other kinds. A scalar applies to all axes.
+    flux : str
+        ``"flux"`` only: ``"conserve"`` (blocks sum to the input) or ``"mean"`` (blocks average to it).
+    source : str
+        Where the parameters came from: ``"header"``, ``"estimated"`` (the image's own spectrum),
+        ``"card"`` (the model card's training degradation) or ``"default"`` (the domain default).
+
+    Raises
+    ------
+    SciSRError
+        On construction, for a value outside the ranges above.
+    """
+
+    kind: str
+    factors: tuple[int, ...]
+    window: str | None = None
+    noise_sigma: float | None = 0.0
+    profile: str = "gaussian"
+    fwhm: tuple[float, ...] | None = None
+    flux: str = "mean"
+    source: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SciSRError(f"forward model kind must be one of {KINDS}, got {self.kind!r}")
+        if self.source not in SOURCES:
+            raise SciSRError(f"forward model source must be one of {SOURCES}, got {self.source!r}")
+        if np.isscalar(self.factors):
+            raise SciSRError(f"forward model factors need one value per spatial axis, got {self.factors!r}")
+        # Frozen: normalised values go in through object.__setattr__.
+        object.__setattr__(self, "factors", normalize_scale(self.factors, len(self.factors)))
+        window = None if self.window == "none" else self.window
+        if window not in WINDOWS:
+            raise SciSRError(f"k-space window must be one of {WINDOWS}, got {self.window!r}")
+        object.__setattr__(self, "window", window)
+        if self.noise_sigma is not None:
+            if not np.isfinite(self.noise_sigma) or self.noise_sigma < 0:
+                raise SciSRError(f"noise_sigma must be ≥ 0 or None, got {self.noise_sigma!r}")
+            object.__setattr__(self, "noise_sigma", float(self.noise_sigma))
+        if self.profile not in PROFILES:
+            raise SciSRError(f"slice profile must be one of {PROFILES}, got {self.profile!r}")
+        if self.flux not in ("conserve", "mean"):
+            raise SciSRError(f"flux must be 'conserve' or 'mean', got {self.flux!r}")
+        object.__setattr__(self, "fwhm", self._widths())
+
+    def _widths(self) -> tuple[float, ...] | None:
+        """The per-axis widths the kind uses, defaults filled in; None for kinds without one."""
+        if self.kind not in ("slice_profile", "ct"):
+            return None
+        n = len(self.factors)
+        if self.fwhm is None:
+            widths = tuple(float(s) for s in self.factors) if self.kind == "slice_profile" else (CT_FWHM,) * n
+        else:
+            widths = (float(self.fwhm),) * n if np.isscalar(self.fwhm) else tuple(float(w) for w in self.fwhm)
+        if len(widths) != n:
+            raise SciSRError(f"fwhm needs one value per spatial axis ({n}), got {len(widths)}")
+        if self.kind == "slice_profile" and any(w <= 0 for s, w in zip(self.factors, widths, strict=True) if s > 1):
+            raise SciSRError(f"slice thickness must be positive, got {widths}")
+        if any(w < 0 for w in widths):
+            raise SciSRError(f"fwhm must be ≥ 0, got {widths}")
+        return widths
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The spatial axes the operator degrades (factor > 1)."""
+        return tuple(a for a, s in enumerate(self.factors) if s > 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON data (tuples as lists), for provenance."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def degrade(hr: np.ndarray, op: ForwardModel) -> np.ndarray:
+    """Apply the forward model ``A`` (noise-free) by calling the :mod:`sciSR.degrade` function it names.
+
+    Parameters
+    ----------
+    hr : numpy.ndarray
+        ``(*spatial, ...)`` high-resolution values; each spatial size a multiple of its factor.
+    op : ForwardModel
+        The operator.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(*spatial / factors, ...)``: the values the degrade function returns (float32 for
+        all but ``"flux"`` ``"conserve"``), widened.
+    """
+    if op.kind == "kspace":
+        lr = kspace_downsample(hr, op.factors, op.window)
+    elif op.kind == "slice_profile":
+        lr = thick_slice(hr, op.factors, op.profile, gap=[s - w for s, w in zip(op.factors, op.fwhm, strict=True)])
+    elif op.kind == "ct":
+        lr = ct_downsample(hr, op.factors, op.fwhm)
+    else:
+        lr = bin_array(np.asarray(hr), op.factors, "sum" if op.flux == "conserve" else "mean")
+    return np.asarray(lr, dtype=np.float64)

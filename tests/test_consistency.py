@@ -1,0 +1,255 @@
+"""Data-consistency projections: degrade(project(x, y)) == y, minimal change, noise behaviour, operator choice."""
+
+import json
+
+import numpy as np
+import pytest
+from pydicom import Dataset
+from pydicom.data import get_testdata_file
+from scipy import ndimage
+
+import sciSR
+from sciSR.consistency import (
+    ForwardModel,
+    degrade,
+    estimate_noise_sigma,
+    estimate_window,
+    forward_model_for,
+    project,
+    strongest_baseline,
+)
+from sciSR.degrade.ct import ct_downsample
+from sciSR.degrade.mri import kspace_downsample, thick_slice
+from sciSR.errors import SciSRError
+from sciSR.flux import enforce_flux
+from sciSR.infer.interpolate import interpolate
+
+# (HR shape, factors): 2D/3D, even and odd LR sizes, factors 2 and 3, anisotropic, a channel axis.
+CASES = [
+    ((24, 24), (2, 2)),
+    ((27, 33), (3, 3)),
+    ((20, 16), (1, 2)),
+    ((8, 10, 16), (1, 1, 4)),
+    ((9, 12, 10), (3, 2, 2)),
+    ((16, 18, 3), (2, 2)),
+]
+OPERATORS = [
+    dict(kind="kspace"),
+    dict(kind="slice_profile"),
+    dict(kind="slice_profile", profile="boxcar", fwhm=1.5),
+    dict(kind="ct"),
+    dict(kind="ct", fwhm=2.5),
+    dict(kind="flux", flux="conserve"),
+    dict(kind="flux", flux="mean"),
+]
+
+
+def _smooth(shape, seed, offset=5.0):
+    """Positive structured image: blurred noise plus a gradient (k-space magnitudes then equal values)."""
+    rng = np.random.default_rng(seed)
+    base = ndimage.gaussian_filter(rng.random(shape), 1.5) * 10
+    return base + offset + np.linspace(0, 2, shape[0]).reshape((-1,) + (1,) * (len(shape) - 1))
+
+
+def _op(spec, factors):
+    spec = dict(spec)
+    if isinstance(spec.get("fwhm"), float):
+        # A thickness or blur only on the degraded axes; 1.0 elsewhere (unused there).
+        spec["fwhm"] = tuple(spec["fwhm"] if s > 1 else 1.0 for s in factors)
+    return ForwardModel(factors=factors, **spec)
+
+
+@pytest.mark.parametrize("shape,factors", CASES)
+@pytest.mark.parametrize("spec", OPERATORS, ids=lambda s: "-".join(str(v) for v in s.values()))
+def test_projection_reproduces_the_input(shape, factors, spec):
+    op = _op(spec, factors)
+    truth = _smooth(shape, 0)
+    y = degrade(truth, op)
+    x = np.random.default_rng(1).random(shape) * 20  # a poor estimate: noise, far from consistent
+    p = project(x, y, op)
+    assert p.dtype == np.float64 and p.shape == x.shape
+    assert np.abs(degrade(x, op) - y).max() > 0.1 * np.abs(y).max()  # the estimate was inconsistent
+    assert np.abs(degrade(p, op) - y).max() <= 1e-5 * np.abs(y).max()
+
+
+@pytest.mark.parametrize("shape,factors", CASES)
+@pytest.mark.parametrize("spec", OPERATORS, ids=lambda s: "-".join(str(v) for v in s.values()))
+def test_projection_keeps_the_truth_and_moves_estimates_closer(shape, factors, spec):
+    op = _op(spec, factors)
+    truth = _smooth(shape, 2)
+    y = degrade(truth, op)
+    assert np.abs(project(truth, y, op) - truth).max() <= 1e-5 * np.abs(truth).max() or op.kind == "kspace"
+    # A magnitude image of an even LR size lost the phase of its Nyquist line, so the truth is only nearly
+    # consistent with it (see the MR test below); its projection is exactly consistent and serves as truth.
+    truth = project(truth, y, op)
+    y = degrade(truth, op)
+    assert np.abs(project(truth, y, op) - truth).max() <= 1e-5 * np.abs(truth).max()
+    # An orthogonal projection onto a set holding the truth never moves an estimate away from it.
+    x = truth + np.random.default_rng(3).normal(0, 2, shape)
+    p = project(x, y, op)
+    assert np.linalg.norm(p - truth) <= np.linalg.norm(x - truth) * (1 + 1e-6)
+    np.testing.assert_allclose(project(p, y, op), p, atol=1e-4 * np.abs(truth).max())
+
+
+def test_kspace_projection_of_an_mr_slice_barely_moves_it():
+    truth = sciSR.read(get_testdata_file("MR_small.dcm")).array.astype(np.float64)
+    # Even LR sizes: only the Nyquist line's lost phase moves the truth (measured 0.7 % RMS, 2.5 % at most).
+    for factors in ((2, 2), (1, 2)):
+        op = ForwardModel("kspace", factors)
+        change = project(truth, degrade(truth, op), op) - truth
+        assert np.sqrt(np.mean(change**2)) <= 0.01 * truth.max() and np.abs(change).max() <= 0.04 * truth.max()
+    odd = truth[:63, :63]
+    op = ForwardModel("kspace", (3, 3))
+    assert np.abs(project(odd, degrade(odd, op), op) - odd).max() <= 1e-5 * odd.max()
+
+
+@pytest.mark.parametrize("spec", OPERATORS[:5], ids=lambda s: "-".join(str(v) for v in s.values()))
+def test_degrade_calls_the_degradation_functions(spec):
+    hr = _smooth((12, 18), 4)
+    op = _op(spec, (2, 3))
+    if op.kind == "kspace":
+        expected = kspace_downsample(hr, (2, 3))
+    elif op.kind == "slice_profile":
+        expected = thick_slice(hr, (2, 3), op.profile, gap=[2 - op.fwhm[0], 3 - op.fwhm[1]])
+    else:
+        expected = ct_downsample(hr, (2, 3), op.fwhm)
+    np.testing.assert_array_equal(degrade(hr, op), expected)
+
+
+def test_flux_projection_is_enforce_flux_with_its_mask():
+    rng = np.random.default_rng(5)
+    x, y = rng.random((12, 12)), rng.random((6, 6)) * 4
+    mask = np.zeros((6, 6), dtype=bool)
+    mask[1, 2] = True
+    y_nan = y.copy()
+    y_nan[1, 2] = np.nan  # a masked sample may be NaN: it must not leak
+    p = project(x, y_nan, ForwardModel("flux", (2, 2), flux="conserve"), mask=mask)
+    np.testing.assert_allclose(p, enforce_flux(x, y, (2, 2), "conserve", mask=mask), atol=1e-6)
+    np.testing.assert_array_equal(p[2:4, 4:6], x[2:4, 4:6])
+
+
+@pytest.mark.parametrize("kind", ["kspace", "ct", "slice_profile"])
+def test_mask_everywhere_changes_nothing(kind):
+    x = _smooth((16, 16), 6)
+    y = np.full((8, 8), np.nan)
+    p = project(x, y, ForwardModel(kind, (2, 2)), mask=np.ones((8, 8), dtype=bool))
+    np.testing.assert_allclose(p, x, atol=1e-9)
+
+
+def test_windowed_noisy_projection_does_not_amplify_noise():
+    rng = np.random.default_rng(7)
+    truth = _smooth((64, 64), 8)
+    sigma = 0.2
+    y = kspace_downsample(truth, (2, 2), "hamming", sigma, rng)
+    x = interpolate(y, (2, 2), "cubic").astype(np.float64)
+
+    def error(noise_sigma):
+        op = ForwardModel("kspace", (2, 2), window="hamming", noise_sigma=noise_sigma)
+        return np.sqrt(np.mean((project(x, y, op) - truth) ** 2))
+
+    exact, wiener, estimated = error(0.0), error(sigma), error(None)
+    cubic = np.sqrt(np.mean((x - truth) ** 2))
+    # Dividing by the window's corner weight (0.08²) blows the noise up; the weighted projection does not.
+    assert exact > 10 * cubic
+    assert wiener < 1.5 * cubic and estimated < 1.5 * cubic
+    # Pure noise in, the weighted projection's output stays at the input's level.
+    noise = rng.normal(0.0, 1.0, (32, 32))
+    out = project(interpolate(noise, (2, 2), "cubic"), noise,
+                  ForwardModel("kspace", (2, 2), window="hamming", noise_sigma=1.0))
+    assert np.sqrt(np.mean(out**2)) < 1.5
+
+
+def test_windowed_noise_free_projection_is_exact():
+    truth = _smooth((30, 24), 9)
+    op = ForwardModel("kspace", (3, 2), window="hamming", noise_sigma=0.0)
+    y = degrade(truth, op)
+    p = project(np.zeros_like(truth), y, op)
+    assert np.abs(degrade(p, op) - y).max() <= 1e-5 * y.max()
+
+
+def test_noise_sigma_estimate():
+    rng = np.random.default_rng(10)
+    image = _smooth((96, 96), 11) + rng.normal(0.0, 0.5, (96, 96))
+    assert estimate_noise_sigma(image, 2) == pytest.approx(0.5, rel=0.15)
+
+
+def test_forward_model_validation_and_provenance():
+    op = ForwardModel("slice_profile", (1, 1, 4), source="header")
+    assert op.fwhm == (1.0, 1.0, 4.0) and op.axes == (2,)
+    assert ForwardModel("ct", (2, 2)).fwhm == (1.0, 1.0)
+    assert ForwardModel("kspace", (2, 2), window="none").window is None
+    data = json.loads(json.dumps(op.to_dict()))
+    assert data["kind"] == "slice_profile" and data["factors"] == [1, 1, 4] and data["source"] == "header"
+    for bad in (dict(kind="blur"), dict(kind="kspace", window="tukey"), dict(kind="kspace", noise_sigma=-1.0),
+                dict(kind="flux", flux="sum"), dict(kind="ct", source="guess"), dict(kind="ct", fwhm=(1.0,))):
+        with pytest.raises(SciSRError):
+            ForwardModel(factors=(2, 2), **bad)
+    with pytest.raises(SciSRError):
+        ForwardModel("ct", 2)
+    with pytest.raises(SciSRError):
+        project(np.zeros((10, 10)), np.zeros((4, 4)), ForwardModel("ct", (2, 2)))
+
+
+def _mri(array, spacing, template=None):
+    meta = {} if template is None else {"dicom_template": template}
+    return sciSR.SciImage.from_array(array, spacing=spacing, domain="mri", meta=meta)
+
+
+def test_forward_model_for_mri_in_plane():
+    mr = sciSR.read(get_testdata_file("MR_small.dcm"))
+    op = forward_model_for(mr, 2)
+    assert (op.kind, op.window, op.noise_sigma, op.source) == ("kspace", None, 0.0, "estimated")
+    windowed = _mri(kspace_downsample(mr.array, (2, 2), "hamming"), (0.6, 0.6))
+    op = forward_model_for(windowed, (2, 2))
+    assert (op.window, op.noise_sigma, op.source) == ("hamming", None, "estimated")
+    tiny = _mri(np.random.default_rng(0).random((8, 8)), (1.0, 1.0))  # too small to tell
+    assert forward_model_for(tiny, 2).source == "default"
+    op = forward_model_for(tiny, 2, card_degradation={"type": "kspace", "window_prob": 0.8})
+    assert (op.window, op.source) == ("hamming", "card")
+    assert forward_model_for(tiny, 2, card_degradation={"type": "ct", "fwhm": [1, 2]}).source == "default"
+    # The scanner zero-filled a 32² acquisition to 64²: its empty outer k-space is no window.
+    template = Dataset()
+    template.AcquisitionMatrix = [0, 32, 32, 0]
+    template.Rows, template.Columns = 64, 64
+    assert forward_model_for(_mri(windowed.array, (0.6, 0.6), template), 2).source == "default"
+    volume = _mri(np.ones((16, 16, 16)), (1.0, 1.0, 1.0))
+    assert forward_model_for(volume, (2, 2, 1)).kind == "kspace"
+
+
+def test_forward_model_for_thick_slices():
+    stack = np.ones((16, 16, 6))
+    op = forward_model_for(_mri(stack, (1.0, 1.0, 4.0)), (1, 1, 4))
+    assert (op.kind, op.fwhm, op.source) == ("slice_profile", (1.0, 1.0, 4.0), "default")
+    template = Dataset()
+    template.SliceThickness = 3.0
+    op = forward_model_for(_mri(stack, (1.0, 1.0, 4.0), template), (1, 1, 4))
+    assert (op.fwhm[2], op.source) == (pytest.approx(3.0), "header")  # 3 mm on a 1 mm HR grid
+    card = {"type": "thick_slice", "gap": [0.0, 1.0], "profile": "boxcar"}
+    op = forward_model_for(_mri(stack, (1.0, 1.0, 4.0)), (1, 1, 4), card_degradation=card)
+    assert (op.fwhm[2], op.profile, op.source) == (3.5, "boxcar", "card")
+
+
+def test_forward_model_for_other_domains():
+    ct = sciSR.SciImage.from_array(np.zeros((8, 8)) - 1000, domain="ct")
+    assert forward_model_for(ct, 2).fwhm == (1.0, 1.0)
+    op = forward_model_for(ct, 2, card_degradation={"type": "ct", "fwhm": [1.0, 2.5]})
+    assert (op.kind, op.fwhm, op.source) == ("ct", (1.75, 1.75), "card")
+    sky = sciSR.SciImage.from_array(np.zeros((8, 8)), domain="sky", meta={"units": "counts"})
+    assert (forward_model_for(sky, 2).flux, forward_model_for(sky, 2).source) == ("conserve", "header")
+    unitless = sciSR.SciImage.from_array(np.zeros((8, 8)), domain="sky")
+    assert (forward_model_for(unitless, 2).flux, forward_model_for(unitless, 2).source) == ("mean", "default")
+    assert forward_model_for(sciSR.SciImage.from_array(np.zeros((8, 8))), 2) is None
+    assert forward_model_for(ct, 1) is None
+
+
+def test_strongest_baseline():
+    assert strongest_baseline("mri", (2, 2), through_plane=False) == "zerofill"
+    assert strongest_baseline("mri", (1, 1, 4), through_plane=True) == "cubic"
+    assert strongest_baseline("mri", 1, through_plane=False) == "cubic"
+    for domain in ("ct", "sky", "generic"):
+        assert strongest_baseline(domain, 2, through_plane=False) == "cubic"
+
+
+def test_window_guess_needs_enough_voxels():
+    assert estimate_window(np.ones((8, 64)), (0, 1)) is None
+    assert estimate_window(np.ones((64, 64)), ()) is None
