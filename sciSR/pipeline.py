@@ -177,15 +177,17 @@ def resolve_factors(image: SciImage, scale: ScaleLike | None, model: ResolvedMod
 
 
 def resolve_flux(image: SciImage, flux: str | None) -> str:
-    """The flux mode: ``flux`` when given, else from BUNIT on the sky (:func:`sciSR.flux.flux_mode_for_units`).
+    """The flux mode: ``flux`` when given, else from BUNIT for single-channel sky images, else ``"none"``.
 
     Raises
     ------
     SciSRError
         An unknown mode, or flux conservation asked of a multi-channel image.
     """
+    # A cube's channels (spectral, Stokes) are separate images: no single block sum to keep by default.
     mode = flux if flux is not None else (
-        flux_mode_for_units(image.meta.get("units")) if image.domain == "sky" else "none")
+        flux_mode_for_units(image.meta.get("units")) if image.domain == "sky" and image.channel_axis is None
+        else "none")
     if mode not in FLUX_MODES:
         raise SciSRError(f"flux must be one of {FLUX_MODES}, got {mode!r}")
     if mode != "none" and image.channel_axis is not None:

@@ -42,6 +42,15 @@ from pydicom.valuerep import format_number_as_ds
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage, infer_domain
 from sciSR.io.atomic import MARKER
+from sciSR.io.validate import (
+    check_affine,
+    check_memory,
+    check_spacing,
+    check_values,
+    finite_floats,
+    printable,
+    reader_boundary,
+)
 from sciSR.version import __version__
 
 SUFFIXES: tuple[str, ...] = (".dcm", ".dicom", ".ima")
@@ -133,69 +142,86 @@ def _item(ds: Dataset | None, keyword: str) -> Dataset | None:
     return seq[0] if seq else None
 
 
-def _floats(value: Any) -> np.ndarray | None:
-    return None if value is None or value == "" else np.asarray([float(v) for v in value], dtype=np.float64)
+def _floats(value: Any, path: Path, field: str, count: int | None = None) -> np.ndarray | None:
+    return None if value is None or value == "" else finite_floats(value, path, field=field, count=count)
 
 
-def _number(value: Any) -> float | None:
-    return None if value is None or value == "" else float(value)
+def _number(value: Any, path: Path, field: str) -> float | None:
+    if value is None or value == "":
+        return None
+    return float(finite_floats(value, path, field=field, count=1)[0])
 
 
-def _functional(groups: list[Dataset], sequence: str, keyword: str) -> Any:
+def _get(ds: Dataset, keyword: str, path: Path) -> Any:
+    """``ds.get(keyword)``, with a value pydicom cannot convert refused by name (not a raw ValueError)."""
+    try:
+        return ds.get(keyword)
+    except (ValueError, TypeError, OverflowError, KeyError) as err:
+        raise SciSRError(f"{keyword} cannot be parsed ({printable(' '.join(str(err).split()))})", path) from None
+
+
+def _functional(groups: list[Dataset], sequence: str, keyword: str, path: Path) -> Any:
     """First value of ``keyword`` inside ``sequence`` of the per-frame, then the shared functional groups."""
     for group in groups:
         item = _item(group, sequence)
-        if item is not None and item.get(keyword) not in (None, ""):
+        if item is not None and _get(item, keyword, path) not in (None, ""):
             return item.get(keyword)
     return None
 
 
 def _frames_of(path: Path, ds: Dataset) -> list[_Frame]:
     """Split a header into its 2D images with per-image geometry (classic or enhanced multi-frame)."""
-    n_frames = int(ds.get("NumberOfFrames") or 1)
+    n_frames = int(_number(_get(ds, "NumberOfFrames", path), path, "NumberOfFrames") or 1)
+    if n_frames < 1:
+        raise SciSRError(f"NumberOfFrames is {n_frames}: no image", path)
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
-    top_orientation = _floats(ds.get("ImageOrientationPatient"))
-    top_position = _floats(ds.get("ImagePositionPatient"))
-    offsets = _floats(ds.get("GridFrameOffsetVector"))  # RT dose / NM: frame positions along the normal
+    top_orientation = _floats(_get(ds, "ImageOrientationPatient", path), path, "ImageOrientationPatient", 6)
+    top_position = _floats(_get(ds, "ImagePositionPatient", path), path, "ImagePositionPatient", 3)
+    # RT dose / NM: frame positions along the normal.
+    offsets = _floats(_get(ds, "GridFrameOffsetVector", path), path, "GridFrameOffsetVector")
     frames = []
     for i in range(n_frames):
         groups = [g for g in (per_frame[i] if i < len(per_frame) else None, shared) if g is not None]
-        orientation = _floats(_functional(groups, "PlaneOrientationSequence", "ImageOrientationPatient"))
+        orientation = _floats(_functional(groups, "PlaneOrientationSequence", "ImageOrientationPatient", path),
+                              path, "ImageOrientationPatient", 6)
         if orientation is None:
             orientation = top_orientation
-        position = _floats(_functional(groups, "PlanePositionSequence", "ImagePositionPatient"))
+        position = _floats(_functional(groups, "PlanePositionSequence", "ImagePositionPatient", path),
+                           path, "ImagePositionPatient", 3)
         if position is None and top_position is not None:
             if n_frames == 1:
                 position = top_position
             elif offsets is not None and orientation is not None and len(offsets) == n_frames:
                 position = top_position + offsets[i] * np.cross(orientation[:3], orientation[3:])
-        spacing = _functional(groups, "PixelMeasuresSequence", "PixelSpacing") or ds.get("PixelSpacing")
-        thickness = _functional(groups, "PixelMeasuresSequence", "SliceThickness") or ds.get("SliceThickness")
-        between = _functional(groups, "PixelMeasuresSequence", "SpacingBetweenSlices") or ds.get(
-            "SpacingBetweenSlices")
+        spacing = _functional(groups, "PixelMeasuresSequence", "PixelSpacing", path) or _get(ds, "PixelSpacing", path)
+        thickness = _functional(groups, "PixelMeasuresSequence", "SliceThickness", path) or _get(
+            ds, "SliceThickness", path)
+        between = _functional(groups, "PixelMeasuresSequence", "SpacingBetweenSlices", path) or _get(
+            ds, "SpacingBetweenSlices", path)
         rescale = next((item for g in groups if (item := _item(g, "PixelValueTransformationSequence"))), ds)
         if per_frame or shared is not None:
             order = {
-                "TriggerTime": _functional(groups, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime"),
-                "EchoTime": _functional(groups, "MREchoSequence", "EffectiveEchoTime"),
-                "DiffusionBValue": _functional(groups, "MRDiffusionSequence", "DiffusionBValue"),
+                "TriggerTime": _functional(groups, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime",
+                                           path),
+                "EchoTime": _functional(groups, "MREchoSequence", "EffectiveEchoTime", path),
+                "DiffusionBValue": _functional(groups, "MRDiffusionSequence", "DiffusionBValue", path),
             }
             instance = i + 1
         else:
-            order = {key: ds.get(key) for key in _ORDER_KEYS}
-            instance = int(ds.get("InstanceNumber") or 0)
+            order = {key: _get(ds, key, path) for key in _ORDER_KEYS}
+            instance = int(_number(_get(ds, "InstanceNumber", path), path, "InstanceNumber") or 0)
         frames.append(_Frame(
             path=path,
             header=ds,
             index=i if n_frames > 1 else None,
             position=position,
             orientation=orientation,
-            pixel_spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])),
-            thickness=_number(thickness),
-            between=_number(between),
+            pixel_spacing=None if spacing in (None, "") else tuple(_floats(spacing, path, "PixelSpacing", 2)),
+            thickness=_number(thickness, path, "SliceThickness"),
+            between=_number(between, path, "SpacingBetweenSlices"),
             rescale=rescale,
-            order={k: float(v) for k, v in order.items() if _number(v) is not None},
+            order={k: _number(v, path, k) for k, v in order.items() if v not in (None, "")},
             instance=instance,
         ))
     return frames
@@ -239,7 +265,8 @@ def _collect(path: Path, notes: list[str]) -> list[tuple[Path, Dataset]]:
             sop_class = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
             if len(ds) == 0 or "Image Storage" in getattr(sop_class, "name", ""):
                 raise SciSRError("corrupt or truncated DICOM file: the header ends before the image", p)
-            non_images.append(getattr(sop_class, "name", None) or "unknown object (corrupt?)")
+            # A damaged SOPClassUID holds arbitrary bytes; the message must stay one printable line.
+            non_images.append(printable(getattr(sop_class, "name", None) or "unknown object (corrupt?)"))
             continue
         uid = ds.get("SOPInstanceUID")
         if uid and uid in seen:
@@ -358,15 +385,17 @@ def _orientation(
 def _pixel_spacing(frames: list[_Frame], path: Path, notes: list[str]) -> tuple[float, float]:
     found = {f.pixel_spacing for f in frames if f.pixel_spacing is not None}
     if not found:
-        imager = frames[0].header.get("ImagerPixelSpacing")
+        imager = _get(frames[0].header, "ImagerPixelSpacing", frames[0].path)
         if imager:
             notes.append("no PixelSpacing: ImagerPixelSpacing used (detector plane, not corrected for magnification)")
-            return float(imager[0]), float(imager[1])
+            row, column = _floats(imager, frames[0].path, "ImagerPixelSpacing", 2)
+            return float(row), float(column)
         notes.append("no PixelSpacing: 1 mm pixels assumed")
         return 1.0, 1.0
     if len(found) > 1:
         raise SciSRError(f"images of the series have different PixelSpacing {sorted(found)}", path)
-    return found.pop()
+    row, column = check_spacing(found.pop(), frames[0].path, field="PixelSpacing")
+    return row, column
 
 
 def _channel_order(groups: list[list[_Frame]], path: Path) -> tuple[str | None, list[dict[str, float]]]:
@@ -404,7 +433,8 @@ def _stack(frames: list[_Frame], path: Path, notes: list[str]) -> _Stack:
         header = frames[0].header
         origin = frames[0].position
         if origin is None:
-            origin = _floats(header.get("ImagePositionPatient"))
+            origin = _floats(_get(header, "ImagePositionPatient", frames[0].path), frames[0].path,
+                             "ImagePositionPatient", 3)
         if origin is None:
             origin = np.zeros(3)
             notes.append("no ImagePositionPatient: origin at 0 mm assumed")
@@ -472,8 +502,47 @@ def _check_regular(positions: np.ndarray, normal: np.ndarray, path: Path) -> flo
     return spacing
 
 
+def _check_pixel_length(path: Path, header: Dataset) -> None:
+    """Refuse native pixel data whose length disagrees with Rows x Columns x frames x BitsAllocated.
+
+    pydicom reshapes whatever bytes there are to the header's Rows/Columns, so a too small Rows re-wraps
+    the image silently; compressed data are checked by their decoders.
+    """
+    syntax = header.file_meta.get("TransferSyntaxUID")
+    if syntax is None or syntax.is_compressed:
+        return
+    element = pydicom.dcmread(path, defer_size=256).get_item(0x7FE00010)  # length only: large values stay on disk
+    # A deferred (raw) element knows its length; a small one pydicom already converted holds its bytes.
+    length = getattr(element, "length", None) if not isinstance(getattr(element, "value", None), bytes) else len(
+        element.value)
+    if length in (None, 0xFFFFFFFF):
+        return
+    rows, columns = int(header.Rows), int(header.Columns)
+    frames = int(header.get("NumberOfFrames") or 1)
+    bits = int(header.get("BitsAllocated") or 16)
+    samples = int(header.get("SamplesPerPixel") or 1)
+    expected = (rows * columns * frames * samples * bits + 7) // 8
+    # Odd lengths are padded to even: one extra byte is legal.
+    if length not in (expected, expected + expected % 2):
+        raise SciSRError(
+            f"cannot decode pixel data: Rows/Columns ({rows} x {columns}, {frames} frame(s), {bits} bits) need "
+            f"{expected} bytes of PixelData but the file holds {length} (truncated, or header and pixels disagree)",
+            path,
+        )
+
+
+def _check_rescale(frames: list[_Frame]) -> None:
+    """Refuse a RescaleSlope of 0 or a non-finite slope/intercept (every value would become one constant)."""
+    for f in frames:
+        for keyword in ("RescaleSlope", "RescaleIntercept"):
+            value = _number(_get(f.rescale, keyword, f.path), f.path, keyword)
+            if keyword == "RescaleSlope" and value == 0:
+                raise SciSRError("RescaleSlope is 0: every pixel would have the same value (corrupt header)", f.path)
+
+
 def _decode(path: Path, header: Dataset) -> np.ndarray:
     """All frames of one file as stored values, ``(frames, rows, columns)``."""
+    _check_pixel_length(path, header)
     try:
         arr = pixel_array(path)
     except Exception as err:  # decoders raise many types for truncated or unsupported data
@@ -513,9 +582,17 @@ def read(path: str | os.PathLike, *, series: str | int | None = None, domain: st
     ------
     SciSRError
         Not DICOM, corrupt or truncated, several series without ``series=``, missing positions or
-        orientation, gantry tilt, uneven slice spacing, colour images.
+        orientation, gantry tilt, uneven slice spacing, colour images; header fields that are not finite
+        numbers, voxel sizes outside 1e-6..1e6 mm, a singular affine, RescaleSlope 0, Rows/Columns that
+        disagree with the pixel data, an image larger than half the available memory.
     """
     path = Path(path)
+    with reader_boundary("DICOM", path):
+        return _read(path, series, domain)
+
+
+def _read(path: Path, series: str | int | None, domain: str | None) -> SciImage:
+    """:func:`read` without the exception boundary."""
     notes: list[str] = []
     selected = _select_series(_collect(path, notes), series, path, notes)
     for p, ds in selected:
@@ -527,11 +604,25 @@ def read(path: str | os.PathLike, *, series: str | int | None = None, domain: st
 
     n_slices, n_channels = len(stack.grid), len(stack.grid[0])
     rows, cols = int(frames[0].header.Rows), int(frames[0].header.Columns)
+    where_from = frames[0].path if len(selected) == 1 else path
+    if rows < 1 or cols < 1:
+        raise SciSRError(f"Rows/Columns are {rows} x {cols}: the image is empty", where_from)
+    n_spatial = 2 if n_slices == 1 else 3
+    # Sizes first: their message names the one field that is wrong, the affine's names several.
+    norms = np.linalg.norm(stack.affine_lps[:3, :3], axis=0)
+    check_spacing(norms[:2], where_from, field="PixelSpacing")
+    # A single slice's third column is its thickness: not a grid step, but the writer and viewers use it.
+    check_spacing(norms[2:], where_from, field="slice spacing (ImagePositionPatient)" if n_spatial == 3
+                  else "SliceThickness/SpacingBetweenSlices")
+    check_affine(_LPS_TO_RAS @ stack.affine_lps, where_from, n_spatial=n_spatial,
+                 field="ImagePositionPatient/ImageOrientationPatient/PixelSpacing")
+    check_memory((cols, rows, n_slices, n_channels), 4, where_from, field="Rows/Columns/NumberOfFrames")
+    _check_rescale(frames)
     volume = np.empty((cols, rows, n_slices, n_channels), dtype=np.float32)
     where = {id(f): (k, c) for k, group in enumerate(stack.grid) for c, f in enumerate(group)}
     header = frames[0].header
     # RT dose: stored integers x DoseGridScaling = dose in DoseUnits, on top of any rescale.
-    dose_scaling = _number(header.get("DoseGridScaling"))
+    dose_scaling = _number(_get(header, "DoseGridScaling", frames[0].path), frames[0].path, "DoseGridScaling")
     lo, hi, stored_dtype, rescales = math.inf, -math.inf, None, set()
     # Decode file by file so only one file's stored pixels are in memory besides the volume.
     for (p, ds), file_frames in zip(selected, frames_of.values(), strict=True):
@@ -576,8 +667,8 @@ def read(path: str | os.PathLike, *, series: str | int | None = None, domain: st
                     channel_values=stack.channel_values)
     if domain is None:
         domain = {"CT": "ct", "MR": "mri"}.get(modality) or infer_domain(volume, "generic")
+    check_values(volume, where_from)
     affine = _LPS_TO_RAS @ stack.affine_lps
-    n_spatial = 2 if n_slices == 1 else 3
     return SciImage(array=volume, affine=affine, spacing=tuple(np.linalg.norm(affine[:3, :n_spatial], axis=0)),
                     domain=domain, meta=meta)
 

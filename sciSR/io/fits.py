@@ -26,7 +26,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from sciSR.errors import SciSRError
 from sciSR.geometry import upscale_wcs
 from sciSR.image import DOMAINS, SciImage
-from sciSR.io.validate import SKY_SPACING_DEG, check_memory, check_spacing, reader_boundary
+from sciSR.io.validate import SKY_SPACING_DEG, check_memory, check_spacing, printable, reader_boundary
 from sciSR.paging import is_disk_backed, release_pages, row_chunks
 from sciSR.version import __version__
 
@@ -156,7 +156,7 @@ def _read(path: str | os.PathLike, hdu: HduSelector | None, domain: str | None) 
     try:
         hdul = fits.open(source)
     except Exception as err:  # astropy raises OSError, ValueError, TypeError... for damaged files
-        raise SciSRError(f"not a readable FITS file ({_one_line(err)})", path) from None
+        raise SciSRError(f"not a readable FITS file ({_bad_card(source) or _one_line(err)})", path) from None
     with hdul:
         index = _choose_hdu(hdul, hdu, path)
         chosen = hdul[index]
@@ -165,6 +165,15 @@ def _read(path: str | os.PathLike, hdu: HduSelector | None, domain: str | None) 
         shape = tuple(int(n) for n in getattr(chosen, "shape", ()) or ())
         check_memory(shape, 8 if header.get("BITPIX") == -64 else 4, path, field="NAXISn")
         raw_header = _raw_header(source, hdul, index)
+        for key in ("BSCALE", "BZERO"):
+            try:
+                value = header.get(key, 1.0)
+            except Exception:  # astropy's VerifyError for a value it cannot parse
+                value = None
+            if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value) or (
+                    key == "BSCALE" and value == 0):
+                raise SciSRError(f"{key} = {printable(str(value))} is not a usable scale (zero or not a finite "
+                                 "number): every pixel would be wrong", path)
         _check_data_size(source, hdul, index, shape, raw_header, path)
         try:
             raw = chosen.data
@@ -195,6 +204,9 @@ def _read(path: str | os.PathLike, hdu: HduSelector | None, domain: str | None) 
         n_channels = len(layout["channel_shape"])
         array = np.moveaxis(array, list(range(n_channels)), list(range(-n_channels, 0)))
         array = np.ascontiguousarray(array).reshape(*array.shape[: array.ndim - n_channels], -1)
+        if array.shape[-1] == 1:
+            # Degenerate axes (radio images are often RA x DEC x 1 x 1): a plain 2D image, restored on write.
+            array = array[..., 0]
     mask = ~np.isfinite(array)
     if mask.all():
         raise SciSRError(f"every pixel of HDU {index} is NaN, inf or BLANK; nothing to read", path)
@@ -221,10 +233,13 @@ def _read(path: str | os.PathLike, hdu: HduSelector | None, domain: str | None) 
     if compressed:
         notes.append("tile-compressed HDU: written uncompressed unless meta['fits_compress'] is True")
     if layout is not None:
-        meta.update(fits_axes=layout, channel_axis=array.ndim - 1,
-                    channel_name="+".join(c["kind"] for c in layout["channels"]))
+        meta["fits_axes"] = layout
         described = ", ".join(f"{c['ctype'] or '?'} ({c['kind']}, {c['size']})" for c in layout["channels"])
-        notes.append(f"non-spatial axes {described} kept as one channel axis, never scaled")
+        if array.ndim > len(layout["spatial"]):
+            meta.update(channel_axis=array.ndim - 1, channel_name="+".join(c["kind"] for c in layout["channels"]))
+            notes.append(f"non-spatial axes {described} kept as one channel axis, never scaled")
+        else:
+            notes.append(f"non-spatial axes {described} of length 1 dropped, restored on write")
     return SciImage(
         array=array,
         wcs=wcs,
@@ -417,7 +432,7 @@ def _check_wcs_numbers(header: fits.Header, path: str | os.PathLike) -> None:
         except Exception:  # astropy's VerifyError for a value it cannot parse (e.g. NaN, 0,5)
             value = None
         if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-            raise SciSRError(f"WCS card {card.keyword} is not a finite number: {card.image.strip()}", path)
+            raise SciSRError(f"WCS card {card.keyword} is not a finite number: {printable(card.image.strip())}", path)
 
 
 def _channel_layout(
@@ -443,6 +458,28 @@ def _channel_layout(
         # numpy order: the last FITS axis first.
         "channel_shape": [sizes[k] for k in reversed(channels)],
     }
+
+
+def _bad_card(source: str) -> str | None:
+    """"card KEY cannot be parsed: <card>" for the first unparsable card of the primary header, else None.
+
+    astropy reports a malformed BZERO/BSCALE/NAXISn only as "Empty or corrupt FITS file".
+    """
+    if not sniff(source):
+        return None
+    with open(source, "rb") as fh:
+        head = fh.read(2880 * 20)
+    for start in range(0, len(head) - 79, 80):
+        text = head[start:start + 80].decode("ascii", "replace")
+        if text.startswith("END") and not text[3:].strip():
+            return None
+        card = fits.Card.fromstring(text)
+        try:
+            _ = card.value
+            card.verify("exception")
+        except Exception:  # astropy's VerifyError/ValueError: this is the card to name
+            return f"card {card.keyword or text[:8].strip()} cannot be parsed: {printable(text.strip())}"
+    return None
 
 
 def _raw_header(source: str, hdul: fits.HDUList, index: int) -> bytes | None:
@@ -477,8 +514,8 @@ def _units(header: fits.Header, raw_header: bytes | None, path: str | os.PathLik
     if "BUNIT" not in header:
         return None
     card = header.cards["BUNIT"]
-    raw = next((raw_header[i:i + 80].decode("ascii", "replace") for i in range(0, len(raw_header or b""), 80)
-                if raw_header[i:i + 10] == b"BUNIT   = "), card.image)
+    raw = printable(next((raw_header[i:i + 80].decode("ascii", "replace") for i in range(0, len(raw_header or b""), 80)
+                if raw_header[i:i + 10] == b"BUNIT   = "), card.image))
     try:
         unit = card.value
         card.verify("exception")
@@ -521,6 +558,10 @@ def _output_arrays(img: SciImage) -> tuple[np.ndarray, np.ndarray | None]:
 
         data = unflatten(data)
         mask = None if mask is None else unflatten(mask)
+    elif img.channel_axis is None and shape and int(np.prod(shape)) == 1 and array.ndim == len(layout["spatial"]):
+        # Length-1 spectral/Stokes axes the reader dropped: back as NAXIS3.. = 1.
+        data = data.reshape(*shape, *data.shape)
+        mask = None if mask is None else mask.reshape(*shape, *mask.shape)
     elif img.channel_axis is not None:
         # FITS cubes keep the image plane in NAXIS1/NAXIS2: the channel axis becomes NAXIS3.
         data = np.moveaxis(data, -1, 0)

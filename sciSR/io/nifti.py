@@ -23,6 +23,7 @@ from nibabel.spatialimages import HeaderDataError
 
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage, infer_domain
+from sciSR.io.validate import check_affine, check_memory, check_spacing, check_values, reader_boundary
 
 SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz")
 
@@ -90,11 +91,39 @@ def _load(path: Path) -> tuple[nib.Nifti1Image | nib.Nifti2Image, Any]:
     with _opener(path)(path, "rb") as f:
         # check=False: nibabel's load replaces a zero pixdim by 1 (with only a log line).
         raw_header = klass.header_class.from_fileobj(f, check=False)
+        _check_dims(raw_header, path)
         if not path.name.lower().endswith(SUFFIXES):
             # Found by content (sniff); nibabel's load() decides by suffix, so read the bytes directly.
             f.seek(0)
             return klass.from_bytes(f.read()), raw_header
     return nib.load(path), raw_header
+
+
+def _check_dims(header: Any, path: Path) -> None:
+    """Refuse a ``dim`` field nibabel would turn into an OverflowError, an empty array or a MemoryError."""
+    dim = [int(d) for d in header["dim"]]
+    ndim = dim[0]
+    if not 1 <= ndim <= 7:
+        raise SciSRError(f"dim[0] is {ndim}: a NIfTI image has 1 to 7 dimensions (corrupt header)", path)
+    shape = dim[1 : 1 + ndim]
+    if any(n < 1 for n in shape):
+        raise SciSRError(f"dim[1:{1 + ndim}] = {shape} holds a size below 1: empty or corrupt header", path)
+    dtype = header.get_data_dtype()
+    # The array handed out is float32 per value; a structured type (RGB24) gives one per field.
+    check_memory(shape, 4 * max(1, len(dtype.names or ())), path, field="dim")
+
+
+def _pixels(nii: Any, path: Path) -> tuple[np.ndarray, str | None]:
+    """float32 values, colour types (RGB24, RGBA32) as a last axis of their components, and its name."""
+    dtype = nii.header.get_data_dtype()
+    if not dtype.names:
+        return nii.get_fdata(caching="unchanged", dtype=np.float32), None
+    if len(nii.shape) > 3:
+        raise SciSRError(f"{dtype.names} colour NIfTI with {len(nii.shape)} dimensions: only 2D/3D colour is read",
+                         path)
+    stored = np.asanyarray(nii.dataobj)
+    return np.stack([stored[name].astype(np.float32) for name in dtype.names], axis=-1), "".join(
+        dtype.names).lower()
 
 
 def _descrip(header: Any) -> str:
@@ -131,10 +160,19 @@ def read(path: str | os.PathLike, *, domain: str | None = None, series: Any = No
     ------
     SciSRError
         Unreadable file, more than 4 dimensions, a zero/negative pixdim on a spatial axis without an
-        sform (with an sform, the sform gives the voxel size and a note says so), or a singular affine.
+        sform (with an sform, the sform gives the voxel size and a note says so), a singular affine,
+        voxel sizes outside 1e-6..1e6 (mm), sizes in ``dim`` below 1 or larger than half the available
+        memory, an image without a finite value. RGB24/RGBA32 data are read as a last channel axis
+        (``meta["channel_name"]`` ``"rgb"``/``"rgba"``).
     """
     del series  # one image per file
     path = Path(path)
+    with reader_boundary("NIfTI", path):
+        return _read(path, domain)
+
+
+def _read(path: Path, domain: str | None) -> SciImage:
+    """:func:`read` without the exception boundary."""
     try:
         nii, raw_header = _load(path)
         header = nii.header
@@ -152,9 +190,15 @@ def read(path: str | os.PathLike, *, domain: str | None = None, series: Any = No
             )
         affine = np.asarray(nii.affine, dtype=np.float64)
         norms = np.linalg.norm(affine[:3, :n_spatial], axis=0)
+        source = "sform (srow_x/y/z)" if int(raw_header["sform_code"]) > 0 else "pixdim"
         if not (np.all(np.isfinite(affine)) and np.all(norms > 0)):
-            raise SciSRError("the qform/sform affine is singular or not finite", path)
-        array = nii.get_fdata(caching="unchanged", dtype=np.float32)
+            raise SciSRError(f"the qform/sform affine (from {source}) is singular or not finite", path)
+        # The limits are in mm; "unknown" units are taken as mm, the NIfTI default.
+        to_mm = {"meter": 1e3, "micron": 1e-3}.get(header.get_xyzt_units()[0], 1.0)
+        check_spacing(norms * to_mm, path, field=source)
+        check_affine(affine, path, field=f"the {source} affine", n_spatial=n_spatial)
+        array, colour = _pixels(nii, path)
+        check_values(array, path)
     except SciSRError:
         raise
     except _READ_ERRORS as err:
@@ -183,6 +227,9 @@ def read(path: str | os.PathLike, *, domain: str | None = None, series: Any = No
     if ndim == 4:
         meta["channel_axis"] = 3
         meta["channel_name"] = "time"
+    if colour is not None:
+        meta["channel_axis"] = array.ndim - 1
+        meta["channel_name"] = colour
     return SciImage(
         array=array,
         affine=affine,

@@ -21,6 +21,7 @@ from PIL import Image
 
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage, infer_domain
+from sciSR.io.validate import check_memory, check_spacing, check_values, reader_boundary
 
 SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".ome.tif", ".ome.tiff")
 
@@ -39,6 +40,11 @@ _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 # tifffile axis letters: depth-like axes become z, these name a channel axis.
 _DEPTH_AXES = "ZIQ"
 _CHANNEL_NAMES = {"C": "channel", "T": "time", "S": "samples"}
+# Samples per pixel of each PNG colour type (grey, RGB, palette, grey+alpha, RGBA).
+_PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# Physical pixel sizes in TIFF metadata, in any length unit: wider than the medical mm range, since
+# units run from nm to m.
+_TIFF_SPACING = (1e-12, 1e12)
 
 
 def _magic(path: str | os.PathLike) -> bytes:
@@ -78,10 +84,59 @@ def _in_unit(value: float, unit: str | None, target: str | None) -> float:
 # --------------------------------------------------------------------------------------------- PNG
 
 
+def _png_rows_bytes(width: int, height: int, bits_per_pixel: int, interlaced: bool) -> int:
+    """Bytes of filtered scanlines (one filter byte per row) the IHDR promises, all Adam7 passes summed."""
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    if not interlaced:
+        passes = [(0, 0, 1, 1)]
+    total = 0
+    for x0, y0, dx, dy in passes:
+        w, h = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if w > 0 and h > 0:
+            total += h * (1 + (w * bits_per_pixel + 7) // 8)
+    return total
+
+
+def _check_png(path: Path, head: bytes) -> None:
+    """Refuse a PNG whose image data are shorter than its IHDR says (Pillow pads the rest with zeros)."""
+    width, height = struct.unpack(">II", head[16:24])
+    bit_depth, colour_type, interlace = head[24], head[25], head[28]
+    if width == 0 or height == 0 or colour_type not in _PNG_SAMPLES:
+        raise SciSRError(f"IHDR declares a {width} x {height} image of colour type {colour_type}: not a valid PNG",
+                         path)
+    check_memory((height, width, _PNG_SAMPLES[colour_type]), 4, path, field="IHDR width/height")
+    expected = _png_rows_bytes(width, height, bit_depth * _PNG_SAMPLES[colour_type], interlace == 1)
+    inflate, got, ended = zlib.decompressobj(), 0, False
+    with open(path, "rb") as f:
+        f.seek(8)
+        while not ended:
+            size_type = f.read(8)
+            if len(size_type) < 8:
+                break
+            size, kind = struct.unpack(">I4s", size_type)
+            if kind == b"IEND":
+                ended = True
+            elif kind == b"IDAT":
+                chunk = f.read(size)
+                if len(chunk) < size:
+                    raise SciSRError(f"IDAT chunk cut short: {len(chunk)} of {size} bytes (truncated file)", path)
+                # max_length: a decompression bomb cannot inflate past what the IHDR promises.
+                got += len(inflate.decompress(chunk, max(expected - got, 0) + 1))
+                f.seek(4, os.SEEK_CUR)
+            else:
+                f.seek(size + 4, os.SEEK_CUR)
+    if got < expected:
+        raise SciSRError(
+            f"image data end early: IHDR declares {width} x {height} pixels ({expected} bytes of scanlines) but "
+            f"the IDAT chunks hold {got} (truncated file)", path,
+        )
+
+
 def _read_png(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     head = _magic(path)
     if len(head) < 33 or head[12:16] != b"IHDR":
         raise SciSRError("damaged PNG: no IHDR chunk after the signature", path)
+    _check_png(path, head)
     bit_depth, colour_type = head[24], head[25]
     if bit_depth == 16 and colour_type in (2, 4, 6):
         # Pillow silently reduces 16-bit colour PNG to 8 bits: refuse rather than lose precision.
@@ -175,6 +230,8 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, dict[str, Any], tuple[float, ...
             notes.append(f"file holds {len(tif.series)} series (pages of different shapes); read the first")
         if len(series.levels) > 1:
             notes.append(f"pyramid of {len(series.levels)} levels; read the full-resolution level")
+        # float32 is what the reader hands out: refuse a header that claims more than memory holds first.
+        check_memory(series.shape, 4, path, field="TIFF ImageWidth/ImageLength/pages")
         array = series.asarray()
         axes = series.axes.upper()
         photometric = series.keyframe.photometric
@@ -184,6 +241,9 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, dict[str, Any], tuple[float, ...
             notes.append(f"{array.shape[axes.index('I')]} pages of the same shape stacked as z")
     if array.dtype.kind == "c":
         raise SciSRError("complex-valued TIFF is not supported", path)
+    if sizes:
+        check_spacing([sizes[ax] for ax in "ZYX" if ax in sizes], path, field="physical pixel size (OME/ImageJ)",
+                      unit=unit or "units", limits=_TIFF_SPACING)
     # Drop singleton axes (OME/ImageJ write T, C, Z even when they are 1), except Y and X.
     keep = [i for i, ax in enumerate(axes) if array.shape[i] > 1 or ax in "YX"]
     array = array.reshape([array.shape[i] for i in keep])
@@ -321,6 +381,12 @@ def read(path: str | os.PathLike, *, domain: str | None = None, series: Any = No
     """
     del series  # only the first TIFF series is read
     path = Path(path)
+    with reader_boundary("PNG/TIFF", path):
+        return _read(path, domain)
+
+
+def _read(path: Path, domain: str | None) -> SciImage:
+    """:func:`read` without the exception boundary."""
     head = _magic(path)
     try:
         if head.startswith(_PNG_MAGIC):
@@ -336,7 +402,7 @@ def read(path: str | os.PathLike, *, domain: str | None = None, series: Any = No
         kind = "PNG" if head.startswith(_PNG_MAGIC) else "TIFF"
         raise SciSRError(f"damaged or unsupported {kind} ({_one_line(err)})", path) from err
     meta.setdefault("stored_dtype", array.dtype.name)
-    array = array.astype(np.float32)
+    array = check_values(array.astype(np.float32), path)
     meta.update({"source": os.fspath(path), "units": None, "provenance": []})
     return SciImage(array=array, spacing=spacing, domain=domain or infer_domain(array, "generic"), meta=meta)
 
