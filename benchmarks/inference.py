@@ -6,6 +6,9 @@ Usage::
     python benchmarks/inference.py --dims 3 --size 64 --tiles 24,40
     python benchmarks/inference.py --device cuda --size 2048 --tiles 256,512
     python benchmarks/inference.py --memmap-size 8192   # + peak RSS of an 8k² FITS frame upscaled to disk
+    python benchmarks/inference.py --engine --size 256 --blocks 16 --features 64   # layout/precision/compile
+    python benchmarks/inference.py --engine --dims 3 --size 64 --blocks 8 --features 32
+    python benchmarks/inference.py --fidelity          # PSNR of bf16 vs fp32 per shipped model, real images
 
 Also prints the machine's float32 matmul GFLOP/s (measured in the same run), the network's GFLOP/s and LR
 megapixels/s on the whole image, and (``--memmap-size``) the peak resident memory (all, and anonymous
@@ -15,13 +18,25 @@ output size. Then one row per method: seconds
 input voxels the network processed relative to the image (the compute overhead of the overlap, which
 does not depend on machine load), and max |result − whole| on a unit-range image. The whole-image pass is
 the reference for both.
+
+``--engine`` prints the issue-17 table instead: the GFLOP/s of one 3×3 convolution F→F (NCHW and
+channels-last fp32, channels-last bf16 autocast) and of the whole network on the whole image along today's
+path (eager NCHW fp32 forward) and the new ones (:func:`predict_tiled` channels-last fp32, bf16, and
+``torch.compile``), each as a fraction of the best single-convolution fp32 rate measured in the same run
+(the paths are interleaved, best of ``--repeats``, so load from other processes hits them alike), plus the
+first call of a fresh one-shot process. ``--fidelity`` prints, per shipped model, the PSNR of its bf16
+output against its fp32 output on real images (skimage camera and brick, pydicom CT_small and MR_small)
+scaled to unit range; ``precision="auto"`` may pick bf16 for a model only at ≥ 45 dB.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing
 import resource
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -151,6 +166,137 @@ def memmap_peak_rss(size: int, scale: int, blocks: int, features: int, model: st
     return result
 
 
+FIDELITY_BAR_DB = 45.0
+"""bf16 output vs fp32 output on unit-range images below this PSNR: ``auto`` must not pick bf16."""
+
+
+def conv_rates(features: int, size: int, dims: int, device: torch.device, repeats: int) -> dict[str, float]:
+    """GFLOP/s of one 3×3(×3) convolution ``features → features`` on a ``size^dims`` input, per layout/precision."""
+    conv_cls = torch.nn.Conv2d if dims == 2 else torch.nn.Conv3d
+    fmt = torch.channels_last if dims == 2 else torch.channels_last_3d
+    conv = conv_cls(features, features, 3, padding=1).to(device).eval()
+    x = torch.rand((1, features) + (size,) * dims, device=device)
+    flops = 2 * features * features * 3**dims * size**dims
+    rates = {}
+    with torch.inference_mode():
+        conv(x)
+        rates["nchw fp32"] = flops / best_time(lambda: conv(x), repeats, device)[0] / 1e9
+        conv_cl, x_cl = conv.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+        conv_cl(x_cl)
+        rates["channels-last fp32"] = flops / best_time(lambda: conv_cl(x_cl), repeats, device)[0] / 1e9
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            conv_cl(x_cl)
+            rates["channels-last bf16"] = flops / best_time(lambda: conv_cl(x_cl), repeats, device)[0] / 1e9
+    return rates
+
+
+def _first_call_job(dims: int, size: int, scale: int, blocks: int, features: int, device: str) -> None:
+    """One-shot process: build the network, time its first prediction, then the best single-conv rate."""
+    torch.manual_seed(0)
+    model = create_model("edsr-baseline", scale=scale, spatial_dims=dims, n_blocks=blocks, features=features).eval()
+    image = np.random.default_rng(0).random((1,) + (size,) * dims, dtype=np.float32)
+    dev = resolve_device(device)
+    flops = forward_flops(model, (1, *image.shape), dev)
+    start = time.perf_counter()
+    predict_tiled(model, image, scale, device=dev)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - start
+    conv = max(v for k, v in conv_rates(features, size, dims, dev, 3).items() if "fp32" in k)
+    print(f"{seconds} {flops / seconds / 1e9} {conv}")
+
+
+def engine_table(args: argparse.Namespace, device: torch.device) -> None:
+    """Print the layout / precision / compile table of issue 17 (see the module docstring)."""
+    torch.manual_seed(0)
+    model = create_model("edsr-baseline", scale=args.scale, spatial_dims=args.dims, n_blocks=args.blocks,
+                         features=args.features).eval().to(device)
+    today = copy.deepcopy(model)  # stays NCHW: the eager fp32 forward sciSR.upscale ran before issue 17
+    image = np.random.default_rng(0).random((1,) + (args.size,) * args.dims, dtype=np.float32)
+    x = torch.from_numpy(image)[None].to(device)
+    flops = forward_flops(today, tuple(x.shape), device)
+    scale = (args.scale,) * args.dims
+    # Warm-ups outside the timing: oneDNN primitives, the receptive field, the compile (timed on its own).
+    with torch.inference_mode():
+        today(x)
+    for precision in ("fp32", "bf16"):
+        predict_tiled(model, image, scale, device=device, precision=precision, compile_model=False)
+    compiled_model = copy.deepcopy(model)
+    start = time.perf_counter()
+    predict_tiled(compiled_model, image, scale, device=device, compile_model=True)
+    compile_s = time.perf_counter() - start
+
+    def forward_today() -> np.ndarray:
+        with torch.inference_mode():
+            return today(x)[0].cpu().numpy()
+
+    paths: dict[str, Callable[[], np.ndarray]] = {
+        "today: eager NCHW fp32": forward_today,
+        "new fp32 (channels-last)": lambda: predict_tiled(model, image, scale, device=device, compile_model=False),
+        "new bf16 (channels-last)": lambda: predict_tiled(model, image, scale, device=device, precision="bf16",
+                                                          compile_model=False),
+        "compiled fp32": lambda: predict_tiled(compiled_model, image, scale, device=device, compile_model=True),
+    }
+    best = dict.fromkeys(paths, float("inf"))
+    results = {}
+    for _ in range(args.repeats):  # interleaved, so a burst of load from elsewhere hits every path alike
+        for name, run in paths.items():
+            seconds, results[name] = best_time(run, 1, device)
+            best[name] = min(best[name], seconds)
+    conv = conv_rates(args.features, args.size, args.dims, device, args.repeats)
+    conv_fp32 = max(v for k, v in conv.items() if "fp32" in k)
+    print(f"edsr-baseline {args.blocks}×{args.features}, {args.dims}D {args.size}^{args.dims} ×{args.scale}, "
+          f"device {device}, {torch.get_num_threads()} threads, compile (incl. first call) {compile_s:.1f} s")
+    print(f"{'one 3×3 conv ' + str(args.features) + '→' + str(args.features):<28} {'GFLOP/s':>8} {'÷ best fp32':>11}")
+    for name, rate in conv.items():
+        print(f"{name:<28} {rate:>8.1f} {rate / conv_fp32:>11.2f}")
+    reference = results["today: eager NCHW fp32"]
+    print(f"{'network, whole image':<28} {'GFLOP/s':>8} {'÷ best fp32':>11} {'× today':>8} {'seconds':>8} "
+          f"{'max |Δ| vs today':>17} {'PSNR dB':>8}")
+    for name, seconds in best.items():
+        rate = flops / seconds / 1e9
+        diff = results[name] - reference
+        mse = float(np.mean(diff**2))
+        psnr = f"{10 * np.log10(float(np.ptp(reference)) ** 2 / mse):.1f}" if mse > 0 else "exact"
+        print(f"{name:<28} {rate:>8.1f} {rate / conv_fp32:>11.2f} {best['today: eager NCHW fp32'] / seconds:>8.2f} "
+              f"{seconds:>8.3f} {float(np.abs(diff).max()):>17.1e} {psnr:>8}")
+    job = (f"import inference as b; b._first_call_job({args.dims}, {args.size}, {args.scale}, "
+           f"{args.blocks}, {args.features}, {str(device)!r})")
+    line = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent).stdout.split()
+    seconds, rate, conv_first = (float(v) for v in line[-3:])
+    print(f"{'first call, one-shot process':<28} {rate:>8.1f} {rate / conv_first:>11.2f} {'':>8} {seconds:>8.3f}"
+          f"   (fp32, same process's single-conv rate {conv_first:.1f})")
+
+
+def fidelity_table(device: torch.device) -> None:
+    """PSNR (dB) of each shipped model's bf16 output against its fp32 output on real unit-range images."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from skimage import data
+
+    from sciSR import list_models
+    from sciSR.hub import load_model
+    from sciSR.infer.predict import predict_array
+
+    images = {"camera": data.camera(), "brick": data.brick(),
+              "CT_small": pydicom.dcmread(get_testdata_file("CT_small.dcm")).pixel_array,
+              "MR_small": pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array}
+    unit = {k: ((v - v.min()) / np.ptp(v)).astype(np.float32) for k, v in images.items()}
+    names = [n for n in list_models() if n not in ("nearest", "linear", "cubic", "zerofill")]
+    print(f"bf16 vs fp32 output PSNR (dB, peak 1) on unit-range images, device {device}; bar {FIDELITY_BAR_DB} dB")
+    print(f"{'model':<14}" + "".join(f"{k:>10}" for k in unit) + f"{'min':>8}  auto may pick bf16")
+    for name in names:
+        model = load_model(name)
+        row = []
+        for img in unit.values():
+            fp32, _ = predict_array(model, img, 2, device=str(device), precision="fp32", compile_model=False)
+            bf16, _ = predict_array(model, img, 2, device=str(device), precision="bf16", compile_model=False)
+            row.append(10 * np.log10(1.0 / max(float(np.mean((bf16 - fp32) ** 2)), 1e-30)))
+        verdict = "yes" if min(row) >= FIDELITY_BAR_DB else "NO: drop bf16 from the card's spec.precisions"
+        print(f"{name:<14}" + "".join(f"{v:>10.1f}" for v in row) + f"{min(row):>8.1f}  {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, default=2, choices=(2, 3))
@@ -164,9 +310,17 @@ def main() -> None:
     parser.add_argument("--memmap-size", type=int, default=0, help="also upscale an N×N FITS frame to disk")
     parser.add_argument("--memmap-tile", type=int, default=256, help="tile side for --memmap-size")
     parser.add_argument("--memmap-models", default="cubic,edsr-baseline", help="models for --memmap-size")
+    parser.add_argument("--engine", action="store_true", help="layout/precision/compile table (issue 17)")
+    parser.add_argument("--fidelity", action="store_true", help="bf16 vs fp32 PSNR of the shipped models")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
+    if args.engine or args.fidelity:
+        if args.engine:
+            engine_table(args, device)
+        if args.fidelity:
+            fidelity_table(device)
+        return
     torch.manual_seed(0)
     model = create_model("edsr-baseline", scale=args.scale, spatial_dims=args.dims, in_channels=1,
                          n_blocks=args.blocks, features=args.features).eval().to(device)

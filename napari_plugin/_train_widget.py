@@ -6,7 +6,7 @@ to a temporary folder as NIfTI (FITS for images with a WCS) and passed as ``data
 The run reports its metrics through ``on_metrics`` (every ``train.log_every`` steps and at validation) in
 the worker thread; a Qt signal carries them to the UI thread, which draws the live loss/PSNR plot.
 Stop sets the run's ``stop`` event: it ends after the current step and still writes the model file from
-the weights reached so far.
+the weights reached so far. Like the upscale dock, it fits beside the canvas of a 1400-pixel window.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -42,7 +43,7 @@ import sciSR
 import sciSR.training
 
 from ._layers import layer_to_sciimage
-from ._widget import UpscaleWidget
+from ._widget import COMBO_CHARS, UpscaleWidget
 
 if TYPE_CHECKING:
     import napari
@@ -177,13 +178,18 @@ class TrainWidget(QWidget):
         self.browse_button = QPushButton(BROWSE)
         self.data_combo = QComboBox()
         self.data_combo.addItems([RECIPE_DATA, LAYER_DATA])
+        for combo in (self.recipe_combo, self.data_combo):
+            # A combo box otherwise grows to its longest item (a recipe file's name) and widens the dock.
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(COMBO_CHARS)
         self.data_combo.setToolTip("Layers are written to NIfTI/FITS files with their geometry and trained on")
         self.steps_box = QSpinBox()
         self.steps_box.setRange(1, MAX_STEPS)
         self.out_edit = QLineEdit(str(Path.cwd() / "runs"))
         self.out_edit.setToolTip("Runs go to <folder>/<recipe name>: logs, checkpoints, model.safetensors")
         self.out_button = QPushButton(BROWSE)
-        self.overwrite_box = QCheckBox("Replace an earlier run of this recipe")
+        self.overwrite_box = QCheckBox("Replace earlier run")
+        self.overwrite_box.setToolTip("Replace an earlier run of this recipe in the output folder")
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
@@ -194,6 +200,8 @@ class TrainWidget(QWidget):
         self.status_label = QLabel("ready")
         for label in (self.live_label, self.status_label):
             label.setWordWrap(True)
+            # Long messages (the model path) wrap within the dock instead of widening it.
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # copy the model path
 
         recipe_row = QHBoxLayout()
@@ -203,6 +211,7 @@ class TrainWidget(QWidget):
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(self.out_button)
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Recipe", recipe_row)
         form.addRow("Data", self.data_combo)
         form.addRow("Max steps", self.steps_box)

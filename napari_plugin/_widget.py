@@ -3,6 +3,9 @@
 The result overlays its input exactly (see :func:`napari_scisr._layers.upscaled_placement`). The model
 picker also offers :data:`SELF_SUPERVISED`: :func:`sciSR.self_supervised` trains a network on the layer
 itself within the chosen time budget, through the same worker, progress bar and Cancel button.
+
+The dock fits beside the canvas of a 1400-pixel window (about 400 pixels wide): long texts wrap or live in
+tooltips, and each model's tooltip is its card summary (:func:`sciSR.hub.summary_line`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from napari.layers import Image
 from napari.qt.threading import thread_worker
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -27,6 +31,7 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -49,6 +54,10 @@ PROGRESS_STEPS = 1000
 SELF_SUPERVISED = "self-supervised (learn from this image)"
 DEFAULT_BUDGET_S = 300
 MAX_BUDGET_S = 24 * 3600
+CONSISTENCY = ("auto", "on", "off")
+# Characters a combo box reserves: it otherwise grows to its longest item (a model file's name, the
+# self-supervised entry) and pushes the dock past the width it has beside the canvas.
+COMBO_CHARS = 14
 
 
 @dataclass
@@ -102,8 +111,11 @@ class UpscaleWidget(QWidget):
     -----
     "Preview" upscales the current plane (a slab of ±2 planes when an axis off the screen is scaled)
     cropped to the visible region; "Run on whole image" upscales everything. The result layer is named
-    ``"<input> SR <model> x<scale>"``, copies the input's contrast limits and colormap, and keeps the
-    upscaled SciImage (affine, WCS and header updated by sciSR) for the writer.
+    ``"<input> SR <model> ×<factor per spatial axis>"`` (e.g. ``"knee SR mri-thick-x4 ×1×1×4"``, factors in
+    the layer's axis order), copies the input's contrast limits and colormap, and keeps the upscaled
+    SciImage (affine, WCS and header updated by sciSR) for the writer. Learned models get the
+    "Consistency" and "Guard" choices of :func:`sciSR.upscale`; after their run the status line shows the
+    self-check (model vs the strongest baseline on the input's own degraded copy).
     """
 
     progress_changed = Signal(float)
@@ -119,9 +131,19 @@ class UpscaleWidget(QWidget):
         self.layer_combo = QComboBox()
         self.model_combo = QComboBox()
         for name in sciSR.list_models():
-            self.model_combo.addItem(name, name)
-        self.model_combo.addItem(SELF_SUPERVISED, SELF_SUPERVISED)
+            self._add_model(name, name)
+        self._add_model(SELF_SUPERVISED, SELF_SUPERVISED)
         self.model_combo.setCurrentText("cubic")
+        for combo in (self.layer_combo, self.model_combo):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(COMBO_CHARS)
+        self.consistency_label = QLabel("Consistency")
+        self.consistency_combo = QComboBox()
+        self.consistency_combo.addItems(CONSISTENCY)
+        self.consistency_combo.setToolTip("Learned models: project the result onto the input under the acquisition's "
+                                          "forward model (auto: unless the self-check shows it loses)")
+        self.guard_box = QCheckBox("Guard")
+        self.guard_box.setToolTip("Return the baseline when the self-check shows a loss")
         self.browse_button = QPushButton(BROWSE)
         self.budget_label = QLabel("Time budget")
         self.budget_box = QSpinBox()
@@ -143,8 +165,12 @@ class UpscaleWidget(QWidget):
                                     "output is on the input layer's grid × scale; layers need an affine)")
         self.reference_label = QLabel("Reference")
         self.reference_combo = QComboBox()
+        self.reference_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.reference_combo.setMinimumContentsLength(COMBO_CHARS)
         self.reference_combo.setToolTip("High-res reference layer (another contrast or an earlier scan)")
         self._model_inputs: dict[str, tuple[bool, bool]] = {}
+        # Three rows tall: wide enough for the dock, short enough to leave room for the rest.
+        self.stacks_list.setMaximumHeight(3 * self.stacks_list.fontMetrics().lineSpacing() + 8)
         self.preview_button = QPushButton("Preview")
         self.preview_button.setToolTip("Upscale the current plane (a thin slab for through-plane scales) in view")
         self.run_button = QPushButton("Run on whole image")
@@ -154,6 +180,9 @@ class UpscaleWidget(QWidget):
         self.progress_bar.setRange(0, PROGRESS_STEPS)
         self.status_label = QLabel("ready")
         self.status_label.setWordWrap(True)
+        # The label takes the dock's width instead of setting it: a long message (a path, an error) wraps
+        # rather than widening the dock past what fits beside the canvas.
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         # Room for two lines: a wrapped label in a dock otherwise gets clipped to one.
         self.status_label.setMinimumHeight(2 * self.status_label.fontMetrics().lineSpacing())
         self.side_by_side_button = QPushButton("Side by side")
@@ -172,11 +201,17 @@ class UpscaleWidget(QWidget):
         compare_row.addWidget(self.side_by_side_button)
         compare_row.addWidget(self.blink_button)
         form = QFormLayout()
-        form.addRow("Input layer", self.layer_combo)
+        # Rows wrap (label above field) only when the dock is narrower than label + field.
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        form.addRow("Input", self.layer_combo)
         form.addRow("Model", model_row)
         form.addRow("Scale", self.scale_row)
         form.addRow("Device", self.device_combo)
         form.addRow("Tile", self.tile_box)
+        consistency_row = QHBoxLayout()
+        consistency_row.addWidget(self.consistency_combo, 1)
+        consistency_row.addWidget(self.guard_box)
+        form.addRow(self.consistency_label, consistency_row)
         form.addRow(self.budget_label, self.budget_box)
         form.addRow(self.stacks_label, self.stacks_list)
         form.addRow(self.reference_label, self.reference_combo)
@@ -279,8 +314,27 @@ class UpscaleWidget(QWidget):
     def add_model_file(self, path: str) -> None:
         """Offer a model file (``.safetensors`` + card) and select it."""
         if self.model_combo.findData(path) < 0:
-            self.model_combo.addItem(Path(path).stem, path)
+            self._add_model(Path(path).stem, path)
         self.model_combo.setCurrentIndex(self.model_combo.findData(path))
+
+    def _add_model(self, text: str, model: str) -> None:
+        """Add a picker entry whose tooltip says what the model is (for a learned model: its card summary)."""
+        if model == SELF_SUPERVISED:
+            tip = "Train a network on this image itself within the time budget, then upscale it"
+        elif sciSR.pipeline.is_interpolator(model):
+            tip = f"{model} interpolation: the baseline, nothing learned"
+        else:
+            try:
+                tip = f"{model}: {sciSR.hub.summary_line(sciSR.hub.model_summary(model))}"
+            except sciSR.SciSRError as err:
+                tip = f"error: {err}"
+        self.model_combo.addItem(text, model)
+        self.model_combo.setItemData(self.model_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+
+    def learned_model(self) -> bool:
+        """Whether the chosen model is a network (not an interpolation, not self-supervised)."""
+        model = str(self.model_combo.currentData())
+        return not sciSR.pipeline.is_interpolator(model) and model != SELF_SUPERVISED
 
     # --- extra inputs of multi-input models -------------------------------------------------------
 
@@ -307,6 +361,8 @@ class UpscaleWidget(QWidget):
             widget.setVisible(reference)
         for widget in (self.budget_label, self.budget_box):
             widget.setVisible(self.model_combo.currentData() == SELF_SUPERVISED)
+        for widget in (self.consistency_label, self.consistency_combo, self.guard_box):
+            widget.setEnabled(self.learned_model())
 
     def _refresh_extra_layers(self, *_: Any) -> None:
         """Offer every other image layer as an extra stack (checks kept) and as the reference."""
@@ -393,8 +449,7 @@ class UpscaleWidget(QWidget):
             start = tuple(low for low, _ in bounds)
             img = _crop(img, order, bounds)
         spatial = [factors[d] for d in self._spatial_axes(layer)]
-        scale_text = str(spatial[0]) if len(set(spatial)) == 1 else "x".join(map(str, spatial))
-        name = f"{layer.name} SR {self.model_combo.currentText()} x{scale_text}"
+        name = f"{layer.name} SR {self.model_combo.currentText()} ×{'×'.join(map(str, spatial))}"
         self._job = _Job(layer, order, factors, start, f"{name} preview" if preview else name, time.perf_counter())
         self._cancel = threading.Event()
         tile = self.tile_box.value() or None
@@ -408,6 +463,9 @@ class UpscaleWidget(QWidget):
                                           device=self.device_combo.currentText(),
                                           progress=self.progress_changed.emit, cancel=self._cancel)
         else:
+            if self.learned_model():
+                # Interpolation has no forward model to be consistent with and no self-check to guard by.
+                extra.update(consistency=self.consistency_combo.currentText(), guard=self.guard_box.isChecked())
             worker = _upscale_job(inputs, model, scale, tile=tile, device=self.device_combo.currentText(),
                                   progress=self.progress_changed.emit, cancel=self._cancel, **extra)
         worker.returned.connect(self._on_returned)
@@ -459,7 +517,8 @@ class UpscaleWidget(QWidget):
             metadata=metadata,
             **upscaled_placement(job.layer, job.factors, job.start),
         )
-        self.status_label.setText(f"done: {job.name} ({time.perf_counter() - job.started:.1f} s)")
+        done = f"done: {job.name} ({time.perf_counter() - job.started:.1f} s)"
+        self.status_label.setText("; ".join([done, *self_check_text(result.meta)]))
 
     def _on_errored(self, error: Exception) -> None:
         # Unexpected failures also reach napari's notifications (with the traceback).
@@ -479,6 +538,35 @@ class UpscaleWidget(QWidget):
     def _blink(self) -> None:
         if self.result_layer is not None and self.result_layer in self.viewer.layers:
             self.result_layer.visible = not self.result_layer.visible
+
+
+def self_check_text(meta: dict[str, Any]) -> list[str]:
+    """Status phrases for the self-check in an upscaled image's provenance (none for interpolation).
+
+    Parameters
+    ----------
+    meta : dict
+        ``SciImage.meta`` of a :func:`sciSR.upscale` result; its ``meta["provenance"][-1]`` may hold
+        ``"self_check"`` (``model_psnr``, ``baseline_psnr`` in dB, ``baseline`` name, ``delta_db``) or, when
+        the guard returned the baseline, ``"guard"`` (``replaced`` model name and that ``self_check``).
+
+    Returns
+    -------
+    list of str
+        E.g. ``["self-check: model 31.2 dB vs zerofill 30.8 dB (+0.4)"]``, plus
+        ``"guard: returned zerofill instead of <model>"`` when the guard stepped in.
+    """
+    provenance = meta.get("provenance") or [{}]
+    last = provenance[-1] if isinstance(provenance[-1], dict) else {}
+    guard = last.get("guard") or {}
+    check = last.get("self_check") or guard.get("self_check")
+    if not check:
+        return []
+    phrases = [f"self-check: model {check['model_psnr']:.1f} dB vs {check['baseline']} "
+               f"{check['baseline_psnr']:.1f} dB ({check['delta_db']:+.1f})"]
+    if guard:
+        phrases.append(f"guard: returned {check['baseline']} instead of {guard.get('replaced', 'the model')}")
+    return phrases
 
 
 def _crop(img: sciSR.SciImage, order: tuple[int, ...], bounds: tuple[tuple[int, int], ...]) -> sciSR.SciImage:

@@ -19,6 +19,7 @@ import numpy as np
 
 from sciSR import io
 from sciSR.blocks import bin_array
+from sciSR.consistency import strongest_baseline
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.infer.batch import JobResult, expand_inputs, run_batch
@@ -66,10 +67,11 @@ def write(img: SciImage, path: str | os.PathLike, *, overwrite: bool = False) ->
 
 
 def list_models() -> list[str]:
-    """Names :func:`upscale` accepts: the interpolation baselines, then the models shipped with sciSR."""
+    """Names :func:`upscale` accepts: the interpolation baselines, ``drizzle`` (a list of dithered sky frames),
+    then the models shipped with sciSR."""
     from sciSR.hub import shipped_models
 
-    return [*INTERPOLATORS, *shipped_models()]
+    return [*INTERPOLATORS, "drizzle", *shipped_models()]
 
 
 def upscale(
@@ -84,6 +86,8 @@ def upscale(
     cancel: threading.Event | None = None,
     out: np.ndarray | None = None,
     reference: SciImage | None = None,
+    consistency: str = "auto",
+    guard: bool = False,
 ) -> SciImage | np.ndarray:
     """Super-resolve an image on the field-of-view-preserving grid.
 
@@ -93,9 +97,12 @@ def upscale(
         Input; a numpy array is treated as all-spatial and a numpy array is returned. A list of stacks
         with affines is fused onto the first stack's grid × ``scale`` by a multi-input model
         (``oktay-multi``), or averaged after resampling when ``model`` is an interpolation name (the
-        classical multi-stack baseline); see :func:`sciSR.multi_input.upscale_stacks`.
+        classical multi-stack baseline); see :func:`sciSR.multi_input.upscale_stacks`. A list of dithered
+        sky frames with WCS and ``model="drizzle"`` is drizzled onto the first frame's grid × ``scale``
+        (:func:`sciSR.infer.drizzle.drizzle_frames`; the weight map in ``meta["weight"]``).
     model : str or os.PathLike or nn.Module
-        ``"nearest"``, ``"linear"`` or ``"cubic"`` (interpolating cubic B-spline) baselines, a shipped
+        ``"nearest"``, ``"linear"``, ``"cubic"`` (interpolating cubic B-spline) or ``"zerofill"`` (k-space
+        zero padding) baselines, ``"drizzle"`` (a list of dithered frames), a shipped
         model name (:func:`list_models`), a model file (``.safetensors`` + card) or a module built by
         :func:`sciSR.models.create_model`.
     scale : int or sequence of int
@@ -121,6 +128,22 @@ def upscale(
     reference : SciImage, optional
         A high-resolution image of the same object (with an affine) guiding a reference-based model
         (``ttsr``); resampled onto the output grid. See :func:`sciSR.multi_input.upscale_with_reference`.
+    consistency : str
+        Learned models: ``"auto"`` (default), ``"on"`` or ``"off"``. ``"on"`` projects the result onto the
+        input under the acquisition's forward model (MRI k-space, thick-slice profile, CT blur; see
+        :mod:`sciSR.consistency`), in float64 on values in the input's units, so that degrading the result
+        again gives the input back; ``"auto"`` does so unless the self-check shows the projection loses.
+        Interpolation ignores it; on the sky the flux projection (``flux=``) is the consistency step.
+    guard : bool
+        Learned models: when the self-check shows the model losing to the strongest baseline of the domain
+        (by more than 0.05 dB), return that baseline's result instead (recorded in the provenance).
+
+    Notes
+    -----
+    Every learned upscale runs a self-check (:func:`sciSR.pipeline.self_check`): the model and the
+    strongest baseline upscale the input's own degraded copy and are compared with the input. Both PSNRs go
+    to ``meta["provenance"][-1]["self_check"]``; a loss warns. The provenance also records the forward
+    model used for consistency and the weights' SHA-256.
 
     Returns
     -------
@@ -138,11 +161,18 @@ def upscale(
         if isinstance(img, list | tuple):
             if reference is not None:
                 raise SciSRError("give either a list of stacks or a reference, not both")
+            if model == "drizzle":
+                from sciSR.infer.drizzle import drizzle_frames
+
+                if scale is None:
+                    raise SciSRError("drizzle needs a scale (e.g. scale=2)")
+                return drizzle_frames(img, scale)
             return multi_input.upscale_stacks(img, model, scale, **options)
         return multi_input.upscale_with_reference(img, reference, model, scale, **options)
     as_array = not isinstance(img, SciImage)
     image = SciImage.from_array(np.asarray(img)) if as_array else img
-    request = UpscaleRequest.build(image, model, scale, flux=flux, device=device, tile=tile)
+    request = UpscaleRequest.build(image, model, scale, flux=flux, device=device, tile=tile, consistency=consistency,
+                                   guard=guard)
     result = upscale_image(image, request, progress=progress, cancel=cancel, out=out)
     return result.array if as_array else result
 
@@ -162,6 +192,8 @@ def upscale_file(
     tile: int | Sequence[int] | None = None,
     device: str = "auto",
     flux: str | None = None,
+    consistency: str = "auto",
+    guard: bool = False,
     progress: ProgressLike = False,
     cancel: threading.Event | None = None,
 ) -> Path:
@@ -171,7 +203,7 @@ def upscale_file(
     ----------
     input_path, output_path : str or os.PathLike
         Input file or DICOM series folder; output file (or folder for DICOM), format from the suffix.
-    model, scale, tile, device, flux, progress, cancel
+    model, scale, tile, device, flux, consistency, guard, progress, cancel
         As for :func:`upscale`.
     overwrite : bool
         Replace an existing output (never the input).
@@ -197,7 +229,7 @@ def upscale_file(
         The written output.
     """
     job = _FileJob(ResolvedModel.of(model), scale, tile=tile, device=device, flux=flux, memmap=memmap,
-                   force=force, progress=progress, cancel=cancel)
+                   force=force, consistency=consistency, guard=guard, progress=progress, cancel=cancel)
     if hdu != "all":
         img = read(input_path, series=series, domain=domain, **({} if hdu is None else {"hdu": hdu}))
         return job(img, output_path, overwrite=overwrite, inputs=(input_path,))
@@ -235,6 +267,8 @@ class _FileJob:
     flux: str | None = None
     memmap: bool | None = None
     force: bool = False
+    consistency: str = "auto"
+    guard: bool = False
     progress: ProgressLike = False
     cancel: threading.Event | None = None
 
@@ -242,7 +276,7 @@ class _FileJob:
                  inputs: Sequence[str | os.PathLike]) -> Path:
         request = UpscaleRequest.build(img, self.model, self.scale, flux=self.flux, device=self.device,
                                        tile=self.tile, output=output_path, overwrite=overwrite, inputs=inputs,
-                                       force=self.force)
+                                       force=self.force, consistency=self.consistency, guard=self.guard)
         shape = request.result_shape(img)
         memmap = self.memmap
         if memmap is None:
@@ -273,6 +307,8 @@ def upscale_batch(
     flux: str | None = None,
     hdu: Any = None,
     force: bool = False,
+    consistency: str = "auto",
+    guard: bool = False,
 ) -> list[JobResult]:
     """Upscale many files; on a Dask cluster when ``scheduler`` is given, else in a loop.
 
@@ -282,7 +318,7 @@ def upscale_batch(
         Files, folders (their image files, or one DICOM series) and globs.
     out_dir : str or os.PathLike
         Existing folder; each result keeps its input's name and format.
-    model, scale, tile, device, flux
+    model, scale, tile, device, flux, consistency, guard
         As for :func:`upscale`.
     scheduler : str or distributed.Client, optional
         Dask distributed scheduler address or client.
@@ -304,11 +340,19 @@ def upscale_batch(
         raise SciSRError("output folder does not exist", out_dir)
     suffixes = sorted({s for fmt in io.FORMATS.values() for s in fmt.SUFFIXES if s})
     files = expand_inputs(inputs, suffixes)
+    seen: dict[Path, Path] = {}
+    for path in files:
+        target = output_path_for(path, out_dir)
+        if target in seen:
+            # Refused before any work: one result would silently replace the other.
+            raise SciSRError(f"{seen[target]} and {path} would both be written to {target.name}; upscale "
+                             "them into separate folders", path)
+        seen[target] = path
     # One load (and one receptive-field measurement) for the whole loop, not one per file. Cluster workers
     # get the name or path and load it themselves rather than receiving pickled weights.
     resolved = model if scheduler is not None else ResolvedModel.of(model)
     job = _BatchJob(out_dir=os.fspath(out_dir), model=resolved, scale=scale, overwrite=overwrite, tile=tile,
-                    device=device, flux=flux, hdu=hdu, force=force)
+                    device=device, flux=flux, hdu=hdu, force=force, consistency=consistency, guard=guard)
     return run_batch(files, job, scheduler=scheduler, on_done=on_done)
 
 
@@ -325,11 +369,13 @@ class _BatchJob:
     flux: str | None
     hdu: Any
     force: bool
+    consistency: str
+    guard: bool
 
     def __call__(self, path: Path) -> Path:
         return upscale_file(path, output_path_for(path, self.out_dir), self.model, self.scale,
                             overwrite=self.overwrite, tile=self.tile, device=self.device, flux=self.flux,
-                            hdu=self.hdu, force=self.force)
+                            hdu=self.hdu, force=self.force, consistency=self.consistency, guard=self.guard)
 
 
 def evaluate(
@@ -338,7 +384,7 @@ def evaluate(
     *,
     scale: int | Sequence[int] | None = None,
     degrade: str | Callable[[np.ndarray, tuple[int, ...]], np.ndarray] = "mean",
-    baseline: str = "cubic",
+    baseline: str = "strongest",
     tile: int | Sequence[int] | None = None,
     device: str = "auto",
 ) -> list[dict[str, Any]]:
@@ -356,14 +402,15 @@ def evaluate(
         ``"mean"`` (block average, FOV-true), ``"sum"`` (block sum, count-like data), or
         ``f(hr_array, scale) -> lr_array``.
     baseline : str
-        Interpolation to compare with.
+        Interpolation to compare with, or ``"strongest"``: the strongest baseline of the image's domain
+        (:func:`sciSR.consistency.strongest_baseline`: ``zerofill`` for MRI in-plane, else ``cubic``).
 
     Returns
     -------
     list of dict
-        Per file: ``file``, ``scale``, ``psnr``, ``ssim``, ``psnr_baseline``, ``ssim_baseline``,
-        ``delta_psnr`` (dB, model − baseline). SSIM is 3D when every axis has ≥ 11 voxels, else the mean
-        over 2D planes.
+        Per file: ``file``, ``scale``, ``baseline`` (its name), ``psnr``, ``ssim``, ``psnr_baseline``,
+        ``ssim_baseline``, ``delta_psnr`` (dB, model − baseline). SSIM is 3D when every axis has ≥ 11
+        voxels, else the mean over 2D planes.
     """
     from sciSR.metrics import psnr
 
@@ -384,8 +431,12 @@ def evaluate(
         lr = SciImage.from_array(low, spacing=hr.spacing, domain=hr.domain,
                                  meta={k: hr.meta[k] for k in ("units", "channel_axis") if k in hr.meta})
         sr = upscale(lr, resolved, factors, tile=tile, device=device, flux=flux)
-        base = upscale(lr, baseline, factors, flux=flux)
-        row = {"file": os.fspath(path), "scale": list(factors),
+        name = baseline
+        if baseline == "strongest":
+            through = hr.spatial_ndim == 3 and sum(f > 1 for f in factors) == 1
+            name = strongest_baseline(hr.domain, factors, through_plane=through)
+        base = upscale(lr, name, factors, flux=flux)
+        row = {"file": os.fspath(path), "scale": list(factors), "baseline": name,
                "psnr": psnr(sr.array, reference), "ssim": _ssim_any(sr.array, reference),
                "psnr_baseline": psnr(base.array, reference), "ssim_baseline": _ssim_any(base.array, reference)}
         row["delta_psnr"] = row["psnr"] - row["psnr_baseline"]

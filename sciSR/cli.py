@@ -7,12 +7,14 @@ Exit codes: 0 success, 1 data/model error (one line ``error: <file>: <problem>``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import re
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -170,8 +172,10 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     if is_interpolator(args.model):
         if args.scale is None:
             args.parser.error(f"--model {args.model} (interpolation) needs --scale")
-        if args.tile is not None:
-            args.parser.error(f"--tile applies to networks, not to interpolation ({args.model})")
+        for given, option in ((args.tile is not None, "--tile"), (args.consistency is not None, "--consistency"),
+                              (args.guard, "--guard")):
+            if given:
+                args.parser.error(f"{option} applies to networks, not to interpolation ({args.model})")
     if args.batch:
         return _cmd_upscale_batch(args)
     if len(args.paths) != 2:
@@ -181,7 +185,8 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     # RAM in a memory-mapped file.
     path = api.upscale_file(source, target, _model_arg(args), args.scale, overwrite=args.overwrite,
                             series=args.series, domain=args.domain, hdu=_hdu(args.hdu), progress=True,
-                            tile=args.tile, device=args.device, flux=args.flux, force=args.force)
+                            tile=args.tile, device=args.device, flux=args.flux, force=args.force,
+                            consistency=args.consistency or "auto", guard=args.guard)
     print(f"{source} -> {path}")
     return 0
 
@@ -201,7 +206,8 @@ def _cmd_upscale_batch(args: argparse.Namespace) -> int:
     model = args.model if args.dask else _model_arg(args)
     results = api.upscale_batch(args.paths, args.out_dir, model, args.scale, scheduler=args.dask,
                                 overwrite=args.overwrite, on_done=report, tile=args.tile, device=args.device,
-                                flux=args.flux, hdu=_hdu(args.hdu), force=args.force)
+                                flux=args.flux, hdu=_hdu(args.hdu), force=args.force,
+                                consistency=args.consistency or "auto", guard=args.guard)
     failed = sum(not r.ok for r in results)
     print(f"{len(results) - failed} of {len(results)} upscaled, {failed} failed",
           file=sys.stderr if failed else sys.stdout)
@@ -224,9 +230,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from sciSR import models
+    from sciSR import hub, models
 
-    print("upscale accepts: " + ", ".join(api.list_models()))
+    if args.name:
+        print("\n".join(hub.describe_card(args.name)))
+        return 0
+    header = ("model", "domain", "scale", "degradation", "held-out gain", "size")
+    rows = []
+    for name in hub.shipped_models():
+        s = hub.model_summary(name)
+        gain = "-" if s["gain_db"] is None else f"{s['gain_db']:+.2f} dB vs {s['baseline']}"
+        rows.append((name, s["domain"], "×" + "×".join(map(str, s["scale"])), s["degradation"] or "-", gain,
+                     hub.format_size(s["size_bytes"])))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print("(held-out gain: mean PSNR gain on images never trained on; scisr models NAME prints the whole card)")
+    print()
+    print("interpolation baselines: " + ", ".join(n for n in api.list_models() if is_interpolator(n)))
     print()
     rows = [(m["name"], m["kind"], str(m["year"]), m["paper"]) for m in models.list_architectures()]
     widths = [max(len(r[i]) for r in [("architecture", "kind", "year", "paper"), *rows]) for i in range(3)]
@@ -272,12 +293,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return _cmd_science(args)
     rows = api.evaluate(_model_arg(args), args.files, scale=args.scale, degrade=args.degrade,
                         baseline=args.baseline, tile=args.tile, device=args.device)
-    print(f"{'file':40s} {'scale':>9s} {'PSNR':>7s} {'SSIM':>7s} {args.baseline + ' PSNR':>11s} "
-          f"{args.baseline + ' SSIM':>11s} {'ΔPSNR':>7s}")
+    print(f"{'file':40s} {'scale':>9s} {'PSNR':>7s} {'SSIM':>7s} {'baseline':>9s} {'PSNR':>7s} {'SSIM':>7s} "
+          f"{'ΔPSNR':>7s}")
     for r in rows:
         scale = "x".join(str(s) for s in r["scale"])
-        print(f"{Path(r['file']).name[:40]:40s} {scale:>9s} {r['psnr']:7.2f} {r['ssim']:7.4f} "
-              f"{r['psnr_baseline']:11.2f} {r['ssim_baseline']:11.4f} {r['delta_psnr']:+7.2f}")
+        print(f"{Path(r['file']).name[:40]:40s} {scale:>9s} {r['psnr']:7.2f} {r['ssim']:7.4f} {r['baseline']:>9s} "
+              f"{r['psnr_baseline']:7.2f} {r['ssim_baseline']:7.4f} {r['delta_psnr']:+7.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
@@ -317,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--hdu", help="FITS: image HDU (index or EXTNAME), or 'all' for every science extension")
     up.add_argument("--domain", choices=("mri", "ct", "sky", "generic"), help="override the domain")
     up.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    up.add_argument("--consistency", choices=("auto", "on", "off"),
+                    help="networks: project the result onto the input under the acquisition's forward model "
+                         "(default auto: unless the self-check shows a loss)")
+    up.add_argument("--guard", action="store_true",
+                    help="networks: write the strongest baseline instead when the self-check shows the model losing")
     up.add_argument("--force", action="store_true",
                     help="accept a result of any size (otherwise > 64 GiB or more than the free disk is refused)")
     up.add_argument("--stack", action="append", metavar="IN",
@@ -342,7 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", help="checkpoint written by an earlier run of this recipe")
     tr.set_defaults(func=_cmd_train, parser=tr)
 
-    models = sub.add_parser("models", help="list models and architectures")
+    models = sub.add_parser("models", help="list models (with their held-out gain) and architectures",
+                            epilog="example:\n  scisr models mri-thick-x4   (the whole model card)",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    models.add_argument("name", nargs="?", help="a shipped model or model file: print its whole card")
     models.set_defaults(func=_cmd_models)
 
     ev = sub.add_parser("evaluate", help="PSNR/SSIM of a model vs cubic on simulated low-res inputs",
@@ -352,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="shipped model, model file or interpolation name")
     ev.add_argument("--scale", type=_scale, help="factor per spatial axis (default: the model's)")
     ev.add_argument("--degrade", choices=("mean", "sum"), default="mean", help="how low-res inputs are made")
-    ev.add_argument("--baseline", default="cubic", choices=("nearest", "linear", "cubic"))
+    ev.add_argument("--baseline", default="strongest", choices=("strongest", "nearest", "linear", "cubic", "zerofill"),
+                    help="interpolation to compare with (default: the strongest of the image's domain)")
     ev.add_argument("--tile", type=_positive_int)
     ev.add_argument("--device", type=_device, default="auto")
     ev.add_argument("--json", help="also write the rows as JSON here")
@@ -369,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ex.add_argument("model", help="shipped model name or model file")
     ex.add_argument("output", help="output file (.pt/.onnx) or folder (bundle)")
-    ex.add_argument("--format", choices=("torchscript", "onnx", "bundle"), default="torchscript")
+    ex.add_argument("--format", choices=("torchscript", "onnx", "bundle", "bioimageio"), default="torchscript")
     ex.add_argument("--overwrite", action="store_true")
     ex.add_argument("--trust-pickle", action="store_true", help="allow a .pt/.pth model file")
     ex.set_defaults(func=_cmd_export)
@@ -393,13 +423,29 @@ def _subject(args: argparse.Namespace) -> str:
     return str(getattr(args, "model", "") or "")
 
 
+@contextlib.contextmanager
+def _notes() -> Iterator[None]:
+    """The library's INFO messages (e.g. the self-check) as one ``note:`` line each on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("note: %(message)s"))
+    logger = logging.getLogger("sciSR")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``scisr``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         # SIGINT/SIGTERM remove the temporaries of the output being written (SIGTERM then exits 143).
-        with warnings.catch_warnings(), cleanup_on_signals():
+        with warnings.catch_warnings(), cleanup_on_signals(), _notes():
             warnings.showwarning = _show_warning
             return args.func(args)
     except SciSRError as err:

@@ -10,6 +10,7 @@ safetensors header, so a lone weights file still loads.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -98,14 +99,18 @@ def build_from_card(card: dict[str, Any]) -> nn.Module:
     card's ``spec`` (see :func:`validate_card`)."""
     from sciSR.models import create_model
 
-    model = create_model(
-        card["arch"],
-        scale=tuple(card["scale"]),
-        spatial_dims=card["spatial_dims"],
-        in_channels=card["in_channels"],
-        out_channels=card.get("out_channels", card["in_channels"]),
-        **card.get("options", {}),
-    )
+    try:
+        model = create_model(
+            card["arch"],
+            scale=tuple(card["scale"]),
+            spatial_dims=card["spatial_dims"],
+            in_channels=card["in_channels"],
+            out_channels=card.get("out_channels", card["in_channels"]),
+            **card.get("options", {}),
+        )
+    except (TypeError, ValueError, RuntimeError) as err:
+        # A hand-edited card: its options do not build the architecture.
+        raise SciSRError(f"model card options do not build {card['arch']}: {err}".replace("\n", " ")) from None
     _attach_card(model, card)
     return model
 
@@ -132,7 +137,8 @@ def card_of(model: nn.Module) -> dict[str, Any]:
         raise SciSRError(f"{type(model).__name__} has no .card; build it with sciSR.models.create_model")
     if isinstance(getattr(model, "spec", None), ModelSpec):
         card = {**card, "spec": model.spec.to_dict()}
-    return validate_card(card)
+    # The hash describes the file the model was loaded from, not weights that may since have changed.
+    return validate_card({k: v for k, v in card.items() if k != "weights_sha256"})
 
 
 def save_model(model: nn.Module, path: str | os.PathLike, *, overwrite: bool = False, **card_extra: Any) -> Path:
@@ -287,7 +293,7 @@ def load_model(name_or_path: str | os.PathLike | nn.Module, *, trust_pickle: boo
     Returns
     -------
     nn.Module
-        In eval mode, with ``.card`` and ``.spec`` (the card's).
+        In eval mode, with ``.card`` (plus ``weights_sha256``, the file's SHA-256) and ``.spec`` (the card's).
     """
     if isinstance(name_or_path, nn.Module):
         if not hasattr(name_or_path, "scale"):
@@ -310,7 +316,20 @@ def load_model(name_or_path: str | os.PathLike | nn.Module, *, trust_pickle: boo
     except RuntimeError as err:
         first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
         raise SciSRError(f"model card disagrees with the weights: {first}", path) from None
+    if not all(bool(torch.isfinite(t).all()) for t in state.values() if torch.is_tensor(t) and t.is_floating_point()):
+        raise SciSRError("model weights hold NaN/inf values", path)
+    # Provenance names the exact weights a result came from.
+    model.card["weights_sha256"] = file_sha256(path)
     return model.eval()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def export_model(
@@ -321,7 +340,7 @@ def export_model(
     example_shape: Sequence[int] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Export a model to TorchScript, ONNX or a MONAI bundle folder.
+    """Export a model to TorchScript, ONNX, a MONAI bundle folder or a BioImage Model Zoo package.
 
     Parameters
     ----------
@@ -329,12 +348,14 @@ def export_model(
         A network with a card.
     path : str or os.PathLike
         ``.pt``/``.ts`` (TorchScript), ``.onnx``, or a folder (MONAI bundle: ``configs/metadata.json``,
-        ``configs/inference.json``, ``models/model.pt`` state dict, ``models/model.ts``).
+        ``configs/inference.json``, ``models/model.pt`` state dict, ``models/model.ts``), or a folder or
+        ``.zip`` (bioimage.io package: ``rdf.yaml``, TorchScript weights, test tensors, cover, README; see
+        :mod:`sciSR.export_bioimageio`).
     fmt : str
-        ``"torchscript"``, ``"onnx"`` or ``"bundle"``.
+        ``"torchscript"``, ``"onnx"``, ``"bundle"`` or ``"bioimageio"``.
     example_shape : sequence of int, optional
         Input spatial size used for tracing (default 32 per axis in 2D, 16 in 3D); ONNX gets dynamic
-        batch and spatial axes.
+        batch and spatial axes. A bioimage.io package traces on its own test input instead.
     overwrite : bool
         Replace an existing output.
     """
@@ -394,7 +415,11 @@ def export_model(
             (tmp / "configs" / "metadata.json").write_text(json.dumps(metadata, indent=2))
             (tmp / "configs" / "inference.json").write_text(json.dumps(inference, indent=2))
         return Path(path)
-    raise SciSRError(f"export format must be torchscript, onnx or bundle, got {fmt!r}")
+    if fmt == "bioimageio":
+        from sciSR.export_bioimageio import export_bioimageio
+
+        return export_bioimageio(model, card, path, overwrite=overwrite)
+    raise SciSRError(f"export format must be torchscript, onnx, bundle or bioimageio, got {fmt!r}")
 
 
 def _version(package: str) -> str:
@@ -404,3 +429,174 @@ def _version(package: str) -> str:
         return version(package)
     except PackageNotFoundError:
         return "unknown"
+
+
+def _card_of_name(name_or_path: str | os.PathLike | dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
+    """The weights file and validated card of a shipped name, a model file or a card; a one-line error otherwise."""
+    if isinstance(name_or_path, dict):
+        return None, validate_card(name_or_path)
+    key = os.fspath(name_or_path)
+    path = shipped_models().get(key, Path(key))
+    if not path.is_file():
+        raise SciSRError("unknown model; scisr models lists them", key)
+    return path, _file_card(path)
+
+
+def _held_out_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """``(image, baseline, model PSNR, baseline PSNR, Δ)`` of each held-out metric row that has both PSNRs."""
+    rows = []
+    for row in card.get("held_out_metrics") or []:
+        baselines = [k.removeprefix("psnr_") for k in row if k.startswith("psnr_")]
+        if "psnr" not in row or not baselines:
+            continue
+        baseline = "cubic" if "cubic" in baselines else baselines[0]
+        base = float(row[f"psnr_{baseline}"])
+        rows.append({"image": str(row.get("image", "?")), "baseline": baseline, "psnr": float(row["psnr"]),
+                     "psnr_baseline": base, "delta_db": float(row["psnr"]) - base,
+                     "ssim": row.get("ssim"), "ssim_baseline": row.get(f"ssim_{baseline}")})
+    return rows
+
+
+def model_summary(name_or_path: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
+    """What ``scisr models`` and the napari model picker show of a model, from its card alone.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike or dict
+        A name from :func:`shipped_models`, a model file with its card, or a card.
+
+    Returns
+    -------
+    dict
+        ``name``; ``arch``; ``domain``; ``scale`` (list of int, one factor per axis of the network);
+        ``spatial_dims``; ``degradation`` (the spec's degradation family, else the card's training
+        degradation type, else None); ``baseline`` (interpolation the held-out PSNRs compare with, or None);
+        ``gain_db`` (mean held-out PSNR gain over that baseline in dB, None without held-out metrics);
+        ``held_out`` (list of dicts per held-out image: ``image``, ``baseline``, ``psnr``,
+        ``psnr_baseline``, ``delta_db`` in dB, ``ssim``, ``ssim_baseline``); ``size_bytes`` (weights file
+        size in bytes) and ``path`` (the weights file), both None for a card given as a dict.
+
+    Raises
+    ------
+    SciSRError
+        Unknown name or missing file, no card, or an invalid card.
+    """
+    path, card = _card_of_name(name_or_path)
+    training = card.get("training") or {}
+    degradation = card["spec"].get("degradation") or (training.get("degradation") or {}).get("type")
+    rows = _held_out_rows(card)
+    return {
+        "name": card.get("name", path.stem if path else card["arch"]),
+        "arch": card["arch"],
+        "domain": card["domain"],
+        "scale": list(card["scale"]),
+        "spatial_dims": card["spatial_dims"],
+        "degradation": degradation,
+        "baseline": rows[0]["baseline"] if rows else None,
+        "gain_db": sum(r["delta_db"] for r in rows) / len(rows) if rows else None,
+        "held_out": rows,
+        "size_bytes": path.stat().st_size if path else None,
+        "path": path,
+    }
+
+
+def format_size(n_bytes: int) -> str:
+    """``n_bytes`` as ``"771 KiB"``/``"1.2 MiB"`` (binary units)."""
+    if n_bytes < 1024:
+        return f"{n_bytes} B"
+    if n_bytes < 1024 ** 2:
+        return f"{n_bytes / 1024:.0f} KiB"
+    return f"{n_bytes / 1024 ** 2:.1f} MiB"
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """One line of a :func:`model_summary`, e.g. ``"mri · ×1×4 · thick_slice · +0.99 dB vs cubic (2 held-out) ·
+    774 KiB"``."""
+    gain = ("no held-out metrics" if summary["gain_db"] is None else
+            f"{summary['gain_db']:+.2f} dB vs {summary['baseline']} ({len(summary['held_out'])} held-out)")
+    parts = [summary["domain"], "×" + "×".join(map(str, summary["scale"])),
+             summary["degradation"] or "unknown degradation", gain]
+    if summary["size_bytes"] is not None:
+        parts.append(format_size(summary["size_bytes"]))
+    return " · ".join(parts)
+
+
+def describe_card(name_or_path: str | os.PathLike | dict[str, Any]) -> list[str]:
+    """The whole card of a model as readable lines (what ``scisr models NAME`` prints).
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike or dict
+        A name from :func:`shipped_models`, a model file with its card, or a card.
+
+    Returns
+    -------
+    list of str
+        Identity, network, contract, normalisation, training, data, held-out quality and licences;
+        sections a card lacks are left out.
+
+    Raises
+    ------
+    SciSRError
+        Unknown name or missing file, no card, or an invalid card.
+    """
+    path, card = _card_of_name(name_or_path)
+    summary = model_summary(path or card)
+    spec = card["spec"]
+    training = card.get("training") or {}
+
+    def kv(key: str, value: Any) -> str:
+        return f"{key + ':':<15}{value}"
+
+    def compact(value: Any) -> str:
+        if isinstance(value, dict):
+            return ", ".join(f"{k}={compact(v)}" for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return "[" + ", ".join(map(compact, value)) + "]"
+        return str(value)
+
+    lines = [kv("model", summary["name"])]
+    if path is not None:
+        lines.append(kv("file", f"{path} ({format_size(summary['size_bytes'])})"))
+    if card.get("description"):
+        lines.append(kv("description", card["description"]))
+    lines += [
+        kv("domain", card["domain"]),
+        kv("architecture", f"{card['arch']} ({compact(card['options'])})" if card["options"] else card["arch"]),
+        kv("scale", "×" + "×".join(map(str, card["scale"])) + f" ({card['spatial_dims']}D network)"),
+        kv("channels", f"{card['in_channels']} in, {card['out_channels']} out"),
+        kv("inputs", f"{spec.get('inputs', 'image')} ({spec.get('kind', '-')}-upsampling)"),
+        kv("precisions", ", ".join(spec.get("precisions") or ["fp32"])),
+        kv("normalisation", compact(card["normalisation"])),
+        kv("degradation", compact(training.get("degradation") or summary["degradation"] or "unknown")),
+    ]
+    steps = training.get("iterations", card.get("steps"))
+    details = [f"{steps} steps" if steps else "", f"patch {compact(training['patch_size'])}"
+               if training.get("patch_size") else "", f"loss {compact(training['loss'])}" if training.get("loss")
+               else "", f"{card['wall_time_s']:.0f} s" if isinstance(card.get("wall_time_s"), int | float) else ""]
+    if any(details):
+        lines.append(kv("training", ", ".join(d for d in details if d)))
+    for key, label in (("machine", "machine"), ("recipe", "recipe")):
+        if card.get(key):
+            lines.append(kv(label, card[key]))
+    data = card.get("training_data") or {}
+    if data.get("collections"):
+        lines.append(kv("collections", ", ".join(data["collections"])))
+    if data.get("train_subjects"):
+        # Volumes are listed once per slice/frame used; counting them keeps the list readable.
+        counts: dict[str, int] = {}
+        for subject in data["train_subjects"]:
+            counts[subject] = counts.get(subject, 0) + 1
+        lines.append(kv("trained on", ", ".join(f"{s} ×{n}" if n > 1 else s for s, n in counts.items())))
+    if summary["held_out"]:
+        lines.append(f"held-out PSNR (dB), model vs {summary['baseline']}; mean gain {summary['gain_db']:+.2f} dB:")
+        for row in summary["held_out"]:
+            ssim = (f"; SSIM {row['ssim']:.4f} vs {row['ssim_baseline']:.4f}"
+                    if row["ssim"] is not None and row["ssim_baseline"] is not None else "")
+            lines.append(f"  {row['image']}: {row['psnr']:.2f} vs {row['psnr_baseline']:.2f} "
+                         f"({row['delta_db']:+.2f}){ssim}")
+    else:
+        lines.append(kv("held-out", "no held-out metrics in the card"))
+    for licence in card.get("data_licences") or []:
+        lines.append(kv("data licence", licence))
+    return lines

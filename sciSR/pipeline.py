@@ -19,9 +19,11 @@ torch is imported only when a network is resolved, so interpolation stays light.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,6 +35,7 @@ from scipy import ndimage
 
 from sciSR import geometry
 from sciSR.blocks import replicate
+from sciSR.consistency import ForwardModel, degrade, forward_model_for, project, strongest_baseline
 from sciSR.errors import SciSRError
 from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units, rescale_flux_keywords
 from sciSR.image import SciImage
@@ -47,7 +50,15 @@ if TYPE_CHECKING:
 
     from sciSR.models.spec import ModelSpec
 
+LOG = logging.getLogger("sciSR")
+
 ScaleLike = int | Sequence[int]
+
+CONSISTENCY_MODES = ("auto", "on", "off")
+GUARD_TOLERANCE_DB = 0.05
+"""A self-check loss smaller than this (dB) is measurement noise: no warning, no guard."""
+SELF_CHECK_VOXELS = 4 * 2**20
+"""Most input voxels the self-check uses (a centre crop)."""
 
 MAX_VOXEL_RATIO = 4096
 """Most output voxels per input voxel a file upscale accepts without ``force`` (×64 in 2D, ×16 in 3D)."""
@@ -81,8 +92,20 @@ class ResolvedModel:
 
     @property
     def is_interpolator(self) -> bool:
-        """True for ``nearest``/``linear``/``cubic``."""
+        """True for the interpolation baselines (``nearest``, ``linear``, ``cubic``, ``zerofill``)."""
         return self.net is None
+
+    @property
+    def card(self) -> dict[str, Any]:
+        """The network's model card (empty for interpolation and plain modules)."""
+        return dict(getattr(self.net, "card", None) or {})
+
+    @property
+    def training_degradation(self) -> dict[str, Any] | None:
+        """The degradation the network was trained with (``card["training"]["degradation"]``), if recorded."""
+        training = self.card.get("training")
+        degradation = training.get("degradation") if isinstance(training, dict) else None
+        return degradation if isinstance(degradation, dict) else None
 
     @classmethod
     def of(cls, model: Any, *, trust_pickle: bool = False) -> ResolvedModel:
@@ -100,6 +123,8 @@ class ResolvedModel:
             return model
         if is_interpolator(model):
             return cls(name=model)
+        if model == "drizzle":
+            raise SciSRError("drizzle combines several dithered frames: pass a list of frames with WCS")
         from sciSR.hub import load_model
         from sciSR.models.spec import spec_of
 
@@ -140,7 +165,8 @@ def resolve_factors(image: SciImage, scale: ScaleLike | None, model: ResolvedMod
         The input (its spatial axes and channel axis decide how ``scale`` is read).
     scale : int or sequence of int or None
         One factor, or one per spatial axis (never the channel axis). None: the network's own scale (a 2D
-        network on a volume then scales the first two axes); interpolation needs a scale.
+        network on a volume then scales the first two axes, except a through-plane one such as scale
+        (1, 4), whose factor goes to the axis with the largest spacing); interpolation needs a scale.
     model : ResolvedModel
         What runs.
 
@@ -170,6 +196,11 @@ def resolve_factors(image: SciImage, scale: ScaleLike | None, model: ResolvedMod
 
     if requested is not None and model.spec.input_on_output_grid:
         return requested  # the network runs at scale 1 on the output grid: any scale is reachable
+    scaled = [s for s in model.spec.scale if s > 1]
+    if requested is None and model.spec.spatial_dims == 2 == image.spatial_ndim - 1 and len(scaled) == 1:
+        # A through-plane 2D model (e.g. scale (1, 4)) on a volume: its factor goes to the thick-slice axis.
+        thick = int(np.argmax(image.spacing))
+        requested = tuple(scaled[0] if a == thick else 1 for a in range(image.spatial_ndim))
     try:
         return plan_axes(model.spec.spatial_dims, model.spec.scale, requested, image.spatial_ndim)[1]
     except SciSRError as err:
@@ -222,6 +253,14 @@ class UpscaleRequest:
         Tile size in input voxels for networks (None: automatic).
     output : pathlib.Path or None
         The output path, already checked against the inputs (:func:`sciSR.io.check_output`); None: in memory.
+    consistency : str
+        ``"auto"``, ``"on"`` or ``"off"``: project a network's result onto the input under the
+        acquisition's forward model (see :func:`upscale_image`); ``"off"`` for interpolation.
+    guard : bool
+        Return the strongest baseline instead of the network's result when the self-check shows a loss.
+    operator : ForwardModel or None
+        The acquisition's forward model (:func:`sciSR.consistency.forward_model_for`); None for
+        interpolation and for generic images (unknown acquisition).
     """
 
     model: ResolvedModel
@@ -230,6 +269,9 @@ class UpscaleRequest:
     device: str = "auto"
     tile: int | tuple[int, ...] | None = None
     output: Path | None = None
+    consistency: str = "off"
+    guard: bool = False
+    operator: ForwardModel | None = None
 
     @classmethod
     def build(
@@ -245,6 +287,8 @@ class UpscaleRequest:
         overwrite: bool = False,
         inputs: Sequence[str | os.PathLike] = (),
         force: bool = False,
+        consistency: str = "auto",
+        guard: bool = False,
     ) -> UpscaleRequest:
         """Resolve a request for ``image``; every check that needs no computation happens here.
 
@@ -270,6 +314,11 @@ class UpscaleRequest:
             voxels of each input voxel (a mistyped ``--scale 1000``), or a result larger than 64 GiB or than
             the free space of the output's folder, is refused before any work
             (:func:`sciSR.paging.check_output_size`).
+        consistency : str
+            ``"auto"`` (default: on unless the self-check shows that it loses), ``"on"`` or ``"off"``;
+            ignored by interpolation. On the sky the flux projection (``flux=``) is the consistency step.
+        guard : bool
+            See the attribute; ignored by interpolation.
 
         Raises
         ------
@@ -278,8 +327,14 @@ class UpscaleRequest:
         """
         resolved = ResolvedModel.of(model)
         factors = resolve_factors(image, scale, resolved)
+        if consistency not in CONSISTENCY_MODES:
+            raise SciSRError(f"consistency must be one of {', '.join(CONSISTENCY_MODES)}, got {consistency!r}")
+        learned = not resolved.is_interpolator
+        operator = forward_model_for(image, factors, card_degradation=resolved.training_degradation) if learned \
+            else None
         request = cls(model=resolved, factors=factors, flux=resolve_flux(image, flux), device=device,
-                      tile=_check_tile(tile))
+                      tile=_check_tile(tile), consistency=consistency if learned else "off",
+                      guard=bool(guard) and learned, operator=operator)
         if output is None:
             return request
         sources = [os.fspath(p) for p in inputs]
@@ -410,11 +465,19 @@ def finish(out: np.ndarray, values: np.ndarray, params: dict[str, Any], factors:
         ``"conserve"`` (block sums equal the input), ``"mean"`` (block means) or ``"none"``.
     mask : numpy.ndarray or None
         Masked input pixels; their blocks become NaN.
+
+    Raises
+    ------
+    SciSRError
+        A non-finite value in the result (never silently written).
     """
     s0 = factors[0]
     for lo, hi in row_chunks(values.shape[0], out[:s0].nbytes * 2):
         rows = slice(lo * s0, hi * s0)
         chunk = denormalize(out[rows], params) if params["method"] != "none" else np.array(out[rows])
+        if not np.isfinite(chunk).all():
+            # Masked pixels were filled before the run, so any NaN/inf here came from the model itself.
+            raise SciSRError("the result holds NaN/inf values: the model produced them (check its weights)")
         if flux != "none":
             if flux == "conserve":
                 chunk /= float(np.prod(factors))
@@ -510,8 +573,147 @@ def upscale_image(
     check = cancel_checker(cancel)
     check()
     values, mask = prepare(image)
+    checked = None if request.model.is_interpolator else self_check(request, image, values, cancel=cancel)
+    if checked is not None and request.guard and checked["delta_db"] < -GUARD_TOLERANCE_DB:
+        baseline = dataclasses.replace(request, model=ResolvedModel.of(checked["baseline"]), consistency="off",
+                                       guard=False, operator=None)
+        result = upscale_image(image, baseline, progress=progress, cancel=cancel, out=out)
+        result.meta["provenance"][-1]["guard"] = {"replaced": request.model.name, "self_check": checked}
+        return result
+    consistent = _use_consistency(request, checked)
     with progress_callback(progress) as report:
         array, params = run(request, image, values, progress=report, cancel=cancel, out=out)
     check()
-    finish(array, values, params, request.factors, request.flux, mask)
-    return regrid(image, array, request.factors, request.model.name, flux=request.flux, mask=mask)
+    finish(array, values, params, request.factors, request.flux, None if consistent else mask)
+    if consistent:
+        project_in_place(array, values, request.operator, mask)
+    extra: dict[str, Any] = {}
+    if not request.model.is_interpolator:
+        extra["consistency"] = request.operator.to_dict() if consistent else "off"
+        if checked is not None:
+            extra["self_check"] = checked
+        if request.model.card.get("weights_sha256"):
+            extra["weights_sha256"] = request.model.card["weights_sha256"]
+    return regrid(image, array, request.factors, request.model.name, flux=request.flux, mask=mask, **extra)
+
+
+def _use_consistency(request: UpscaleRequest, checked: dict[str, Any] | None) -> bool:
+    """Whether the projection runs: a forward model that is not the flux one (the sky's is ``flux=``)."""
+    if request.operator is None or request.operator.kind == "flux" or request.consistency == "off":
+        return False
+    return request.consistency == "on" or checked is None or bool(checked["consistency"])
+
+
+def project_in_place(out: np.ndarray, values: np.ndarray, operator: ForwardModel, mask: np.ndarray | None) -> None:
+    """Replace ``out`` (denormalised, the input's units) by its data-consistent version, then blank the mask.
+
+    The projection is global (a k-space projection needs the whole spectrum): a memory-mapped ``out`` is
+    read whole, in float64.
+    """
+    out[...] = project(out, values, operator, mask=mask).astype(np.float32)
+    if mask is not None:
+        out[replicate(mask, operator.factors)] = np.nan
+
+
+def _check_crop(x: np.ndarray, factors: tuple[int, ...]) -> np.ndarray | None:
+    """A centre crop of at most :data:`SELF_CHECK_VOXELS` spatial voxels, each axis a multiple of its factor."""
+    shape = [n - n % f for n, f in zip(x.shape, factors, strict=False)]
+    shrink = (SELF_CHECK_VOXELS / max(1, math.prod(shape))) ** (1 / len(shape))
+    if shrink < 1:
+        shape = [max(f, int(n * shrink) // f * f) if f > 1 or n * shrink >= 8 else n
+                 for n, f in zip(shape, factors, strict=True)]
+    if any(n // f < 8 for n, f in zip(shape, factors, strict=True) if f > 1):
+        return None  # too small to say anything
+    start = [(n - m) // 2 for n, m in zip(x.shape, shape, strict=False)]
+    return np.ascontiguousarray(x[tuple(slice(a, a + m) for a, m in zip(start, shape, strict=True))])
+
+
+def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
+               cancel: threading.Event | None = None) -> dict[str, Any] | None:
+    """How the network does on the input's own degraded copy, against the strongest baseline.
+
+    The input ``x`` (a centre crop of at most :data:`SELF_CHECK_VOXELS` voxels) is degraded with the
+    request's forward model, ``y = A(x)`` (when the acquisition is unknown: the bicubic family of a model
+    trained on it, else block means); the network
+    (followed by the consistency projection and the flux projection as the real upscale would do) and the
+    domain's strongest baseline (:func:`sciSR.consistency.strongest_baseline`) then upscale ``y`` back and
+    are compared with ``x``. Through-plane, the thick axis is swapped with an in-plane axis first, so
+    ``A`` degrades sharp in-plane data rather than the already thick slices.
+
+    Parameters
+    ----------
+    request : UpscaleRequest
+        A network's request.
+    image : SciImage
+        The input.
+    values : numpy.ndarray
+        From :func:`prepare`.
+    cancel : threading.Event, optional
+        Raises :class:`sciSR.Cancelled` when set.
+
+    Returns
+    -------
+    dict or None
+        ``model_psnr`` (what is applied: with or without consistency), ``model_psnr_raw``,
+        ``model_psnr_consistent`` (None when there is no projection), ``baseline``, ``baseline_psnr``,
+        ``delta_db`` (model − baseline), ``consistency`` (whether ``"auto"`` keeps the projection),
+        ``forward_model`` and ``voxels``. PSNRs in dB over the data range p0.5–p99.5 of ``x``.
+        None when the image is too small (fewer than 8 low-resolution voxels along a scaled axis).
+    """
+    factors = request.factors
+    n = image.spatial_ndim
+    operator = request.operator or ForwardModel("flux", factors, flux="mean", source="default")
+    through = operator.kind == "slice_profile"
+    x = values
+    if through:
+        thick = max(range(n), key=lambda a: factors[a])
+        flat = [a for a in range(n) if factors[a] == 1]
+        x = np.swapaxes(x, thick, max(flat, key=lambda a: x.shape[a]))
+    x = _check_crop(x, factors)
+    if x is None:
+        return None
+    if request.operator is None and (request.model.training_degradation or {}).get("type") == "bicubic":
+        # Unknown acquisition (generic images): the family the model was trained for is the best guess.
+        from sciSR.degrade.generic import bicubic_downsample
+
+        y = bicubic_downsample(x, factors).astype(np.float32)
+        described = {"kind": "bicubic", "factors": list(factors), "source": "card"}
+    else:
+        y = degrade(x.astype(np.float64), operator).astype(np.float32)
+        described = operator.to_dict()
+    small = SciImage.from_array(y, domain=image.domain, meta={
+        k: image.meta[k] for k in ("channel_axis", "channel_name", "units", "source") if k in image.meta})
+    sky_flux = request.flux if operator.kind == "flux" else "none"
+    pred, params = run(dataclasses.replace(request, output=None), small, y, cancel=cancel)
+    finish(pred, y, params, factors, sky_flux, None)
+    consistent = None
+    if request.operator is not None and operator.kind != "flux" and request.consistency != "off":
+        consistent = project(pred, y, operator)
+    name = strongest_baseline(image.domain, factors, through_plane=through)
+    base = interpolate(y, factors, name)
+    finish(base, y, {"method": "none"}, factors, sky_flux, None)
+    low, high = np.percentile(x, [0.5, 99.5])
+    span = max(float(high - low), 1e-12)
+
+    def score(estimate: np.ndarray) -> float:
+        mse = float(np.mean((np.asarray(estimate, np.float64) - x) ** 2))
+        return 10 * math.log10(span**2 / max(mse, 1e-30))
+
+    raw = score(pred)
+    with_projection = None if consistent is None else score(consistent)
+    keep = with_projection is not None and (request.consistency == "on" or with_projection >= raw)
+    model_psnr = with_projection if keep else raw
+    baseline_psnr = score(base)
+    result = {"model_psnr": round(model_psnr, 3), "model_psnr_raw": round(raw, 3),
+              "model_psnr_consistent": None if with_projection is None else round(with_projection, 3),
+              "baseline": name, "baseline_psnr": round(baseline_psnr, 3),
+              "delta_db": round(model_psnr - baseline_psnr, 3), "consistency": keep,
+              "forward_model": described, "voxels": int(x.size)}
+    line = (f"self-check: {request.model.name} {model_psnr:.2f} dB vs {name} {baseline_psnr:.2f} dB "
+            f"({model_psnr - baseline_psnr:+.2f} dB) on the input's own degraded copy")
+    if model_psnr - baseline_psnr < -GUARD_TOLERANCE_DB and not request.guard:
+        warnings.warn(f"{line}: the model loses to {name} on this image (guard=True / --guard returns {name})",
+                      stacklevel=3)
+    else:
+        LOG.info(line)
+    return result

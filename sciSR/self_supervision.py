@@ -228,12 +228,23 @@ def _crop(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
 
 def _train(model: nn.Module, data: _Pairs, *, device: torch.device, rng: np.random.Generator,
            deadline: float, infer_cost: Callable[[float], float], max_steps: int | None,
-           report: Callable[[float], None], check: Callable[[], None]) -> dict[str, Any]:
+           report: Callable[[float], None], check: Callable[[], None], precision: str = "fp32") -> dict[str, Any]:
     """Adam + L1 until ``max_steps`` or until training plus the estimated inference would pass ``deadline``.
 
     ``infer_cost(seconds_per_step)`` estimates the inference time from the measured step time. With
     ``max_steps`` the learning rate follows the steps (reproducible); otherwise it follows the clock.
+    ``precision`` (``"fp32"``, ``"bf16"``, ``"fp16"``; resolved, see
+    :func:`sciSR.infer.precision.resolve_precision`) is the autocast dtype of the forward pass; the loss,
+    the weights and Adam stay float32 (fp16 adds a gradient scaler). Weights and batches are channels-last,
+    the layout oneDNN and cuDNN are fastest on (about 1.7× steps/s with bf16 on an AVX512-BF16 CPU).
     """
+    from sciSR.infer.precision import AUTOCAST_DTYPES
+
+    if precision not in AUTOCAST_DTYPES:
+        raise SciSRError(f"precision {precision!r} is not one of {', '.join(map(repr, AUTOCAST_DTYPES))}")
+    amp = AUTOCAST_DTYPES[precision]
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    layout = {4: torch.channels_last, 5: torch.channels_last_3d}
     optimizer = torch.optim.Adam(model.parameters(), lr=TRAINING["lr"])
     lr0, lr1 = TRAINING["lr"], TRAINING["lr_final"]
     loss_fn = nn.L1Loss()
@@ -257,17 +268,23 @@ def _train(model: nn.Module, data: _Pairs, *, device: torch.device, rng: np.rand
             group["lr"] = lr1 + 0.5 * (lr0 - lr1) * (1 + math.cos(math.pi * fraction))
         low, high = data.batch(rng, TRAINING["batch"], step)
         low_t, high_t = torch.from_numpy(low).to(device), torch.from_numpy(high).to(device)
+        if step == 0:
+            model.to(memory_format=layout[low_t.ndim])
+        low_t = low_t.contiguous(memory_format=layout[low_t.ndim])
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(low_t), high_t)
-        loss.backward()
-        optimizer.step()
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            pred = model(low_t)
+        loss = loss_fn(pred.float(), high_t)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         losses.append(float(loss.detach()))
         step += 1
         report(_TRAIN_SHARE_OF_PROGRESS * max(fraction, by_time))
     model.eval()
     tail = losses[-min(50, len(losses)):]
     return {"steps": step, "loss": round(float(np.mean(tail)), 6) if tail else None,
-            "train_seconds": round(time.monotonic() - start, 2)}
+            "train_seconds": round(time.monotonic() - start, 2), "precision": precision}
 
 
 def self_supervised(

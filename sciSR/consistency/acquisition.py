@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from sciSR.consistency.kspace import estimate_window
 from sciSR.consistency.model import CT_FWHM, ForwardModel
 from sciSR.flux import flux_mode_for_units
 from sciSR.geometry import normalize_scale
@@ -33,18 +32,6 @@ def _middle(value: Any) -> float | None:
     return None
 
 
-def _scanner_interpolated(template: Any) -> bool:
-    """Whether DICOM ``AcquisitionMatrix`` is smaller than the stored matrix (the scanner zero-filled).
-
-    Its outer k-space is then empty by construction, which the window guess would read as a window.
-    """
-    matrix = [int(v) for v in (template.get("AcquisitionMatrix") or []) if int(v) > 0]
-    if len(matrix) != 2:
-        return False
-    stored = sorted([int(template.get("Rows") or 0), int(template.get("Columns") or 0)])
-    return sorted(matrix)[0] < stored[0] or sorted(matrix)[1] < stored[1]
-
-
 def forward_model_for(
     image: SciImage, factors: Sequence[int] | int, *, card_degradation: Mapping[str, Any] | None = None
 ) -> ForwardModel | None:
@@ -59,11 +46,11 @@ def forward_model_for(
     - **mri, through-plane** (a volume scaled along its coarsest axis only): ``"slice_profile"``, Gaussian.
       Thickness from DICOM ``SliceThickness`` over the slice spacing (``"header"``), else the card's
       ``gap`` and ``profile`` (``"card"``), else FWHM = factor (``"default"``).
-    - **mri, in-plane**: ``"kspace"``. DICOM has no standard field for the reconstruction filter, so the
-      window is guessed from the spectrum (:func:`~sciSR.consistency.kspace.estimate_window`, ``"estimated"``), unless
-      ``AcquisitionMatrix`` shows the scanner already zero-filled the image (its empty outer k-space
-      looks like a window). Else the card (``window``, or ``window_prob > 0.5`` → Hamming), else no
-      window. ``noise_sigma`` 0 (the exact projection) without window, None (estimated) with one.
+    - **mri, in-plane**: ``"kspace"``. DICOM has no standard field for the reconstruction filter, and a
+      guess from the spectrum (:func:`~sciSR.consistency.kspace.estimate_window`) mistakes a sharp
+      image's own fall-off for a window, so the window comes from the card (``window``, or
+      ``window_prob > 0.5`` → Hamming), else there is none. ``noise_sigma`` 0 (the exact projection)
+      without window, None (estimated) with one.
     - **ct**: ``"ct"``, FWHM from the middle of the card's ``fwhm`` range, else 1.0. The DICOM
       ``ConvolutionKernel`` is a vendor name with no portable width, so it is not read.
     - **generic**: None (no consistency: the acquisition is unknown).
@@ -113,11 +100,9 @@ def forward_model_for(
                                 fwhm=tuple(widths), source="card")
         widths[axis] = float(s)
         return ForwardModel("slice_profile", factors, fwhm=tuple(widths))
-    axes = tuple(a for a, s in enumerate(factors) if s > 1)
-    guess = None if template is not None and _scanner_interpolated(template) else estimate_window(image.array, axes)
-    if guess is not None:
-        window, source = guess, "estimated"
-    elif _CARD_KINDS.get(card.get("type")) == "kspace":
+    # The spectral window estimate is not used: a sharply truncated image's own spectral fall-off reads as
+    # a Hamming window on real slices (emri_small: −9 dB after the wrong projection, benchmarks/quality.py).
+    if _CARD_KINDS.get(card.get("type")) == "kspace":
         window = card.get("window") or ("hamming" if float(card.get("window_prob", 0.0)) > 0.5 else None)
         source = "card"
     else:

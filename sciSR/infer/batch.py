@@ -7,8 +7,10 @@ the batch.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +64,56 @@ def expand_inputs(patterns: Iterable[str | os.PathLike], suffixes: Sequence[str]
     return list(unique)
 
 
+_WORKER_MODELS: dict[tuple[str, float], Any] = {}
+_WORKER_LOCK = threading.Lock()  # a Dask worker runs several tasks in threads of one process
+
+
+def worker_model(model: Any) -> Any:
+    """``model`` loaded once per process when it is a model name or file path; anything else as given.
+
+    A Dask task that received a model name would otherwise load the file and measure the network's
+    receptive field for every file it upscales. Here the first task of a worker process loads it, records
+    the receptive field in the model's card (``card["spec"]["receptive_field"]``, see
+    :func:`sciSR.infer.receptive_field.receptive_field_radius`) and later tasks reuse the loaded model.
+    A file changed on disk (new modification time) is loaded again.
+
+    Parameters
+    ----------
+    model : str or os.PathLike or Any
+        A shipped model name or a model file path; an interpolation name or an ``nn.Module`` passes through.
+
+    Returns
+    -------
+    Any
+        The loaded ``nn.Module``, or ``model`` itself.
+    """
+    from sciSR.infer.interpolate import INTERPOLATORS
+
+    if not isinstance(model, str | os.PathLike) or model in INTERPOLATORS:
+        return model
+    path = Path(model)
+    key = (os.fspath(path.resolve()), path.stat().st_mtime) if path.is_file() else (os.fspath(model), 0.0)
+    with _WORKER_LOCK:
+        if key not in _WORKER_MODELS:
+            from sciSR.hub import load_model
+            from sciSR.infer.receptive_field import receptive_field_radius
+
+            net = load_model(model)
+            receptive_field_radius(net, net.spatial_dims, net.scale, net.in_channels)
+            _WORKER_MODELS[key] = net
+        return _WORKER_MODELS[key]
+
+
+def _with_worker_model(job: Callable[[Path], Path]) -> Callable[[Path], Path]:
+    """``job`` with its ``model=`` keyword (a name or path) replaced by the per-process loaded model."""
+    if isinstance(job, functools.partial) and isinstance(job.keywords.get("model"), str | os.PathLike):
+        return functools.partial(job.func, *job.args, **{**job.keywords, "model": worker_model(job.keywords["model"])})
+    return job
+
+
 def _run_one(job: Callable[[Path], Path], path: Path) -> JobResult:
     try:
-        return JobResult(str(path), output=str(job(path)))
+        return JobResult(str(path), output=str(_with_worker_model(job)(path)))
     except SciSRError as err:
         message = str(err) if err.path else f"{path}: {err}"
         return JobResult(str(path), error=message)
@@ -86,7 +135,9 @@ def run_batch(
     inputs : sequence of pathlib.Path
         One job per entry.
     job : callable
-        Must be picklable (a module-level function or ``functools.partial``) when a cluster is used.
+        Must be picklable (a module-level function or ``functools.partial``) when a cluster is used. A
+        ``functools.partial`` whose ``model=`` keyword is a model name or path gets the model loaded once
+        per worker process instead (:func:`worker_model`).
     scheduler : str or distributed.Client, optional
         Address of a Dask distributed scheduler (``"tcp://host:8786"``) or a ``Client``; None runs a
         loop in this process.

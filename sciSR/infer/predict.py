@@ -72,6 +72,8 @@ def predict_array(
     cancel=None,
     out: np.ndarray | None = None,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    precision: str = "fp32",
+    compile_model: bool | None = None,
 ) -> tuple[np.ndarray, tuple[int, ...]]:
     """Run ``model`` over a normalised image of any supported layout.
 
@@ -85,8 +87,11 @@ def predict_array(
         Number of spatial axes.
     scale : sequence of int, optional
         Requested factor per spatial axis (see :func:`plan_axes`).
-    tile, device, progress, cancel, transform
-        Passed to :func:`sciSR.infer.tiled.predict_tiled`; ``tile`` is in input voxels of the model axes.
+    tile, device, progress, cancel, transform, precision, compile_model
+        Passed to :func:`sciSR.infer.tiled.predict_tiled`; ``tile`` is in input voxels of the model axes,
+        ``precision`` is ``"fp32"``, ``"bf16"`` or ``"fp16"`` (resolved, see
+        :func:`sciSR.infer.precision.resolve_precision`). The compile decision weighs all slabs (planes,
+        channels) of the image, not just one.
     out : numpy.ndarray, optional
         float32 array of the output shape to write into (e.g. a ``numpy.memmap`` for results larger
         than RAM); returned as ``out``.
@@ -140,7 +145,8 @@ def predict_array(
             # The prediction goes straight into its place in the result (no window-sized copy).
             predict_tiled(model, slab, tuple(full_scale[a] for a in model_axes), tile=tile, device=device,
                           progress=report, cancel=cancel, out=np.moveaxis(target_array[target], -1, 0),
-                          transform=transform)
+                          transform=transform, precision=precision, compile_model=compile_model,
+                          expected_calls=total - done)
             done += 1
     if out is not None:
         return out, full_scale

@@ -11,6 +11,7 @@ reproduces their whole-image output exactly.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from sciSR.errors import SciSRError
-from sciSR.models.spec import spec_of
+from sciSR.models.spec import ModelSpec, spec_of
 
 GLOBAL_POOLING_RADIUS = 32
 """Radius (input voxels) used for a network with global pooling: its tiles blend over 2× this."""
@@ -120,8 +121,25 @@ def receptive_field_radius(
                   for a in range(spatial_dims)]
         result = ReceptiveField(tuple(global_cap if r is None else r for r in radius),
                                 any(r is None for r in radius))
+        _record_in_card(model, scale, result)
     cache[key] = result
     return result
+
+
+def _record_in_card(model: nn.Module, scale: tuple[int, ...], rf: ReceptiveField) -> None:
+    """Declare a measured finite radius in the model's spec and card (``card["spec"]["receptive_field"]``).
+
+    A model file saved from this model (:func:`sciSR.hub.save_model` writes ``model.spec``) then declares
+    it, and every later load (a Dask worker, a new process) skips the measurement. Only for the model's own
+    scale: the spec describes that one.
+    """
+    spec = getattr(model, "spec", None)
+    if rf.global_pooling or not isinstance(spec, ModelSpec) or spec.scale != scale:
+        return
+    model.spec = dataclasses.replace(spec, receptive_field=rf.radius)
+    card = getattr(model, "card", None)
+    if isinstance(card, dict) and isinstance(card.get("spec"), dict):
+        card["spec"] = {**card["spec"], "receptive_field": list(rf.radius)}
 
 
 def _per_axis(value: int | Sequence[int], spatial_dims: int) -> tuple[int, ...]:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from torch import nn
 
 from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale, upscaled_shape
+from sciSR.infer.precision import AUTOCAST_DTYPES, autocast_forward
 from sciSR.infer.receptive_field import ReceptiveField, receptive_field_radius
 from sciSR.models.spec import spec_of
 from sciSR.paging import RELEASE_EVERY_BYTES, available_ram, is_disk_backed, release_pages, row_chunks
@@ -52,6 +55,24 @@ _CPU_ACTIVATION_SAFETY = 4  # live activations, skips, conv workspaces beyond th
 _CUDA_PROBE = {2: 96, 3: 32}  # probe side (input voxels) for measuring GPU memory per voxel
 _CPU_PROBE = 16
 _BYTES_CACHE_ATTR = "_scisr_bytes_per_voxel"
+_ENGINE_CACHE_ATTR = "_scisr_engine"
+
+COMPILE_PAYS_AFTER_S = {"cpu": 120.0, "cuda": 20.0}
+"""Eager seconds of remaining work above which ``torch.compile`` is tried (per device type; never on
+others). A compile costs ~5-60 s on a CPU (a few seconds with a warm on-disk cache) and gains 0-35 %, so
+only long jobs can repay it; a one-shot slice never reaches the bar and so never waits for a compile."""
+
+COMPILE_KEEP_RATIO = 0.95
+"""The compiled network is kept only when a window takes at most this fraction of its eager time."""
+
+
+def compile_cache_dir() -> str:
+    """Folder of the on-disk ``torch.compile`` cache: ``$TORCHINDUCTOR_CACHE_DIR`` when set, else
+    ``$XDG_CACHE_HOME/scisr/inductor`` (``~/.cache/scisr/inductor``); never inside a source tree."""
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "scisr", "inductor")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -237,6 +258,96 @@ class _WindowOutOfMemoryError(Exception):
     """A single window ran out of device memory."""
 
 
+class _Network:
+    """How windows go through the model: channels-last layout, precision, eager or compiled.
+
+    Channels-last (``channels_last_3d`` for volumes) lets oneDNN on the CPU and cuDNN on the GPU run
+    their fastest convolutions without reordering every layer's input. With ``compile_model=None`` the
+    network runs eagerly while the eager seconds per input voxel are measured; when the remaining work
+    of the job (this call and ``expected_calls - 1`` more like it) would take longer than
+    :data:`COMPILE_PAYS_AFTER_S`, ``torch.compile`` is tried, timed once against eager, and kept only
+    when faster (:data:`COMPILE_KEEP_RATIO`). Any error of the compiled path falls back to eager for good.
+    The compiled function and the verdict live on the model per (device, precision, dimensionality), so
+    the later calls of a job (the slices of a volume) and later jobs of the process reuse them.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device, amp: torch.dtype | None, dims: int,
+                 compile_model: bool | None, expected_calls: int) -> None:
+        self.device = device
+        self.memory_format = torch.channels_last if dims == 2 else torch.channels_last_3d
+        self.eager = autocast_forward(model, device.type, amp)
+        self.compile_model, self.expected_calls = compile_model, max(1, int(expected_calls))
+        cache = model.__dict__.setdefault(_ENGINE_CACHE_ATTR, {})
+        # verdict: None (undecided), "eager" or "compiled"; eager_rate: best eager seconds per input voxel.
+        self.state = cache.setdefault((str(device), amp, dims), {"compiled": None, "verdict": None,
+                                                                  "eager_rate": math.inf, "eager_calls": 0})
+        never = compile_model is False or (compile_model is None and device.type not in COMPILE_PAYS_AFTER_S)
+        self.verdict = "eager" if never else self.state["verdict"]
+        self.call_voxels = 0.0  # input voxels of all windows of the current call (set by the runner)
+
+    def __call__(self, x: torch.Tensor, remaining_voxels: float) -> torch.Tensor:
+        """The model's float32 output for ``x``; ``remaining_voxels``: input voxels still to come after ``x``."""
+        x = x.contiguous(memory_format=self.memory_format)
+        if self.verdict == "eager":
+            return self.eager(x)
+        if self.verdict == "compiled" or self.compile_model:
+            return self._compiled(x, timed=False)
+        if self.state["compiled"] is not None:  # compiled and warmed up: one timed comparison decides
+            return self._compiled(x, timed=True)
+        start = self._clock()
+        y = self.eager(x)
+        rate = (self._clock() - start) / (x.numel() / x.shape[1])
+        # The first eager call includes one-off primitive creation: decide on a later, steady one.
+        self.state["eager_calls"] += 1
+        if self.state["eager_calls"] > 1:
+            self.state["eager_rate"] = min(self.state["eager_rate"], rate)
+            total = remaining_voxels + (self.expected_calls - 1) * self.call_voxels
+            if self.state["eager_rate"] * total > COMPILE_PAYS_AFTER_S[self.device.type]:
+                self._start_compile()
+        return y
+
+    def _clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _start_compile(self) -> None:
+        # Inductor reads the folder when it first writes; a user's setting wins.
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", compile_cache_dir())
+        try:
+            # Static shapes: a tiling has a handful of window shapes, and static kernels are the fast ones.
+            self.state["compiled"] = torch.compile(self.eager, dynamic=False)
+        except Exception:  # compile unsupported here (platform, Python version): stay eager
+            self._decide("eager")
+
+    def _compiled(self, x: torch.Tensor, *, timed: bool) -> torch.Tensor:
+        if self.state["compiled"] is None:
+            self._start_compile()
+            if self.state["compiled"] is None:
+                return self.eager(x)
+        # Static shapes compile once per window shape: only a shape compiled before gives a fair timing.
+        shapes = self.state.setdefault("shapes", set())
+        seen = tuple(x.shape) in shapes
+        start = self._clock()
+        try:
+            y = self.state["compiled"](x)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception:  # a backend or tracing failure: the eager network gives the same numbers
+            self._decide("eager")
+            return self.eager(x)
+        if timed and seen:
+            rate = (self._clock() - start) / (x.numel() / x.shape[1])
+            self._decide("compiled" if rate <= COMPILE_KEEP_RATIO * self.state["eager_rate"] else "eager")
+        shapes.add(tuple(x.shape))
+        return y
+
+    def _decide(self, verdict: str) -> None:
+        self.state["verdict"] = self.verdict = verdict
+        if verdict == "eager":
+            self.state["compiled"] = None
+
+
 def predict_tiled(
     model: nn.Module,
     array: np.ndarray,
@@ -251,6 +362,9 @@ def predict_tiled(
     cancel: threading.Event | None = None,
     out: np.ndarray | None = None,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    precision: str = "fp32",
+    compile_model: bool | None = None,
+    expected_calls: int = 1,
 ) -> np.ndarray:
     """Apply a super-resolution network to an image of any size, tile by tile, without seams.
 
@@ -277,9 +391,8 @@ def predict_tiled(
     device : str or torch.device
         ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
     amp : bool, optional
-        Mixed precision via ``torch.autocast``: None = bf16/fp16 on CUDA only; True = also on CPU
-        (bf16) and MPS (fp16); False = never. With AMP the result differs from full precision by the
-        precision of the dtype, not by seams.
+        Older switch, kept for callers that use it; when given it overrides ``precision``: True = bf16
+        (fp16 on MPS and on GPUs without bf16), False = fp32. None: ``precision`` decides.
     progress : callable, optional
         ``progress(fraction_done)`` after every forward pass; non-decreasing, ends at 1.0.
     cancel : threading.Event, optional
@@ -290,6 +403,20 @@ def predict_tiled(
     transform : callable, optional
         Applied to each window's float32 input before the network (e.g. intensity normalisation), so
         that no transformed copy of a large image is ever made. Must act voxel by voxel.
+    precision : str
+        ``"fp32"``, ``"bf16"`` or ``"fp16"``, already resolved (see
+        :func:`sciSR.infer.precision.resolve_precision`, which also turns ``"auto"`` into one of these).
+        bf16/fp16 run the network under ``torch.autocast`` (the last layer of a post-upsampling network
+        in float32, see :func:`sciSR.infer.precision.autocast_forward`); input transform, blending and
+        output stay float32, so the result differs from fp32 by the rounding of the dtype, not by seams.
+    compile_model : bool, optional
+        ``torch.compile`` the network: None = when the job is long enough to repay the compile and the
+        compiled network measures faster (see :class:`_Network`); True = compile now (unless compiling
+        failed or measured slower before for this model); False = never. A failing compile falls back to
+        eager silently. Its on-disk cache is :func:`compile_cache_dir`.
+    expected_calls : int
+        Calls like this one the caller will make for the same job, this one included (the slices of a
+        volume); the compile decision weighs the whole job.
 
     Returns
     -------
@@ -334,12 +461,16 @@ def predict_tiled(
         raise SciSRError(f"out has shape {tuple(out.shape)}; expected (C_out, *{out_shape})")
 
     dev = resolve_device(device)
-    amp_dtype = autocast_dtype(dev, amp)
+    if precision not in AUTOCAST_DTYPES:
+        raise SciSRError(f"precision {precision!r} is not one of {', '.join(map(repr, AUTOCAST_DTYPES))}")
+    amp_dtype = AUTOCAST_DTYPES[precision] if amp is None else autocast_dtype(dev, amp)
     was_training = model.training
     model.eval()
     param = next((p for p in model.parameters() if p.is_floating_point()), None)
     if param is not None and param.device != dev:
         model.to(dev)
+    # The weights stay channels-last like they stay on the device (values and state dict are unchanged).
+    model.to(memory_format=torch.channels_last if dims == 2 else torch.channels_last_3d)
     dtype = param.dtype if param is not None else torch.float32
     try:
         rf = receptive_field_radius(model, dims, scale, in_channels)
@@ -363,8 +494,8 @@ def predict_tiled(
                     f"voxels, so at least {minimum} along tiled axes)")
         # Tile starts on multiples of the network's internal padding multiple (see _window_starts).
         tile_ = tuple(min(_round_up(t, w), n) for t, w, n in zip(tile_, multiple, shape, strict=True))
-        runner = _Runner(model, array, scale, rf, overlap_, multiple, dev, dtype, amp_dtype, progress, cancel, out,
-                         transform)
+        network = _Network(model, dev, amp_dtype, dims, compile_model, expected_calls)
+        runner = _Runner(network, array, scale, rf, overlap_, multiple, dev, dtype, progress, cancel, out, transform)
         while True:
             try:
                 return runner.run(tile_, batch_size)
@@ -374,7 +505,7 @@ def predict_tiled(
                 if smaller == tile_:
                     raise SciSRError(
                         f"out of memory even with tile {tile_} and batch 1 on {dev} (the receptive field "
-                        f"needs ≥ {minimum}); use a device with more memory or amp=True") from None
+                        f"needs ≥ {minimum}); use a device with more memory or precision='bf16'") from None
                 tile_, batch_size = smaller, 1
     finally:
         model.train(was_training)
@@ -383,15 +514,14 @@ def predict_tiled(
 class _Runner:
     """One pass over all windows of a tiling; ``run`` can be repeated with a smaller tile after OOM."""
 
-    def __init__(self, model: nn.Module, array: np.ndarray, scale: tuple[int, ...], rf: ReceptiveField,
+    def __init__(self, network: _Network, array: np.ndarray, scale: tuple[int, ...], rf: ReceptiveField,
                  overlap: tuple[int, ...], multiple: tuple[int, ...], device: torch.device, dtype: torch.dtype,
-                 amp: torch.dtype | None, progress: Callable[[float], None] | None,
-                 cancel: threading.Event | None, out: np.ndarray | None,
+                 progress: Callable[[float], None] | None, cancel: threading.Event | None, out: np.ndarray | None,
                  transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
-        self.model, self.array, self.scale, self.rf = model, array, scale, rf
+        self.network, self.array, self.scale, self.rf = network, array, scale, rf
         self.transform = transform
         self.overlap, self.multiple = overlap, multiple
-        self.device, self.dtype, self.amp = device, dtype, amp
+        self.device, self.dtype = device, dtype
         self.progress, self.check_cancel, self.out = progress, cancel_checker(cancel), out
         self.reported = 0.0  # progress never goes back, even when an OOM restarts the pass
         # A memory-mapped output gives its written pages back as it goes, so the resident set stays
@@ -415,13 +545,15 @@ class _Runner:
                 release_pages(self.out)
         elif self.out is not None:
             self.out[...] = 0
+        voxels = [math.prod(_window_shape(axes, index)) for index in windows]
+        self.network.call_voxels = float(sum(voxels))
         done = 0
         while done < len(windows):
             self.check_cancel()
             first = _window_shape(axes, windows[done])
             batch = [index for index in windows[done:done + batch_size] if _window_shape(axes, index) == first]
             try:
-                pred = self._forward(axes, batch)
+                pred = self._forward(axes, batch, float(sum(voxels[done + len(batch):])))
             except torch.cuda.OutOfMemoryError:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -440,8 +572,9 @@ class _Runner:
             self._report(done / len(windows))
         return self.out
 
-    def _forward(self, axes: list[_AxisPlan], batch: list[tuple[int, ...]]) -> list[np.ndarray]:
-        """Weighted, cropped predictions of a batch of windows of one shape, on the CPU."""
+    def _forward(self, axes: list[_AxisPlan], batch: list[tuple[int, ...]], remaining: float) -> list[np.ndarray]:
+        """Weighted, cropped predictions of a batch of windows of one shape, on the CPU (``remaining``: input
+        voxels of the windows after this batch)."""
         tiles = [np.asarray(self.array[(slice(None), *(slice(a.starts[i], a.starts[i] + a.sizes[i])
                                                       for a, i in zip(axes, index, strict=True)))],
                             dtype=np.float32) for index in batch]
@@ -449,8 +582,8 @@ class _Runner:
             tiles = [self.transform(t) for t in tiles]
         x = torch.from_numpy(np.stack(tiles)).to(self.device, self.dtype)
         expected = upscaled_shape(x.shape[2:], self.scale)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            y = self.model(x)
+        with torch.inference_mode():
+            y = self.network(x, remaining)
             if y.ndim != x.ndim or tuple(y.shape[2:]) != expected:
                 raise SciSRError(f"the model maps windows {tuple(x.shape)} to {tuple(y.shape)}, not "
                                  f"(N, C_out, *{expected}): it does not produce scale {self.scale}")

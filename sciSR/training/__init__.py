@@ -14,7 +14,8 @@ Entry points: :func:`run` (also ``sciSR.train``; returns :class:`TrainResult`, r
 the name of an installed recipe (``ct_x2``, ``shipped/mri-x2``) or the path of a YAML file.
 
 Scaling out needs no code or recipe change, only settings (``train.devices``, ``train.num_nodes``,
-``train.strategy``; ``train.precision: auto`` picks bf16/fp16 mixed precision on GPUs, fp32 on CPUs):
+``train.strategy``; ``train.precision: auto`` picks bf16/fp16 mixed precision on GPUs, bf16 on CPUs with
+AVX512-BF16/AMX, fp32 on other CPUs):
 
 - One GPU: ``python -m sciSR.training knee_mri_throughplane_x4``.
 - All GPUs of one machine, Lightning launching the processes::

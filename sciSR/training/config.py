@@ -33,7 +33,7 @@ directory):
   ``relativistic`` loss) from ``start_step`` on.
 - ``optim``, ``schedule``: optimiser and learning-rate schedule (per iteration).
 - ``train``: steps, ``max_time_s`` (wall-clock limit; the model file is still written), validation/checkpoint
-  cadence, EMA, gradient clipping, precision, devices, strategy.
+  cadence, EMA, gradient clipping, ``precision`` (``auto``/``fp32``/``bf16``/``fp16``), devices, strategy.
 - ``output``: where the model file goes.
 """
 
@@ -148,6 +148,10 @@ CHOICES = {
     "train.strategy": ("auto", "ddp", "ddp_spawn", "ddp_notebook", "single_device"),
 }
 REQUIRED = ("scale", "data.patch_size")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true",
+              "32", "16", "64", 32, 16, 64)
+"""Values of ``train.precision``: sciSR's names (``auto`` = bf16 mixed precision on GPUs and on CPUs with native
+bf16, fp32 elsewhere; see :func:`sciSR.training.engine.resolve_precision`) or Lightning's."""
 
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any], prefix: str, source: str | None) -> dict[str, Any]:
@@ -216,6 +220,9 @@ def validate(cfg: dict[str, Any], source: str | None = None) -> dict[str, Any]:
         if _get(cfg, key) not in allowed:
             shown = ", ".join(str(a) for a in allowed if a is not None)
             raise SciSRError(f"'{key}' must be one of {shown}, got {_get(cfg, key)!r}", source)
+    if cfg["train"]["precision"] not in PRECISIONS or isinstance(cfg["train"]["precision"], bool):
+        raise SciSRError(f"'train.precision' must be auto, fp32, bf16, fp16 or a Lightning precision such as "
+                         f"bf16-mixed, got {cfg['train']['precision']!r}", source)
     scale = cfg["scale"]
     if isinstance(scale, int) and not isinstance(scale, bool):
         raise SciSRError("'scale' must list one factor per image spatial axis, e.g. [2, 2] or [1, 1, 4]", source)
@@ -271,7 +278,12 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise SciSRError(f"override {text!r} must look like key.subkey=value")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        # Not YAML (e.g. a glob like *.dcm whose quotes the shell removed): the text itself is meant.
+        value = raw.strip()
+    return key.strip().split("."), value
 
 
 def load_config(config: str | os.PathLike | Mapping[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:

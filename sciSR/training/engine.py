@@ -129,13 +129,43 @@ class PairDataModule(L.LightningDataModule):
         return make_loader(self.val_set, batch_size=self.cfg["data"]["batch_size"], shuffle=False)
 
 
-def resolve_precision(precision: Any) -> Any:
-    """``"auto"``: ``"bf16-mixed"`` on GPUs that support it, ``"16-mixed"`` on other GPUs, ``"32-true"`` on CPU."""
-    if precision != "auto":
-        return precision
-    if torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
+LIGHTNING_PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
+"""Lightning's name of each sciSR precision (mixed: autocast around the step, fp32 weights and optimiser)."""
+
+
+def resolve_precision(precision: Any, accelerator: str = "auto") -> Any:
+    """The Lightning ``precision`` of ``train.precision``.
+
+    Parameters
+    ----------
+    precision : str or int
+        ``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``, or any Lightning value (``"bf16-mixed"``, ``32``, ...),
+        passed through.
+    accelerator : str
+        ``train.accelerator``; ``"auto"`` means CUDA when available, else the CPU.
+
+    Returns
+    -------
+    str or int
+        ``"auto"``: ``"bf16-mixed"`` on GPUs that support it and on CPUs with native bf16 (AVX512-BF16/AMX,
+        :func:`sciSR.infer.precision.cpu_has_native_bf16`), ``"16-mixed"`` on other GPUs, ``"32-true"`` on
+        other CPUs.
+
+    Raises
+    ------
+    SciSRError
+        ``"fp16"`` on the CPU.
+    """
+    from sciSR.infer.precision import cpu_has_native_bf16
+
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if precision == "auto":
+        if gpu:
+            return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return "bf16-mixed" if accelerator in ("auto", "cpu") and cpu_has_native_bf16() else "32-true"
+    if precision == "fp16" and not gpu and accelerator in ("auto", "cpu"):
+        raise SciSRError("train.precision 'fp16' is not available on the CPU; use 'bf16' or 'fp32'")
+    return LIGHTNING_PRECISION.get(precision, precision)
 
 
 def build_generator(cfg: Mapping[str, Any], spec: PairSpec) -> nn.Module:
@@ -262,7 +292,7 @@ def run(config: str | os.PathLike | Mapping[str, Any], *, overrides: Sequence[st
         devices=train["devices"],
         num_nodes=train["num_nodes"],
         strategy=_strategy(cfg),
-        precision=resolve_precision(train["precision"]),
+        precision=resolve_precision(train["precision"], train["accelerator"]),
         # Flushing the CSV at the logging cadence lets tools outside this process follow the run.
         logger=[CSVLogger(run_dir, name="logs", version=version, flush_logs_every_n_steps=train["log_every"]),
                 TensorBoardLogger(run_dir, name="logs", version=version)],

@@ -218,3 +218,13 @@ def test_missing_drizzle_package_is_one_line(sky, monkeypatch):
     monkeypatch.setitem(sys.modules, "drizzle.resample", None)  # makes the import raise ImportError
     with pytest.raises(SciSRError, match=r"pip install scisr\[astro\]"):
         drizzle_frames(_frames(sky), 2)
+
+
+def test_drizzle_through_upscale_and_list_models(sky):
+    frames = _frames(sky)
+    direct = drizzle_frames(frames, 2)
+    via_api = sciSR.upscale(frames, "drizzle", 2)
+    np.testing.assert_array_equal(np.nan_to_num(via_api.array), np.nan_to_num(direct.array))
+    assert "drizzle" in sciSR.list_models()
+    with pytest.raises(SciSRError, match="pass a list of frames"):
+        sciSR.upscale(frames[0], "drizzle", 2)

@@ -55,7 +55,7 @@ def test_napari_widget_upscale_overlays_volume(viewer_with_volume: tuple, qtbot:
     widget.run_button.click()
     _wait(widget, qtbot)
     assert widget.status_label.text().startswith("done")
-    result = viewer.layers["vol SR cubic x2"]
+    result = viewer.layers["vol SR cubic ×2×2×2"]
     assert result.data.shape == (20, 16, 12)
     assert result.contrast_limits == layer.contrast_limits
     assert result.axis_labels == layer.axis_labels
@@ -89,7 +89,7 @@ def test_napari_widget_upscale_plain_layer_with_translate(make_napari_viewer: Ca
     widget.set_scale(3)
     widget.run_button.click()
     _wait(widget, qtbot)
-    result = viewer.layers["plain SR cubic x3"]
+    result = viewer.layers["plain SR cubic ×3×3"]
     assert result.data.shape == (60, 90)
     _assert_overlay(layer, result, (3, 3))
     # Input translate + (1/s − 1)/2 of the old spacing.
@@ -105,7 +105,7 @@ def test_napari_widget_preview_current_plane(viewer_with_volume: tuple, qtbot: A
     widget.set_scale(1, 2, 2)
     widget.preview_button.click()
     _wait(widget, qtbot)
-    preview = viewer.layers["vol SR cubic x1x2x2 preview"]
+    preview = viewer.layers["vol SR cubic ×1×2×2 preview"]
     assert preview.data.shape == (1, 16, 12)
     assert SCISR_KEY not in preview.metadata
     _assert_overlay(layer, preview, (1, 2, 2), start=(4, 0, 0))
@@ -115,7 +115,7 @@ def test_napari_widget_preview_current_plane(viewer_with_volume: tuple, qtbot: A
     widget.set_scale(3, 1, 1)
     widget.preview_button.click()
     _wait(widget, qtbot)
-    slab = viewer.layers["vol SR cubic x3x1x1 preview"]
+    slab = viewer.layers["vol SR cubic ×3×1×1 preview"]
     assert slab.data.shape == (15, 8, 6)
     _assert_overlay(layer, slab, (3, 1, 1), start=(2, 0, 0))
 
@@ -131,7 +131,7 @@ def test_napari_widget_learned_model_file(viewer_with_volume: tuple, qtbot: Any,
     widget.set_scale(1, 2, 2)
     widget.run_button.click()
     _wait(widget, qtbot)
-    result = viewer.layers["vol SR espcn x1x2x2"]
+    result = viewer.layers["vol SR espcn ×1×2×2"]
     assert result.data.shape == (10, 16, 12)
     _assert_overlay(layer, result, (1, 2, 2))
     # A scale the model cannot produce is reported, not resampled.
@@ -177,3 +177,83 @@ def test_napari_widget_cancel_and_errors(viewer_with_volume: tuple, qtbot: Any, 
     _wait(widget, qtbot)
     assert widget.status_label.text().startswith("error: ")
     assert len(viewer.layers) == n_layers
+
+
+def test_napari_widget_fits_a_1400_pixel_window(viewer_with_volume: tuple) -> None:
+    viewer, _, widget = viewer_with_volume
+    from napari_scisr._train_widget import TrainWidget
+
+    train = TrainWidget(viewer)
+    # A long model file name, the self-supervised entry and a long status must not widen the docks.
+    widget.add_model_file("/some/where/a_model_file_with_a_rather_long_descriptive_name.safetensors")
+    widget.status_label.setText("done: " + "a long status message " * 20)
+    train.status_label.setText("model: /a/long/path/" + "runs/" * 30 + "model.safetensors")
+    for dock in (widget, train):
+        for hint in (dock.sizeHint(), dock.minimumSizeHint()):
+            assert hint.width() <= 450, (type(dock).__name__, hint.width())
+
+
+def test_napari_widget_model_tooltips_are_card_summaries(viewer_with_volume: tuple) -> None:
+    from qtpy.QtCore import Qt
+
+    _, _, widget = viewer_with_volume
+    combo = widget.model_combo
+    tips = {combo.itemData(i): combo.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(combo.count())}
+    for name in sciSR.hub.shipped_models():
+        summary = sciSR.hub.model_summary(name)
+        assert tips[name] == f"{name}: {sciSR.hub.summary_line(summary)}"
+        assert f"{summary['gain_db']:+.2f} dB vs cubic" in tips[name]
+    assert "interpolation" in tips["cubic"]
+
+
+def test_napari_widget_passes_consistency_and_guard_to_learned_models(
+        viewer_with_volume: tuple, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    viewer, _, widget = viewer_with_volume
+    calls: list[dict[str, Any]] = []
+    real_upscale = sciSR.upscale
+    check = {"model_psnr": 31.24, "baseline_psnr": 30.81, "baseline": "zerofill", "delta_db": 0.43}
+
+    def spy(img: Any, model: Any, scale: Any, **options: Any) -> Any:
+        calls.append({"model": model, **options})
+        result = real_upscale(img, "cubic", scale, progress=options["progress"], cancel=options["cancel"])
+        if model != "cubic":
+            # What a learned model's provenance holds: the self-check of sciSR.pipeline.self_check.
+            result.meta["provenance"][-1]["self_check"] = check
+        return result
+
+    monkeypatch.setattr(sciSR, "upscale", spy)
+    widget.set_scale(1, 2, 2)
+    widget.model_combo.setCurrentIndex(widget.model_combo.findData("mri-x2"))
+    assert widget.consistency_combo.isEnabled() and widget.guard_box.isEnabled()
+    widget.consistency_combo.setCurrentText("off")
+    widget.guard_box.setChecked(True)
+    widget.run_button.click()
+    _wait(widget, qtbot)
+    assert calls[-1]["model"] == "mri-x2"
+    assert calls[-1]["consistency"] == "off" and calls[-1]["guard"] is True
+    assert widget.status_label.text().endswith("; self-check: model 31.2 dB vs zerofill 30.8 dB (+0.4)")
+    assert "vol SR mri-x2 ×1×2×2" in viewer.layers
+    widget.consistency_combo.setCurrentText("on")
+    widget.guard_box.setChecked(False)
+    widget.run_button.click()
+    _wait(widget, qtbot)
+    assert calls[-1]["consistency"] == "on" and calls[-1]["guard"] is False
+    # Interpolation gets neither (sciSR.upscale of a baseline has no forward model or self-check).
+    widget.model_combo.setCurrentText("cubic")
+    assert not widget.consistency_combo.isEnabled() and not widget.guard_box.isEnabled()
+    widget.run_button.click()
+    _wait(widget, qtbot)
+    assert calls[-1]["model"] == "cubic" and "consistency" not in calls[-1] and "guard" not in calls[-1]
+    assert "self-check" not in widget.status_label.text()
+
+
+def test_self_check_text_reports_the_guard() -> None:
+    from napari_scisr._widget import self_check_text
+
+    check = {"model_psnr": 29.0, "baseline_psnr": 30.5, "baseline": "cubic", "delta_db": -1.5}
+    assert self_check_text({"provenance": [{"self_check": check}]}) == [
+        "self-check: model 29.0 dB vs cubic 30.5 dB (-1.5)"]
+    assert self_check_text({"provenance": [{"guard": {"replaced": "mri-x2", "self_check": check}}]}) == [
+        "self-check: model 29.0 dB vs cubic 30.5 dB (-1.5)", "guard: returned cubic instead of mri-x2"]
+    assert self_check_text({"provenance": [{"model": "cubic"}]}) == []
+    assert self_check_text({}) == []

@@ -1,0 +1,116 @@
+"""Data consistency, the self-check, the guard and the weights' hash in the upscale pipeline (issue 16)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from pydicom.data import get_testdata_file
+
+import sciSR
+from sciSR.cli import main
+from sciSR.consistency import ForwardModel, degrade
+from sciSR.hub import shipped_models
+from sciSR.models import create_model
+from sciSR.pipeline import UpscaleRequest, upscale_image
+
+
+@pytest.fixture(scope="module")
+def mr() -> sciSR.SciImage:
+    return sciSR.read(get_testdata_file("MR_small.dcm"))
+
+
+@pytest.fixture(scope="module")
+def ct() -> sciSR.SciImage:
+    return sciSR.read(get_testdata_file("CT_small.dcm"))
+
+
+def _reapplied_error(result: sciSR.SciImage, lr: sciSR.SciImage, operator: ForwardModel) -> float:
+    again = degrade(result.array.astype(np.float64), operator)
+    return float(np.abs(again - lr.array).max() / np.abs(lr.array).max())
+
+
+def test_kspace_consistency_on_gives_the_input_back(mr):
+    request = UpscaleRequest.build(mr, "mri-x2", consistency="on")
+    operator = ForwardModel("kspace", request.factors, window=None, noise_sigma=0.0, source="default")
+    result = upscale_image(mr, dataclasses.replace(request, operator=operator))
+    assert result.meta["provenance"][-1]["consistency"]["kind"] == "kspace"
+    assert _reapplied_error(result, mr, operator) <= 1e-5
+    off = upscale_image(mr, dataclasses.replace(request, operator=operator, consistency="off"))
+    assert off.meta["provenance"][-1]["consistency"] == "off"
+    assert _reapplied_error(off, mr, operator) > 1e-3  # the network alone is not consistent
+
+
+def test_ct_and_thick_slice_consistency_through_the_api(ct):
+    result = sciSR.upscale(ct, "ct-x2", consistency="on")
+    step = result.meta["provenance"][-1]
+    assert step["consistency"]["kind"] == "ct"
+    operator = ForwardModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in step["consistency"].items()})
+    assert _reapplied_error(result, ct, operator) <= 1e-5
+    rng = np.random.default_rng(0)
+    volume = sciSR.SciImage.from_array(rng.random((24, 24, 6)).astype(np.float32) + 1, spacing=(1.0, 1.0, 4.0),
+                                       affine=np.diag([1.0, 1.0, 4.0, 1.0]), domain="mri")
+    thick = sciSR.upscale(volume, "mri-thick-x4", consistency="on")  # the factor goes to the thick axis
+    assert thick.array.shape == (24, 24, 24)
+    step = thick.meta["provenance"][-1]
+    assert step["consistency"]["kind"] == "slice_profile"
+    operator = ForwardModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in step["consistency"].items()})
+    assert _reapplied_error(thick, volume, operator) <= 1e-5
+
+
+def test_self_check_and_weights_hash_are_in_the_provenance(mr):
+    result = sciSR.upscale(mr, "mri-x2")
+    step = result.meta["provenance"][-1]
+    check = step["self_check"]
+    assert check["baseline"] == "zerofill" and np.isfinite(check["model_psnr"]) and np.isfinite(check["baseline_psnr"])
+    assert check["delta_db"] == pytest.approx(check["model_psnr"] - check["baseline_psnr"], abs=2e-3)
+    assert check["model_psnr"] == (check["model_psnr_consistent"] if check["consistency"] else check["model_psnr_raw"])
+    expected = hashlib.sha256(shipped_models()["mri-x2"].read_bytes()).hexdigest()
+    assert step["weights_sha256"] == expected
+    # Interpolation has no self-check and no consistency step.
+    cubic = sciSR.upscale(mr, "cubic", 2, consistency="on").meta["provenance"][-1]
+    assert "self_check" not in cubic and "consistency" not in cubic
+
+
+def test_guard_returns_the_baseline_when_the_model_loses(mr):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        untrained = create_model("srcnn", scale=2, spatial_dims=2, in_channels=1)
+    with pytest.warns(UserWarning, match="loses to zerofill"):
+        loser = sciSR.upscale(mr, untrained, consistency="off")
+    assert loser.meta["provenance"][-1]["self_check"]["delta_db"] < -0.05
+    guarded = sciSR.upscale(mr, untrained, consistency="off", guard=True)
+    step = guarded.meta["provenance"][-1]
+    assert step["model"] == "zerofill" and step["guard"]["replaced"] == "srcnn"
+    np.testing.assert_array_equal(guarded.array, sciSR.upscale(mr, "zerofill", 2).array)
+
+
+def test_bad_consistency_value_is_refused(mr):
+    with pytest.raises(sciSR.SciSRError, match="consistency must be one of auto, on, off"):
+        sciSR.upscale(mr, "mri-x2", consistency="yes")
+
+
+def test_cli_prints_the_self_check_and_refuses_options_that_do_not_apply(tmp_path, capsys):
+    source = get_testdata_file("MR_small.dcm")
+    assert main(["upscale", source, str(tmp_path / "sr.nii"), "--model", "mri-x2", "--consistency", "on"]) == 0
+    err = capsys.readouterr().err
+    assert "self-check: mri-x2" in err and "zerofill" in err
+    for options in (["--model", "cubic", "--scale", "2", "--guard"], ["--model", "cubic", "--scale", "2",
+                                                                       "--consistency", "on"],
+                    ["--model", "mri-x2", "--consistency", "maybe"]):
+        with pytest.raises(SystemExit) as info:
+            main(["upscale", source, str(tmp_path / "x.nii"), *options])
+        assert info.value.code == 2
+    assert not (tmp_path / "x.nii").exists()
+
+
+def test_evaluate_reports_the_strongest_baseline(tmp_path):
+    hr = sciSR.read(get_testdata_file("MR_small.dcm"))
+    path = sciSR.write(hr, tmp_path / "mr.nii")
+    rows = sciSR.evaluate("mri-x2", [path])
+    assert rows[0]["baseline"] == "zerofill"
+    assert json.loads(json.dumps(rows))[0]["delta_psnr"] == pytest.approx(rows[0]["psnr"] - rows[0]["psnr_baseline"])
