@@ -88,6 +88,7 @@ def upscale(
     reference: SciImage | None = None,
     consistency: str = "auto",
     guard: bool = False,
+    precision: str = "fp32",
 ) -> SciImage | np.ndarray:
     """Super-resolve an image on the field-of-view-preserving grid.
 
@@ -137,6 +138,9 @@ def upscale(
     guard : bool
         Learned models: when the self-check shows the model losing to the strongest baseline of the domain
         (by more than 0.05 dB), return that baseline's result instead (recorded in the provenance).
+    precision : str
+        Learned models: ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` (CUDA only) or ``"auto"`` (bf16 where
+        the hardware computes it natively); recorded in the provenance.
 
     Notes
     -----
@@ -172,7 +176,7 @@ def upscale(
     as_array = not isinstance(img, SciImage)
     image = SciImage.from_array(np.asarray(img)) if as_array else img
     request = UpscaleRequest.build(image, model, scale, flux=flux, device=device, tile=tile, consistency=consistency,
-                                   guard=guard)
+                                   guard=guard, precision=precision)
     result = upscale_image(image, request, progress=progress, cancel=cancel, out=out)
     return result.array if as_array else result
 
@@ -194,6 +198,7 @@ def upscale_file(
     flux: str | None = None,
     consistency: str = "auto",
     guard: bool = False,
+    precision: str = "fp32",
     progress: ProgressLike = False,
     cancel: threading.Event | None = None,
 ) -> Path:
@@ -203,7 +208,7 @@ def upscale_file(
     ----------
     input_path, output_path : str or os.PathLike
         Input file or DICOM series folder; output file (or folder for DICOM), format from the suffix.
-    model, scale, tile, device, flux, consistency, guard, progress, cancel
+    model, scale, tile, device, flux, consistency, guard, precision, progress, cancel
         As for :func:`upscale`.
     overwrite : bool
         Replace an existing output (never the input).
@@ -229,7 +234,8 @@ def upscale_file(
         The written output.
     """
     job = _FileJob(ResolvedModel.of(model), scale, tile=tile, device=device, flux=flux, memmap=memmap,
-                   force=force, consistency=consistency, guard=guard, progress=progress, cancel=cancel)
+                   force=force, consistency=consistency, guard=guard, precision=precision, progress=progress,
+                   cancel=cancel)
     if hdu != "all":
         img = read(input_path, series=series, domain=domain, **({} if hdu is None else {"hdu": hdu}))
         return job(img, output_path, overwrite=overwrite, inputs=(input_path,))
@@ -269,6 +275,7 @@ class _FileJob:
     force: bool = False
     consistency: str = "auto"
     guard: bool = False
+    precision: str = "fp32"
     progress: ProgressLike = False
     cancel: threading.Event | None = None
 
@@ -276,7 +283,8 @@ class _FileJob:
                  inputs: Sequence[str | os.PathLike]) -> Path:
         request = UpscaleRequest.build(img, self.model, self.scale, flux=self.flux, device=self.device,
                                        tile=self.tile, output=output_path, overwrite=overwrite, inputs=inputs,
-                                       force=self.force, consistency=self.consistency, guard=self.guard)
+                                       force=self.force, consistency=self.consistency, guard=self.guard,
+                                       precision=self.precision)
         shape = request.result_shape(img)
         memmap = self.memmap
         if memmap is None:
@@ -309,6 +317,7 @@ def upscale_batch(
     force: bool = False,
     consistency: str = "auto",
     guard: bool = False,
+    precision: str = "fp32",
 ) -> list[JobResult]:
     """Upscale many files; on a Dask cluster when ``scheduler`` is given, else in a loop.
 
@@ -318,7 +327,7 @@ def upscale_batch(
         Files, folders (their image files, or one DICOM series) and globs.
     out_dir : str or os.PathLike
         Existing folder; each result keeps its input's name and format.
-    model, scale, tile, device, flux, consistency, guard
+    model, scale, tile, device, flux, consistency, guard, precision
         As for :func:`upscale`.
     scheduler : str or distributed.Client, optional
         Dask distributed scheduler address or client.
@@ -352,7 +361,8 @@ def upscale_batch(
     # get the name or path and load it themselves rather than receiving pickled weights.
     resolved = model if scheduler is not None else ResolvedModel.of(model)
     job = _BatchJob(out_dir=os.fspath(out_dir), model=resolved, scale=scale, overwrite=overwrite, tile=tile,
-                    device=device, flux=flux, hdu=hdu, force=force, consistency=consistency, guard=guard)
+                    device=device, flux=flux, hdu=hdu, force=force, consistency=consistency, guard=guard,
+                    precision=precision)
     return run_batch(files, job, scheduler=scheduler, on_done=on_done)
 
 
@@ -371,11 +381,13 @@ class _BatchJob:
     force: bool
     consistency: str
     guard: bool
+    precision: str
 
     def __call__(self, path: Path) -> Path:
         return upscale_file(path, output_path_for(path, self.out_dir), self.model, self.scale,
                             overwrite=self.overwrite, tile=self.tile, device=self.device, flux=self.flux,
-                            hdu=self.hdu, force=self.force, consistency=self.consistency, guard=self.guard)
+                            hdu=self.hdu, force=self.force, consistency=self.consistency, guard=self.guard,
+                            precision=self.precision)
 
 
 def evaluate(

@@ -186,7 +186,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     path = api.upscale_file(source, target, _model_arg(args), args.scale, overwrite=args.overwrite,
                             series=args.series, domain=args.domain, hdu=_hdu(args.hdu), progress=True,
                             tile=args.tile, device=args.device, flux=args.flux, force=args.force,
-                            consistency=args.consistency or "auto", guard=args.guard)
+                            consistency=args.consistency or "auto", guard=args.guard, precision=args.precision)
     print(f"{source} -> {path}")
     return 0
 
@@ -207,7 +207,7 @@ def _cmd_upscale_batch(args: argparse.Namespace) -> int:
     results = api.upscale_batch(args.paths, args.out_dir, model, args.scale, scheduler=args.dask,
                                 overwrite=args.overwrite, on_done=report, tile=args.tile, device=args.device,
                                 flux=args.flux, hdu=_hdu(args.hdu), force=args.force,
-                                consistency=args.consistency or "auto", guard=args.guard)
+                                consistency=args.consistency or "auto", guard=args.guard, precision=args.precision)
     failed = sum(not r.ok for r in results)
     print(f"{len(results) - failed} of {len(results)} upscaled, {failed} failed",
           file=sys.stderr if failed else sys.stdout)
@@ -343,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default auto: unless the self-check shows a loss)")
     up.add_argument("--guard", action="store_true",
                     help="networks: write the strongest baseline instead when the self-check shows the model losing")
+    up.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
+                    help="networks: arithmetic precision (default fp32; auto: bf16 where the hardware has it)")
     up.add_argument("--force", action="store_true",
                     help="accept a result of any size (otherwise > 64 GiB or more than the free disk is refused)")
     up.add_argument("--stack", action="append", metavar="IN",

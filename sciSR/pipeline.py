@@ -261,6 +261,9 @@ class UpscaleRequest:
     operator : ForwardModel or None
         The acquisition's forward model (:func:`sciSR.consistency.forward_model_for`); None for
         interpolation and for generic images (unknown acquisition).
+    precision : str
+        The resolved precision a network runs in (``"fp32"``, ``"bf16"``, ``"fp16"``); normalisation,
+        projections and flux bookkeeping always run in float32/float64.
     """
 
     model: ResolvedModel
@@ -272,6 +275,7 @@ class UpscaleRequest:
     consistency: str = "off"
     guard: bool = False
     operator: ForwardModel | None = None
+    precision: str = "fp32"
 
     @classmethod
     def build(
@@ -289,6 +293,7 @@ class UpscaleRequest:
         force: bool = False,
         consistency: str = "auto",
         guard: bool = False,
+        precision: str = "fp32",
     ) -> UpscaleRequest:
         """Resolve a request for ``image``; every check that needs no computation happens here.
 
@@ -319,6 +324,10 @@ class UpscaleRequest:
             ignored by interpolation. On the sky the flux projection (``flux=``) is the consistency step.
         guard : bool
             See the attribute; ignored by interpolation.
+        precision : str
+            ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"auto"`` (bf16 on CUDA and on CPUs with native
+            bf16, when the model's spec lists it; see :func:`sciSR.infer.precision.resolve_precision`). The
+            device is checked here too (an unavailable CUDA/MPS device is refused before any work).
 
         Raises
         ------
@@ -330,11 +339,17 @@ class UpscaleRequest:
         if consistency not in CONSISTENCY_MODES:
             raise SciSRError(f"consistency must be one of {', '.join(CONSISTENCY_MODES)}, got {consistency!r}")
         learned = not resolved.is_interpolator
-        operator = forward_model_for(image, factors, card_degradation=resolved.training_degradation) if learned \
-            else None
+        operator = None
+        resolved_precision = "fp32"
+        if learned:
+            from sciSR.infer.precision import resolve_precision
+            from sciSR.infer.tiled import resolve_device
+
+            operator = forward_model_for(image, factors, card_degradation=resolved.training_degradation)
+            resolved_precision = resolve_precision(precision, resolve_device(device), resolved.spec)
         request = cls(model=resolved, factors=factors, flux=resolve_flux(image, flux), device=device,
                       tile=_check_tile(tile), consistency=consistency if learned else "off",
-                      guard=bool(guard) and learned, operator=operator)
+                      guard=bool(guard) and learned, operator=operator, precision=resolved_precision)
         if output is None:
             return request
         sources = [os.fspath(p) for p in inputs]
@@ -437,7 +452,7 @@ def run(
         # Normalised window by window: a normalised copy of a frame larger than RAM is never made.
         array, _ = predict_array(model.net, values, image.spatial_ndim, request.factors, tile=request.tile,
                                  device=request.device, progress=progress, cancel=cancel, out=out,
-                                 transform=partial(normalize, params=params))
+                                 transform=partial(normalize, params=params), precision=request.precision)
     except SciSRError as err:
         raise SciSRError(err.message, err.path or source) from None
     return array, params
@@ -589,6 +604,7 @@ def upscale_image(
         project_in_place(array, values, request.operator, mask)
     extra: dict[str, Any] = {}
     if not request.model.is_interpolator:
+        extra["precision"] = request.precision
         extra["consistency"] = request.operator.to_dict() if consistent else "off"
         if checked is not None:
             extra["self_check"] = checked

@@ -114,3 +114,22 @@ def test_evaluate_reports_the_strongest_baseline(tmp_path):
     rows = sciSR.evaluate("mri-x2", [path])
     assert rows[0]["baseline"] == "zerofill"
     assert json.loads(json.dumps(rows))[0]["delta_psnr"] == pytest.approx(rows[0]["psnr"] - rows[0]["psnr_baseline"])
+
+
+def test_precision_is_resolved_once_and_recorded(mr):
+    from sciSR.infer.precision import cpu_has_native_bf16
+
+    fp32 = sciSR.upscale(mr, "mri-x2", consistency="off")
+    assert fp32.meta["provenance"][-1]["precision"] == "fp32"
+    bf16 = sciSR.upscale(mr, "mri-x2", consistency="off", precision="bf16")
+    assert bf16.meta["provenance"][-1]["precision"] == "bf16"
+    span = float(np.ptp(fp32.array))
+    error = float(np.sqrt(np.mean((bf16.array - fp32.array) ** 2)))
+    assert 0 < error < span * 10 ** (-40 / 20)  # bf16 changes the result, by less than 40 dB below its range
+    auto = sciSR.upscale(mr, "mri-x2", consistency="off", precision="auto").meta["provenance"][-1]["precision"]
+    assert auto == ("bf16" if cpu_has_native_bf16() else "fp32")
+    with pytest.raises(sciSR.SciSRError, match="fp16"):
+        sciSR.upscale(mr, "mri-x2", device="cpu", precision="fp16")
+    if not torch.cuda.is_available():
+        with pytest.raises(sciSR.SciSRError, match="CUDA is not available"):
+            sciSR.upscale(mr, "mri-x2", device="cuda")

@@ -86,9 +86,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        chosen = torch.device(device)
     except RuntimeError as err:
         raise SciSRError(f"device {device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'") from err
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise SciSRError(f"device {device!r}: CUDA is not available on this machine (use cpu or auto)")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise SciSRError(f"device {device!r}: MPS is not available on this machine (use cpu or auto)")
+    return chosen
 
 
 def autocast_dtype(device: torch.device, amp: bool | None) -> torch.dtype | None:
