@@ -141,11 +141,8 @@ def _cover(test_in: np.ndarray, test_out: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _validation_lines(card: dict[str, Any]) -> list[str]:
+def _validation_lines(summary: dict[str, Any]) -> list[str]:
     """README lines on the held-out images: PSNR of the model and of its interpolation baseline."""
-    from sciSR.hub import model_summary
-
-    summary = model_summary(card)
     if not summary["held_out"]:
         return ["The card records no held-out metrics."]
     lines = [f"PSNR on images never trained on (simulated low-res inputs), model vs {summary['baseline']} "
@@ -155,10 +152,9 @@ def _validation_lines(card: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _readme(card: dict[str, Any], name: str, normalised_input: bool) -> str:
+def _readme(card: dict[str, Any], name: str, normalised_input: bool, summary: dict[str, Any],
+            description: list[str]) -> str:
     """The package documentation: what the model does, how to feed it, and its card."""
-    from sciSR.hub import describe_card
-
     scale = "×".join(map(str, card["scale"]))
     axes = ", ".join(AXIS_IDS[card["spatial_dims"]])
     feed = ("The input must already be normalised as sciSR does it "
@@ -180,12 +176,12 @@ def _readme(card: dict[str, Any], name: str, normalised_input: bool) -> str:
         "",
         "## Validation",
         "",
-        *_validation_lines(card),
+        *_validation_lines(summary),
         "",
         "## Model card",
         "",
         "```",
-        *describe_card(card),
+        *description,
         "```",
         "",
         f"Exported by sciSR {__version__}.",
@@ -245,7 +241,7 @@ def _rdf(card: dict[str, Any], name: str, steps: list[dict[str, Any]], sha: dict
 
 
 def export_bioimageio(model: nn.Module, card: dict[str, Any], path: str | os.PathLike, *,
-                      overwrite: bool = False) -> Path:
+                      summary: dict[str, Any], description: list[str], overwrite: bool = False) -> Path:
     """Write a bioimage.io model package of ``model`` to a folder, or to a ``.zip`` file.
 
     Parameters
@@ -256,6 +252,9 @@ def export_bioimageio(model: nn.Module, card: dict[str, Any], path: str | os.Pat
         Its validated card (:func:`sciSR.hub.card_of`).
     path : str or os.PathLike
         Output folder, or a file ending in ``.zip``.
+    summary, description
+        :func:`sciSR.hub.model_summary` and :func:`sciSR.hub.describe_card` of the card (for the README;
+        passed in so this module never imports the hub that calls it).
     overwrite : bool
         Replace an existing output.
 
@@ -297,7 +296,7 @@ def export_bioimageio(model: nn.Module, card: dict[str, Any], path: str | os.Pat
     files = {"weights.torchscript.pt": weights.getvalue(), "test_input.npy": _npy(test_in),
              "test_output.npy": _npy(test_out), "sample_input.tif": _tif(test_in),
              "sample_output.tif": _tif(test_out), "cover.png": _cover(test_in, test_out),
-             "README.md": _readme(card, name, normalised_input=not steps).encode()}
+             "README.md": _readme(card, name, not steps, summary, description).encode()}
     sha = {file: hashlib.sha256(data).hexdigest() for file, data in files.items()}
     rdf = _rdf(card, name, steps, sha)
     files["rdf.yaml"] = yaml.safe_dump(rdf, sort_keys=False, allow_unicode=True).encode()

@@ -418,7 +418,8 @@ def export_model(
     if fmt == "bioimageio":
         from sciSR.export_bioimageio import export_bioimageio
 
-        return export_bioimageio(model, card, path, overwrite=overwrite)
+        return export_bioimageio(model, card, path, summary=model_summary(card), description=describe_card(card),
+                                 overwrite=overwrite)
     raise SciSRError(f"export format must be torchscript, onnx, bundle or bioimageio, got {fmt!r}")
 
 

@@ -240,8 +240,11 @@ def _walk(folder: Path) -> Iterator[Path]:
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
-            if name != MARKER:  # sciSR's own mark on the folders it writes, not a file of the series
-                yield Path(root) / name
+            path = Path(root) / name
+            # sciSR's own mark on the folders it writes is not a file of the series; a FIFO or device
+            # in the folder would block the header sniffing forever.
+            if name != MARKER and path.is_file():
+                yield path
 
 
 def _collect(path: Path, notes: list[str]) -> list[tuple[Path, Dataset]]:

@@ -344,3 +344,13 @@ def test_check_input_names_sockets_devices_and_missing_paths(tmp_path):
     finally:
         server.close()
         short.unlink(missing_ok=True)
+
+
+def test_a_fifo_inside_a_dicom_folder_is_skipped(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), folder / "a.dcm")
+    os.mkfifo(folder / "pipe")
+    assert sciSR.read(folder).array.shape[:2] == (128, 128)
