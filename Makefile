@@ -58,12 +58,8 @@ xdeps: $(VENV)/.installed
 	fi
 
 # Lint first: CI (.ci/run) runs `make test`, so a lint error fails it before the suite starts.
-# The network shape tests run in their own process: after the rest of the suite, oneDNN has aborted in a
-# 3D backward pass on this CPU (a torch-internal crash, not a test failure; reproducible with
-# `pytest tests/infer tests/models` in one process, never with tests/models alone).
 test: $(VENV)/.installed lint xdeps
-	xvfb-run -a $(PY) -m pytest -q --ignore=tests/models
-	$(PY) -m pytest -q tests/models
+	xvfb-run -a $(PY) -m pytest -q
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check $(LINT_PATHS)

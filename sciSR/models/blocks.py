@@ -171,10 +171,41 @@ def transposed_conv_nd(
         ks.append(k)
         pads.append(p)
         out_pads.append(s - k + 2 * p)
-    return Conv[Conv.CONVTRANS, spatial_dims](
+    base = Conv[Conv.CONVTRANS, spatial_dims]
+    return _SMALL_INPUT_SAFE[base](
         in_channels, out_channels, tuple(ks), stride=tuple(scale), padding=tuple(pads),
         output_padding=tuple(out_pads), groups=groups, bias=bias,
     )
+
+
+class _SmallInputSafe:
+    """Mixin for ``nn.ConvTranspose{2,3}d``: inputs smaller than the kernel are zero-padded first.
+
+    oneDNN (torch's CPU backend, torch 2.13) corrupts the heap in the weight gradient of a 3D transposed
+    convolution whose input is smaller than its kernel (FSRCNN's 9-tap deconvolution on a 3 × 2 × 3 patch:
+    "free(): invalid next size", then an abort or a hang). Zero rows add nothing to a transposed
+    convolution, so padding the input by ``m`` voxels and cropping ``m·s`` from each output edge gives the
+    same result exactly, with inputs the backend handles. The weights and their names are unchanged;
+    inference (no gradients) takes the plain path.
+    """
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        spatial = x.shape[2:]
+        # Only weight gradients on the CPU are affected; traced and compiled graphs keep one code path.
+        if (not torch.is_grad_enabled() or x.device.type != "cpu" or torch.jit.is_tracing()
+                or torch.compiler.is_compiling()
+                or all(n >= k for n, k in zip(spatial, self.kernel_size, strict=True))):
+            return super().forward(x, output_size)
+        margins = [max(0, -(-(k - n) // 2)) for n, k in zip(spatial, self.kernel_size, strict=True)]
+        pad = [v for m in reversed(margins) for v in (m, m)]
+        out = super().forward(F.pad(x, pad), None)
+        crop = tuple(slice(m * s, out.shape[2 + i] - m * s)
+                     for i, (m, s) in enumerate(zip(margins, self.stride, strict=True)))
+        return out[(slice(None), slice(None), *crop)]
+
+
+_SMALL_INPUT_SAFE = {base: type(base.__name__, (_SmallInputSafe, base), {"__module__": base.__module__})
+                     for base in (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)}
 
 
 def init_bilinear_(deconv: nn.Module, scale: Sequence[int]) -> None:

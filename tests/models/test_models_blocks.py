@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -178,3 +183,36 @@ def test_swin_windows_round_trip_and_shift_mask() -> None:
     # Relative offsets: index (dh + w − 1)·(2w − 1) + (dw + w − 1), as in the Swin papers.
     index = relative_position_index(3, 2)
     assert index.shape == (9, 9) and index[0, 8] == (0 - 2 + 2) * 5 + (0 - 2 + 2) and index[8, 0] == 4 * 5 + 4
+
+
+def test_transposed_conv_on_inputs_smaller_than_its_kernel_matches_the_plain_layer() -> None:
+    layer = transposed_conv_nd(2, 4, 3, 9, (2, 3))
+    plain = torch.nn.ConvTranspose2d(4, 3, layer.kernel_size, layer.stride, layer.padding, layer.output_padding)
+    plain.load_state_dict(layer.state_dict())
+    x = torch.rand(2, 4, 3, 2, requires_grad=True)
+    x_plain = x.detach().clone().requires_grad_(True)
+    out, ref = layer(x), plain(x_plain)
+    assert out.shape == ref.shape == (2, 3, 6, 6)
+    torch.testing.assert_close(out, ref)
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    torch.testing.assert_close(x.grad, x_plain.grad)
+    torch.testing.assert_close(layer.weight.grad, plain.weight.grad)
+
+
+def test_3d_deconvolution_backward_on_a_tiny_patch_leaves_the_heap_intact() -> None:
+    # oneDNN's 3D weight gradient with an input smaller than the kernel corrupted the heap (an abort, a hang or a
+    # segfault at exit, often in a later test); glibc's checking allocator catches it in the same process.
+    script = (
+        "import torch\n"
+        "from sciSR.models import create_model\n"
+        "m = create_model('fsrcnn', scale=2, spatial_dims=3, in_channels=2, features=8, shrink=4, mapping_layers=2)\n"
+        "m(torch.rand(2, 2, 3, 2, 3, requires_grad=True)).square().mean().backward()\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ)
+    debug = Path("/lib/x86_64-linux-gnu/libc_malloc_debug.so.0")
+    if debug.exists():
+        env.update(LD_PRELOAD=str(debug), GLIBC_TUNABLES="glibc.malloc.check=3")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
