@@ -66,6 +66,7 @@ class _Outcome:
 
     image: sciSR.SciImage | None = None
     error: sciSR.SciSRError | None = None
+    spread: sciSR.SciImage | None = None
 
 
 @thread_worker
@@ -74,7 +75,10 @@ def _upscale_job(img: sciSR.SciImage | list[sciSR.SciImage], model: str, scale: 
     # sciSR errors (a wrong scale, a bad model file, a cancellation) are outcomes shown in the widget,
     # not crashes: returning them keeps napari from raising them again in the main thread.
     try:
-        return _Outcome(image=sciSR.upscale(img, model, scale, **options))
+        result = sciSR.upscale(img, model, scale, **options)
+        if options.get("uncertainty"):
+            return _Outcome(image=result[0], spread=result[1])
+        return _Outcome(image=result)
     except sciSR.SciSRError as err:
         return _Outcome(error=err)
 
@@ -144,6 +148,9 @@ class UpscaleWidget(QWidget):
                                           "forward model (auto: unless the self-check shows it loses)")
         self.guard_box = QCheckBox("Guard")
         self.guard_box.setToolTip("Return the baseline when the self-check shows a loss")
+        self.uncertainty_box = QCheckBox("Uncertainty")
+        self.uncertainty_box.setToolTip("Average the model over flips and axis swaps (8 passes for ×2 in 2D) and "
+                                        "add a layer of the per-pixel spread between them (not with Guard)")
         self.browse_button = QPushButton(BROWSE)
         self.budget_label = QLabel("Time budget")
         self.budget_box = QSpinBox()
@@ -211,6 +218,7 @@ class UpscaleWidget(QWidget):
         consistency_row = QHBoxLayout()
         consistency_row.addWidget(self.consistency_combo, 1)
         consistency_row.addWidget(self.guard_box)
+        consistency_row.addWidget(self.uncertainty_box)
         form.addRow(self.consistency_label, consistency_row)
         form.addRow(self.budget_label, self.budget_box)
         form.addRow(self.stacks_label, self.stacks_list)
@@ -361,7 +369,7 @@ class UpscaleWidget(QWidget):
             widget.setVisible(reference)
         for widget in (self.budget_label, self.budget_box):
             widget.setVisible(self.model_combo.currentData() == SELF_SUPERVISED)
-        for widget in (self.consistency_label, self.consistency_combo, self.guard_box):
+        for widget in (self.consistency_label, self.consistency_combo, self.guard_box, self.uncertainty_box):
             widget.setEnabled(self.learned_model())
 
     def _refresh_extra_layers(self, *_: Any) -> None:
@@ -466,6 +474,8 @@ class UpscaleWidget(QWidget):
             if self.learned_model():
                 # Interpolation has no forward model to be consistent with and no self-check to guard by.
                 extra.update(consistency=self.consistency_combo.currentText(), guard=self.guard_box.isChecked())
+                if self.uncertainty_box.isChecked() and inputs is img and "reference" not in extra:
+                    extra.update(ensemble=True, uncertainty=True)
             worker = _upscale_job(inputs, model, scale, tile=tile, device=self.device_combo.currentText(),
                                   progress=self.progress_changed.emit, cancel=self._cancel, **extra)
         worker.returned.connect(self._on_returned)
@@ -517,6 +527,14 @@ class UpscaleWidget(QWidget):
             metadata=metadata,
             **upscaled_placement(job.layer, job.factors, job.start),
         )
+        spread_name = f"{job.name} uncertainty"
+        if spread_name in self.viewer.layers:
+            self.viewer.layers.remove(spread_name)
+        if outcome.spread is not None and not job.layer.rgb:
+            self.viewer.add_image(outcome.spread.array.transpose(job.order), name=spread_name, colormap="magma",
+                                  blending="additive", visible=False,
+                                  metadata={"source": job.layer.metadata.get("source"), "quantity": "ensemble std"},
+                                  **upscaled_placement(job.layer, job.factors, job.start))
         done = f"done: {job.name} ({time.perf_counter() - job.started:.1f} s)"
         self.status_label.setText("; ".join([done, *self_check_text(result.meta)]))
 

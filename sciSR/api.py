@@ -20,6 +20,7 @@ import numpy as np
 from sciSR import io
 from sciSR.blocks import bin_array
 from sciSR.consistency import strongest_baseline
+from sciSR.ensemble import upscale_ensemble
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.infer.batch import JobResult, expand_inputs, run_batch
@@ -89,7 +90,9 @@ def upscale(
     consistency: str = "auto",
     guard: bool = False,
     precision: str = "fp32",
-) -> SciImage | np.ndarray:
+    ensemble: bool = False,
+    uncertainty: bool = False,
+) -> SciImage | np.ndarray | tuple[SciImage, SciImage] | tuple[np.ndarray, np.ndarray]:
     """Super-resolve an image on the field-of-view-preserving grid.
 
     Parameters
@@ -141,6 +144,14 @@ def upscale(
     precision : str
         Learned models: ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` (CUDA only) or ``"auto"`` (bf16 where
         the hardware computes it natively); recorded in the provenance.
+    ensemble : bool
+        Learned models: average the network over the flips and equal-factor axis swaps that keep the scale
+        vector (8 members for ×2 in 2D, 4 for ``(2, 1)``, 16 for ``(1, 1, 4)``; see
+        :func:`sciSR.ensemble.symmetries`), each member finished and projected first. Costs one network pass
+        per member.
+    uncertainty : bool
+        Learned models: also return the per-voxel standard deviation over those members, on the result's
+        grid and in its units; the result is the ensemble mean with ``ensemble=True``, else the single pass.
 
     Notes
     -----
@@ -154,8 +165,11 @@ def upscale(
     SciImage or numpy.ndarray
         Shape ``spatial·scale`` (channels unchanged); affine, WCS (with SIP), spacing and FITS grid
         keywords updated so every world coordinate stays on the same anatomy or star. Values are in
-        the input's units (the network's normalisation is undone).
+        the input's units (the network's normalisation is undone). With ``uncertainty=True``:
+        ``(result, spread)``, both of the input's kind.
     """
+    if (ensemble or uncertainty) and (isinstance(img, list | tuple) or reference is not None or out is not None):
+        raise SciSRError("ensemble and uncertainty work on one image, in memory (no stacks, reference or out)")
     if isinstance(img, list | tuple) or reference is not None:
         from sciSR import multi_input  # torch: loaded only when several inputs are fused
 
@@ -177,7 +191,12 @@ def upscale(
     image = SciImage.from_array(np.asarray(img)) if as_array else img
     request = UpscaleRequest.build(image, model, scale, flux=flux, device=device, tile=tile, consistency=consistency,
                                    guard=guard, precision=precision)
-    result = upscale_image(image, request, progress=progress, cancel=cancel, out=out)
+    if ensemble or uncertainty:
+        result, spread = upscale_ensemble(image, request, ensemble=ensemble, progress=progress, cancel=cancel)
+        if uncertainty:
+            return (result.array, spread.array) if as_array else (result, spread)
+    else:
+        result = upscale_image(image, request, progress=progress, cancel=cancel, out=out)
     return result.array if as_array else result
 
 
@@ -199,6 +218,8 @@ def upscale_file(
     consistency: str = "auto",
     guard: bool = False,
     precision: str = "fp32",
+    ensemble: bool = False,
+    uncertainty: bool = False,
     progress: ProgressLike = False,
     cancel: threading.Event | None = None,
 ) -> Path:
@@ -208,8 +229,12 @@ def upscale_file(
     ----------
     input_path, output_path : str or os.PathLike
         Input file or DICOM series folder; output file (or folder for DICOM), format from the suffix.
-    model, scale, tile, device, flux, consistency, guard, precision, progress, cancel
+    model, scale, tile, device, flux, consistency, guard, precision, ensemble, progress, cancel
         As for :func:`upscale`.
+    uncertainty : bool
+        Also write the spread (see :func:`upscale`): in a FITS result as the image extension ``SR_STD``
+        (with the result's WCS), otherwise to :func:`uncertainty_path_for` of the output, in the output's
+        format, before the result.
     overwrite : bool
         Replace an existing output (never the input).
     series : str or int, optional
@@ -234,8 +259,8 @@ def upscale_file(
         The written output.
     """
     job = _FileJob(ResolvedModel.of(model), scale, tile=tile, device=device, flux=flux, memmap=memmap,
-                   force=force, consistency=consistency, guard=guard, precision=precision, progress=progress,
-                   cancel=cancel)
+                   force=force, consistency=consistency, guard=guard, precision=precision, ensemble=ensemble,
+                   uncertainty=uncertainty, progress=progress, cancel=cancel)
     if hdu != "all":
         img = read(input_path, series=series, domain=domain, **({} if hdu is None else {"hdu": hdu}))
         return job(img, output_path, overwrite=overwrite, inputs=(input_path,))
@@ -276,6 +301,8 @@ class _FileJob:
     consistency: str = "auto"
     guard: bool = False
     precision: str = "fp32"
+    ensemble: bool = False
+    uncertainty: bool = False
     progress: ProgressLike = False
     cancel: threading.Event | None = None
 
@@ -285,6 +312,8 @@ class _FileJob:
                                        tile=self.tile, output=output_path, overwrite=overwrite, inputs=inputs,
                                        force=self.force, consistency=self.consistency, guard=self.guard,
                                        precision=self.precision)
+        if self.ensemble or self.uncertainty:
+            return self._ensemble(img, request, overwrite=overwrite, inputs=inputs)
         shape = request.result_shape(img)
         memmap = self.memmap
         if memmap is None:
@@ -294,6 +323,43 @@ class _FileJob:
             return write(run(), request.output, overwrite=overwrite)
         with disk_array(shape, np.float32, folder=scratch_folder(request.output.parent)) as buffer:
             return write(run(out=buffer), request.output, overwrite=overwrite)
+
+    def _ensemble(self, img: SciImage, request: UpscaleRequest, *, overwrite: bool,
+                  inputs: Sequence[str | os.PathLike]) -> Path:
+        """The symmetry ensemble in memory; the spread file is written first, so a failure leaves no result."""
+        assert request.output is not None
+        spread_path = None
+        in_fits = io.format_for(request.output) == "fits"
+        if self.uncertainty and not in_fits:
+            sources = (*map(os.fspath, inputs), *([os.fspath(img.meta["source"])] if img.meta.get("source") else []))
+            spread_path = io.check_output(uncertainty_path_for(request.output), overwrite=overwrite, inputs=sources)
+        result, spread = upscale_ensemble(img, request, ensemble=self.ensemble, progress=self.progress,
+                                          cancel=self.cancel)
+        if self.uncertainty and in_fits:
+            result.meta["fits_extensions"] = {SPREAD_EXTNAME: spread}
+        if spread_path is not None:
+            write(spread, spread_path, overwrite=overwrite)
+        return write(result, request.output, overwrite=overwrite)
+
+
+_DOUBLE_SUFFIXES = (".nii.gz", ".fits.gz", ".fit.gz", ".fts.gz")
+
+
+SPREAD_EXTNAME = "SR_STD"
+"""EXTNAME of the spread in a FITS result (not ``ERR``: it is the model's spread, not the data's error)."""
+
+
+def uncertainty_path_for(output_path: str | os.PathLike) -> Path:
+    """Where the spread of a non-FITS ``output_path`` goes: ``<stem>_uncertainty<suffix>`` beside it.
+
+    ``out.nii.gz`` → ``out_uncertainty.nii.gz``; a DICOM output folder ``out`` → ``out_uncertainty``. A
+    FITS result carries its spread as the extension :data:`SPREAD_EXTNAME` instead.
+    """
+    path = Path(output_path)
+    name = path.name
+    suffix = next((s for s in _DOUBLE_SUFFIXES if name.lower().endswith(s)), path.suffix)
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    return path.with_name(f"{stem}_uncertainty{name[len(stem):]}")
 
 
 def output_path_for(input_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:

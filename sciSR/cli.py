@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sciSR import api
+from sciSR import api, io
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.io.atomic import check_output
@@ -165,6 +165,13 @@ def _hdu(text: str | None) -> int | str | None:
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
+    symmetric = [o for given, o in ((args.ensemble, "--ensemble"), (args.uncertainty, "--uncertainty")) if given]
+    if symmetric:
+        for given, other in ((args.self_supervised, "--self-supervised"), (args.stack, "--stack"),
+                             (args.reference, "--reference"), (args.batch, "--batch"), (args.guard, "--guard"),
+                             (is_interpolator(args.model), f"--model {args.model} (interpolation)")):
+            if given:
+                args.parser.error(f"{symmetric[0]} cannot be combined with {other}")
     if args.self_supervised:
         return _cmd_upscale_self_supervised(args)
     if args.stack or args.reference:
@@ -186,8 +193,12 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     path = api.upscale_file(source, target, _model_arg(args), args.scale, overwrite=args.overwrite,
                             series=args.series, domain=args.domain, hdu=_hdu(args.hdu), progress=True,
                             tile=args.tile, device=args.device, flux=args.flux, force=args.force,
-                            consistency=args.consistency or "auto", guard=args.guard, precision=args.precision)
+                            consistency=args.consistency or "auto", guard=args.guard, precision=args.precision,
+                            ensemble=args.ensemble, uncertainty=args.uncertainty)
     print(f"{source} -> {path}")
+    if args.uncertainty:
+        fits_result = io.format_for(path) == "fits"
+        print(f"spread -> {f'{path}[{api.SPREAD_EXTNAME}]' if fits_result else api.uncertainty_path_for(path)}")
     return 0
 
 
@@ -343,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default auto: unless the self-check shows a loss)")
     up.add_argument("--guard", action="store_true",
                     help="networks: write the strongest baseline instead when the self-check shows the model losing")
+    up.add_argument("--ensemble", action="store_true",
+                    help="networks: average over the flips/axis swaps that keep the scale (8 passes for ×2 in 2D)")
+    up.add_argument("--uncertainty", action="store_true",
+                    help="networks: also write the per-voxel spread over those passes: FITS extension SR_STD, "
+                         "else OUT's <stem>_uncertainty<suffix>")
     up.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
                     help="networks: arithmetic precision (default fp32; auto: bf16 where the hardware has it)")
     up.add_argument("--force", action="store_true",

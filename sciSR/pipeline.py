@@ -595,7 +595,7 @@ def upscale_image(
         result = upscale_image(image, baseline, progress=progress, cancel=cancel, out=out)
         result.meta["provenance"][-1]["guard"] = {"replaced": request.model.name, "self_check": checked}
         return result
-    consistent = _use_consistency(request, checked)
+    consistent = use_consistency(request, checked)
     with progress_callback(progress) as report:
         array, params = run(request, image, values, progress=report, cancel=cancel, out=out)
     check()
@@ -613,8 +613,11 @@ def upscale_image(
     return regrid(image, array, request.factors, request.model.name, flux=request.flux, mask=mask, **extra)
 
 
-def _use_consistency(request: UpscaleRequest, checked: dict[str, Any] | None) -> bool:
-    """Whether the projection runs: a forward model that is not the flux one (the sky's is ``flux=``)."""
+def use_consistency(request: UpscaleRequest, checked: dict[str, Any] | None) -> bool:
+    """Whether the projection runs: a forward model that is not the flux one (the sky's is ``flux=``).
+
+    ``checked`` is :func:`self_check`'s answer (None: not measured); ``consistency="auto"`` follows it.
+    """
     if request.operator is None or request.operator.kind == "flux" or request.consistency == "off":
         return False
     return request.consistency == "on" or checked is None or bool(checked["consistency"])

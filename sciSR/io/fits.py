@@ -283,6 +283,9 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
       :class:`astropy.io.fits.CompImageHDU` options, or ``path`` ends in ``.fz``.
     - A HISTORY card names the model, scale and flux mode of the last ``meta["provenance"]`` entry
       that has a ``"model"``.
+    - ``meta["fits_extensions"]`` (EXTNAME → SciImage on the same grid, e.g. ``SR_STD``, the spread of an
+      ensemble upscale) are appended as image extensions with their own WCS; an HDU of the same EXTNAME in
+      the source file is not copied.
 
     Raises
     ------
@@ -302,8 +305,9 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
     compress = img.meta.get("fits_compress") or path.name.lower().endswith(".fz")
     other = img.meta.get("other_hdus")
     try:
+        extensions = _extension_hdus(img.meta.get("fits_extensions") or {})
         if other is None:
-            _write_hdus(path, [], data, mask, header, compress, 0, [], stream)
+            _write_hdus(path, [], data, mask, header, compress, 0, extensions, stream)
             return
         source, index = other["path"], int(other["index"])
         if not os.path.isfile(source):
@@ -314,8 +318,13 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
             if index >= len(src):
                 raise SciSRError(f"source FITS file has no HDU {index} any more", source)
             upscaled = _upscaled_companions(img, src, data.shape)
-            kept = [upscaled.get(i, hdu) for i, hdu in enumerate(src)]
-            _write_hdus(path, kept[:index], data, mask, header, compress, index, kept[index + 1 :], stream)
+            # An extension written anew (e.g. SR_STD of an earlier upscale) replaces the source's copy.
+            replaced = {h.name.upper() for h in extensions}
+            kept = [upscaled.get(i, hdu) for i, hdu in enumerate(src)
+                    if i == index or str(hdu.name).upper() not in replaced]
+            index -= sum(str(h.name).upper() in replaced for h in src[:index])
+            _write_hdus(path, kept[:index], data, mask, header, compress, index, [*kept[index + 1 :], *extensions],
+                        stream)
     except SciSRError:
         raise
     except Exception as err:  # astropy's verify/IO errors: report them as one line
@@ -797,6 +806,19 @@ def _write_hdus(path: Path, before: list[Any], data: np.ndarray, mask: np.ndarra
         with fits.open(path, mode="append") as out:
             for hdu in after:
                 out.append(hdu)
+
+
+def _extension_hdus(extensions: dict[str, SciImage]) -> list[fits.ImageHDU]:
+    """``meta["fits_extensions"]``: maps on the image's grid (e.g. ``SR_STD``), each with its own WCS header."""
+    hdus = []
+    for name, extra in extensions.items():
+        data, mask = _output_arrays(extra)
+        if mask is not None:
+            data[mask] = np.nan
+        header = _output_header(extra, data)
+        header["EXTNAME"] = name
+        hdus.append(fits.ImageHDU(data, header))
+    return hdus
 
 
 def _image_hdus(data: np.ndarray, header: fits.Header, compress: Any, index: int) -> list[Any]:

@@ -247,6 +247,24 @@ def test_napari_widget_passes_consistency_and_guard_to_learned_models(
     assert "self-check" not in widget.status_label.text()
 
 
+
+def test_napari_uncertainty_adds_the_ensemble_mean_and_a_spread_layer(viewer_with_volume: tuple, qtbot: Any) -> None:
+    viewer, layer, widget = viewer_with_volume
+    widget.set_scale(1, 2, 2)
+    widget.model_combo.setCurrentIndex(widget.model_combo.findData("mri-x2"))
+    assert widget.uncertainty_box.isEnabled()
+    widget.uncertainty_box.setChecked(True)
+    widget.run_button.click()
+    _wait(widget, qtbot)
+    name = "vol SR mri-x2 ×1×2×2"
+    result, spread = viewer.layers[name], viewer.layers[f"{name} uncertainty"]
+    assert result.data.shape == spread.data.shape
+    assert np.isfinite(spread.data).all() and spread.data.max() > 0 and not spread.visible
+    _assert_overlay(layer, spread, (1, 2, 2))
+    assert result.metadata[SCISR_KEY].meta["provenance"][-1]["ensemble"] == 16
+    widget.model_combo.setCurrentText("cubic")
+    assert not widget.uncertainty_box.isEnabled()
+
 def test_self_check_text_reports_the_guard() -> None:
     from napari_scisr._widget import self_check_text
 

@@ -1,0 +1,168 @@
+"""Symmetry ensembles of a network upscale: an ensemble mean and a per-voxel spread (uncertainty).
+
+A network applied to a flipped (or, along axes with equal factors, transposed) copy of the input gives a
+second opinion on the same voxels; where the opinions disagree the result is less certain. Each member is
+finished and projected onto the input (flux, consistency) before it is compared, so the spread measures
+what the acquisition leaves undetermined, not what the projection would remove anyway. The projections are
+affine constraints, so the ensemble mean satisfies them too (docs/architecture.md §9).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+
+from sciSR.errors import SciSRError
+from sciSR.image import SciImage
+from sciSR.pipeline import (
+    UpscaleRequest,
+    finish,
+    prepare,
+    project_in_place,
+    regrid,
+    run,
+    self_check,
+    use_consistency,
+)
+from sciSR.progress import ProgressLike, cancel_checker, progress_callback
+
+Symmetry = tuple[tuple[int, ...], tuple[int, ...]]
+"""``(permutation of the spatial axes, flipped axes)`` applied in that order."""
+
+
+def symmetries(factors: tuple[int, ...]) -> list[Symmetry]:
+    """The flips and equal-factor axis swaps that keep the scale vector, identity first.
+
+    Parameters
+    ----------
+    factors : tuple of int
+        Factor per spatial axis.
+
+    Returns
+    -------
+    list of Symmetry
+        ``2^n`` flips times the permutations inside each group of equal factors: 8 for ``(2, 2)``, 4 for
+        ``(2, 1)``, 16 for ``(1, 1, 4)``, 48 for ``(2, 2, 2)``.
+    """
+    ndim = len(factors)
+    groups: dict[int, list[int]] = {}
+    for axis, f in enumerate(factors):
+        groups.setdefault(int(f), []).append(axis)
+    perms = []
+    for choice in itertools.product(*(itertools.permutations(axes) for axes in groups.values())):
+        perm = list(range(ndim))
+        for axes, permuted in zip(groups.values(), choice, strict=True):
+            for a, b in zip(axes, permuted, strict=True):
+                perm[a] = b
+        perms.append(tuple(perm))
+    flips = [tuple(a for a in range(ndim) if bits >> a & 1) for bits in range(2**ndim)]
+    return [(p, f) for p in sorted(perms, key=lambda p: p != tuple(range(ndim))) for f in flips]
+
+
+def _apply(x: np.ndarray, sym: Symmetry) -> np.ndarray:
+    perm, flips = sym
+    y = np.transpose(x, (*perm, *range(len(perm), x.ndim)))
+    return np.ascontiguousarray(np.flip(y, flips) if flips else y)
+
+
+def _undo(y: np.ndarray, sym: Symmetry) -> np.ndarray:
+    perm, flips = sym
+    y = np.flip(y, flips) if flips else y
+    return np.ascontiguousarray(np.transpose(y, (*np.argsort(perm), *range(len(perm), y.ndim))))
+
+
+def _members(request: UpscaleRequest, image: SciImage, values: np.ndarray, mask: np.ndarray | None,
+             syms: list[Symmetry], consistent: bool, progress: ProgressLike,
+             cancel: threading.Event | None) -> Iterator[np.ndarray]:
+    """Each member's finished, projected result on the input's orientation (float32, input units)."""
+    check = cancel_checker(cancel)
+    with progress_callback(progress) as report:
+        for k, sym in enumerate(syms):
+            def member_progress(fraction: float, k: int = k) -> None:
+                if report is not None:
+                    report((k + fraction) / len(syms))
+
+            array, params = run(request, image, _apply(values, sym), progress=member_progress, cancel=cancel)
+            check()
+            array = _undo(array, sym)
+            finish(array, values, params, request.factors, request.flux, None if consistent else mask)
+            if consistent:
+                project_in_place(array, values, request.operator, mask)
+            yield array
+
+
+def upscale_ensemble(
+    image: SciImage,
+    request: UpscaleRequest,
+    *,
+    ensemble: bool = True,
+    progress: ProgressLike = False,
+    cancel: threading.Event | None = None,
+) -> tuple[SciImage, SciImage]:
+    """Run a network over every symmetry of :func:`symmetries`; return the result and its spread.
+
+    Parameters
+    ----------
+    image : SciImage
+        The input.
+    request : UpscaleRequest
+        Built for ``image`` with a network (not an interpolation) and ``guard=False``.
+    ensemble : bool
+        Return the ensemble mean (True) or the single pass on the input as it is (False) as the result.
+    progress : bool or callable
+        ``True`` for a progress bar, or ``f(fraction_done)`` over all members.
+    cancel : threading.Event, optional
+        Raises :class:`sciSR.Cancelled` when set.
+
+    Returns
+    -------
+    result : SciImage
+        As :func:`sciSR.pipeline.upscale_image` returns; its provenance step records ``ensemble`` (the
+        number of members averaged, 1 for a single pass) and ``uncertainty_members``.
+    spread : SciImage
+        Same grid and units as ``result``: the per-voxel standard deviation over the members (population,
+        float32; NaN where the input is masked). Its provenance step says ``"quantity": "ensemble std"``.
+
+    Raises
+    ------
+    SciSRError
+        An interpolation model (it has no second opinion to give) or ``guard=True``.
+    """
+    if request.model.is_interpolator:
+        raise SciSRError(f"uncertainty and ensembles need a network; {request.model.name!r} is an interpolation",
+                         image.meta.get("source"))
+    if request.guard:
+        raise SciSRError("guard cannot be combined with uncertainty or ensemble (the guard may replace the "
+                         "network by an interpolation that has no spread)", image.meta.get("source"))
+    values, mask = prepare(image)
+    checked = self_check(request, image, values, cancel=cancel)
+    consistent = use_consistency(request, checked)
+    syms = symmetries(request.factors)
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
+    first: np.ndarray | None = None
+    for n, member in enumerate(_members(request, image, values, mask, syms, consistent, progress, cancel), start=1):
+        if mean is None:
+            first, mean, m2 = member, member.astype(np.float64), np.zeros(member.shape)
+            continue
+        # Welford's update: one pass, float64, no stack of members in memory.
+        delta = member - mean
+        mean += delta / n
+        m2 += delta * (member - mean)
+    assert mean is not None and m2 is not None and first is not None
+    spread = np.sqrt(m2 / len(syms)).astype(np.float32)
+    result = mean.astype(np.float32) if ensemble else first
+    extra = {"precision": request.precision,
+             "consistency": request.operator.to_dict() if consistent else "off",
+             "ensemble": len(syms) if ensemble else 1, "uncertainty_members": len(syms)}
+    if checked is not None:
+        extra["self_check"] = checked
+    if request.model.card.get("weights_sha256"):
+        extra["weights_sha256"] = request.model.card["weights_sha256"]
+    out = regrid(image, result, request.factors, request.model.name, flux=request.flux, mask=mask, **extra)
+    spread_image = regrid(image, spread, request.factors, request.model.name, flux=request.flux, mask=mask,
+                          quantity="ensemble std", members=len(syms))
+    return out, spread_image
