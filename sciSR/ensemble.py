@@ -29,8 +29,8 @@ from sciSR.pipeline import (
 )
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
+# (permutation of the spatial axes, flipped axes), applied in that order.
 Symmetry = tuple[tuple[int, ...], tuple[int, ...]]
-"""``(permutation of the spatial axes, flipped axes)`` applied in that order."""
 
 
 def symmetries(factors: tuple[int, ...]) -> list[Symmetry]:
