@@ -8,17 +8,20 @@ recipes and returns the upscaled image on the same FOV-preserving grid as :func:
   axis gives training pairs that look like the through-plane planes; a 2D network trained on them is
   applied to the two through-plane orientations (the planes that contain the low-resolution axis), and
   the two predictions are averaged (orientation fusion).
-- **2D frames** (ZSSR, Shocher et al., CVPR 2018): the frame and its own degraded copy (the domain's
-  degradation: block mean for sky frames, k-space truncation for MRI, blur + block mean for CT, antialiased
-  bicubic otherwise) form the training pairs; the network is then applied to the frame itself. Sky frames
-  get the flux projection of :mod:`sciSR.flux` afterwards, exactly as :func:`sciSR.upscale` does.
+- **2D frames** (ZSSR, Shocher et al., CVPR 2018): the frame and its own degraded copy (the acquisition's
+  forward model, chosen as for data consistency: block sums or means for sky frames, k-space truncation
+  for MRI, blur + block mean for CT; antialiased bicubic for generic images) form the training pairs; the
+  network is then applied to the frame itself. The last quarter of the rows is held out for validation:
+  the best validated weights are kept, and cubic is returned when they do not beat it, so a frame never
+  comes out below cubic on its own degraded copy. Sky frames get the flux projection of :mod:`sciSR.flux`
+  afterwards, exactly as :func:`sciSR.upscale` does.
 
 Training is a plain torch loop (no Lightning: it starts in milliseconds and is reproducible): Adam, L1,
-cosine learning-rate decay, the 8 flips/rotations of the square (with the anisotropic volume model the
-rotation is the choice of which in-plane axis is degraded), and a network that learns the residual over
-cubic interpolation. The wall clock is checked every step so training + inference end within
-``time_budget_s``; ``max_steps`` gives a step budget instead (then the run is reproducible: the same seed
-on the CPU gives identical results).
+linear warm-up, gradient-norm clipping, cosine learning-rate decay, the 8 flips/rotations of the square
+(with the anisotropic volume model the rotation is the choice of which in-plane axis is degraded), and a
+network that learns the residual over cubic interpolation. The wall clock is checked every step so
+training + inference end within ``time_budget_s``; ``max_steps`` gives a step budget instead (then the
+run is reproducible: the same seed on the CPU gives identical results).
 """
 
 from __future__ import annotations
@@ -33,13 +36,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from sciSR.blocks import bin_array
-from sciSR.degrade.ct import ct_downsample
+from sciSR.consistency import degrade, forward_model_for
 from sciSR.degrade.generic import bicubic_downsample
-from sciSR.degrade.mri import PROFILES, kspace_downsample, thick_slice
+from sciSR.degrade.mri import PROFILES, thick_slice
 from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
+from sciSR.infer.interpolate import interpolate
 from sciSR.infer.predict import predict_array
 from sciSR.infer.receptive_field import receptive_field_radius
 from sciSR.infer.tiled import resolve_device
@@ -55,9 +58,11 @@ __all__ = ["DEFAULT_OPTIONS", "TRAINING", "self_supervised"]
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"edsr-baseline": {"n_blocks": 8, "features": 32}}
 """Architecture options used when ``options`` is None: small enough for thousands of steps on 2 CPU cores."""
 
-TRAINING: dict[str, Any] = {"patch": 32, "batch": 16, "lr": 1e-3, "lr_final": 1e-5}
+TRAINING: dict[str, Any] = {"patch": 32, "batch": 16, "lr": 1e-3, "lr_final": 1e-5, "warmup_steps": 50,
+                             "clip_norm": 1.0, "val_every": 25, "val_fraction": 0.25}
 """Training recipe: HR patch side (rounded up to a multiple of the scale), patches per step, Adam
-learning rate at the start and at the end of the cosine decay."""
+learning rate at the start and at the end of the cosine decay, linear warm-up steps, gradient-norm clip,
+steps between validations, and the share of a frame's rows held out for validation."""
 
 _TRAIN_SHARE_OF_PROGRESS = 0.9
 _INFER_COST_MARGIN = 1.5  # tiles overlap, and inference runs two orientations: stay clear of the budget
@@ -104,6 +109,8 @@ class _Pairs:
         self.pairs = pairs
         self.factors = factors
         self.patch = (min(patch, *(hr.shape[0] for _, hr in pairs)), min(patch, *(hr.shape[1] for _, hr in pairs)))
+        if isotropic:  # a transposed patch must have the same shape
+            self.patch = (min(self.patch),) * 2
         self.patch = tuple(p - p % f for p, f in zip(self.patch, factors, strict=True))
         self.isotropic = isotropic
 
@@ -211,15 +218,39 @@ def _profile(image: SciImage, low_axis: int, factor: int,
     return {"kind": kind, "width": round(float(width), 4), "source": source}
 
 
-def _frame_degradation(domain: str) -> tuple[str, Callable[[np.ndarray, tuple[int, ...]], np.ndarray]]:
-    """The LR simulation ZSSR trains on, per domain (docs/architecture.md §4), as ``(name, f(hr, scale))``."""
-    if domain == "sky":
-        return "block mean", lambda x, s: bin_array(x, s, "mean")
-    if domain == "mri":
-        return "k-space truncation (hamming)", lambda x, s: kspace_downsample(x, s, window="hamming")
-    if domain == "ct":
-        return "CT blur + block mean", lambda x, s: ct_downsample(x, s)
-    return "antialiased bicubic", lambda x, s: bicubic_downsample(x, s)
+def _frame_degradation(image: SciImage, factors: tuple[int, ...]
+                       ) -> tuple[Any, Callable[[np.ndarray], np.ndarray]]:
+    """The LR simulation ZSSR trains on, as ``(description, f(hr))``.
+
+    The acquisition's forward model, chosen as for data consistency (header, then the domain's default;
+    :func:`sciSR.consistency.forward_model_for`); generic images, whose acquisition is unknown, get an
+    antialiased bicubic reduction.
+    """
+    operator = forward_model_for(image, factors)
+    if operator is None:
+        return "antialiased bicubic", lambda x: bicubic_downsample(x, factors)
+    return operator.to_dict(), lambda x: degrade(x, operator)
+
+
+_VAL_CONTEXT_ROWS = 8  # training rows above the held-out ones that the network sees but is not scored on
+
+
+def _validation_split(lr: np.ndarray, hr: np.ndarray, factors: tuple[int, ...]
+                      ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], int, int]:
+    """``(train pair, validation pair, held-out LR rows, context LR rows)``: the last rows are held out.
+
+    The validation pair starts ``context`` rows above the held-out ones, so the network scores them with
+    the surroundings it has at inference rather than with zero padding; only the held-out rows count. A
+    frame too small to spare ``TRAINING["val_fraction"]`` of its rows (at least 4, leaving at least 8)
+    validates on the training pair itself: that still catches a divergence, not over-fitting.
+    """
+    held = round(lr.shape[0] * TRAINING["val_fraction"])
+    if held < 4 or lr.shape[0] - held < 8:
+        return (lr, hr), (lr, hr), 0, 0
+    cut = lr.shape[0] - held
+    context = min(_VAL_CONTEXT_ROWS, cut)
+    start = cut - context
+    return (lr[:cut], hr[:cut * factors[0]]), (lr[start:], hr[start * factors[0]:]), held, context
 
 
 def _crop(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
@@ -228,8 +259,14 @@ def _crop(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
 
 def _train(model: nn.Module, data: _Pairs, *, device: torch.device, rng: np.random.Generator,
            deadline: float, infer_cost: Callable[[float], float], max_steps: int | None,
-           report: Callable[[float], None], check: Callable[[], None], precision: str = "fp32") -> dict[str, Any]:
+           report: Callable[[float], None], check: Callable[[], None], precision: str = "fp32",
+           validate: Callable[[nn.Module], float] | None = None) -> dict[str, Any]:
     """Adam + L1 until ``max_steps`` or until training plus the estimated inference would pass ``deadline``.
+
+    Stable at any budget: the learning rate warms up linearly over ``TRAINING["warmup_steps"]``, the
+    gradient norm is clipped to ``TRAINING["clip_norm"]``, and with ``validate`` (L1 of the model on data
+    it does not train on) the weights of the best validation are restored at the end, so a late divergence
+    cannot reach the result.
 
     ``infer_cost(seconds_per_step)`` estimates the inference time from the measured step time. With
     ``max_steps`` the learning rate follows the steps (reproducible); otherwise it follows the clock.
@@ -253,6 +290,16 @@ def _train(model: nn.Module, data: _Pairs, *, device: torch.device, rng: np.rand
     stop_at = deadline
     losses: list[float] = []
     step = 0
+    best = {"val_l1": math.inf, "step": 0, "state": None}
+    # A short fixed run warms up over its first tenth at most, so that it still learns.
+    warmup = TRAINING["warmup_steps"] if max_steps is None else max(1, min(TRAINING["warmup_steps"], max_steps // 10))
+
+    def keep_if_best() -> None:
+        value = validate(model)
+        model.train()
+        if value < best["val_l1"]:
+            best.update(val_l1=value, step=step, state={k: v.detach().clone() for k, v in model.state_dict().items()})
+
     while max_steps is None or step < max_steps:
         check()
         now = time.monotonic()
@@ -264,8 +311,9 @@ def _train(model: nn.Module, data: _Pairs, *, device: torch.device, rng: np.rand
             break
         by_time = min((now - start) / max(stop_at - start, 1e-9), 1.0)
         fraction = step / max_steps if max_steps is not None else by_time
+        warm = min(1.0, (step + 1) / warmup)
         for group in optimizer.param_groups:
-            group["lr"] = lr1 + 0.5 * (lr0 - lr1) * (1 + math.cos(math.pi * fraction))
+            group["lr"] = warm * (lr1 + 0.5 * (lr0 - lr1) * (1 + math.cos(math.pi * fraction)))
         low, high = data.batch(rng, TRAINING["batch"], step)
         low_t, high_t = torch.from_numpy(low).to(device), torch.from_numpy(high).to(device)
         if step == 0:
@@ -276,15 +324,26 @@ def _train(model: nn.Module, data: _Pairs, *, device: torch.device, rng: np.rand
             pred = model(low_t)
         loss = loss_fn(pred.float(), high_t)
         scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), TRAINING["clip_norm"])
         scaler.step(optimizer)
         scaler.update()
         losses.append(float(loss.detach()))
         step += 1
+        if validate is not None and step % TRAINING["val_every"] == 0:
+            keep_if_best()
         report(_TRAIN_SHARE_OF_PROGRESS * max(fraction, by_time))
+    stats: dict[str, Any] = {}
+    if validate is not None:
+        if step % TRAINING["val_every"]:
+            keep_if_best()
+        if best["state"] is not None:
+            model.load_state_dict(best["state"])
+        stats = {"val_l1": round(float(best["val_l1"]), 6), "best_step": int(best["step"])}
     model.eval()
     tail = losses[-min(50, len(losses)):]
     return {"steps": step, "loss": round(float(np.mean(tail)), 6) if tail else None,
-            "train_seconds": round(time.monotonic() - start, 2), "precision": precision}
+            "train_seconds": round(time.monotonic() - start, 2), "precision": precision, **stats}
 
 
 def self_supervised(
@@ -348,7 +407,12 @@ def self_supervised(
         and FITS grid keywords updated as by :func:`sciSR.upscale`, values in the input's units.
         ``meta["provenance"][-1]`` records ``model="self-supervised"``, the recipe, the architecture,
         ``steps``, final ``loss`` (L1, normalised units), ``train_seconds``, ``infer_seconds``, the
-        slice ``profile`` (volumes) or ``degradation`` (frames) and the ``seed``.
+        slice ``profile`` (volumes) or ``degradation`` (frames: the acquisition's forward model as data
+        consistency chooses it, :func:`sciSR.consistency.forward_model_for`; antialiased bicubic for
+        generic images) and the ``seed``. Frames also record the validation: the last quarter of the
+        frame's rows (``held_out_rows``) is not trained on, the weights of the best ``val_l1`` (at
+        ``best_step``) are kept, and when they do not beat cubic there (``cubic_val_l1``) the result is
+        the cubic B-spline upscale, with ``fallback`` saying so.
 
     Raises
     ------
@@ -412,14 +476,16 @@ def self_supervised(
         factors = normalize_scale(scale, 2)
         if all(f == 1 for f in factors):
             raise SciSRError(f"scale {factors} is 1 on every axis: nothing to super-resolve", source)
-        name, degrade = _frame_degradation(image.domain)
         hr = _crop(values, factors)
         if min(n // f for n, f in zip(hr.shape, factors, strict=False)) < 4:
             raise SciSRError(f"the frame {values.shape[:2]} is too small to learn ×{factors} from itself", source)
-        lr = degrade(hr, factors).astype(np.float32)
+        name, degrade_frame = _frame_degradation(SciImage.from_array(hr, domain=image.domain, meta={
+            k: image.meta[k] for k in ("fits_header", "units") if k in image.meta}), factors)
+        lr = degrade_frame(hr).astype(np.float32)
         stack = (lambda x: x.reshape(*x.shape[:2], -1)) if channels else (lambda x: x[..., None])
-        data = _Pairs([(stack(normalize(lr, params)), stack(normalize(hr, params)))], factors, TRAINING["patch"],
-                      isotropic=factors[0] == factors[1])
+        pair = (stack(normalize(lr, params)), stack(normalize(hr, params)))
+        train_pair, val_pair, held_rows, context_rows = _validation_split(*pair, factors)
+        data = _Pairs([train_pair], factors, TRAINING["patch"], isotropic=factors[0] == factors[1])
         model_scale = factors
         recipe = {"recipe": "ZSSR: trained on the frame's own degraded copy", "degradation": name}
         infer_voxels = values.size
@@ -439,9 +505,32 @@ def self_supervised(
         # A training step is about 3 forward passes (forward + backward) over step_voxels input voxels.
         return _INFER_COST_MARGIN * seconds_per_step / (3 * step_voxels) * infer_voxels
 
+    validate = None
+    if image.spatial_ndim == 2:
+        # The first plane (channel) of the validation rows; only the held-out ones are scored.
+        low_val = torch.from_numpy(np.ascontiguousarray(val_pair[0][..., 0]))[None, None].to(torch_device)
+        high_val = torch.from_numpy(np.ascontiguousarray(val_pair[1][..., 0]))[None, None].to(torch_device)
+        scored = (..., slice(context_rows * factors[0], None), slice(None))
+
+        def l1(prediction: torch.Tensor) -> float:
+            return float(torch.mean(torch.abs(prediction[scored] - high_val[scored])))
+
+        def validate(net_: nn.Module) -> float:
+            net_.eval()
+            with torch.no_grad():
+                return l1(net_(low_val.contiguous(memory_format=torch.channels_last)))
+
+        cubic = interpolate(val_pair[0][..., 0], factors, "cubic")
+        cubic_l1 = l1(torch.from_numpy(np.ascontiguousarray(cubic))[None, None].to(torch_device))
+
     with progress_callback(progress, desc="self-supervised") as report:
         stats = _train(model, data, device=torch_device, rng=rng, deadline=started + budget, infer_cost=infer_cost,
-                       max_steps=None if max_steps is None else int(max_steps), report=report, check=check)
+                       max_steps=None if max_steps is None else int(max_steps), report=report, check=check,
+                       validate=validate)
+        # Never below cubic: when the best weights do not beat it on the held-out rows, cubic is the result.
+        fallback = validate is not None and stats["val_l1"] >= cubic_l1
+        if validate is not None:
+            stats.update(cubic_val_l1=round(cubic_l1, 6), held_out_rows=held_rows)
         infer_start = time.monotonic()
         net_input = normalize(values, params)
         n_spatial = image.spatial_ndim
@@ -461,6 +550,9 @@ def self_supervised(
                                         progress=part(index, 2), cancel=cancel)
                 pred = np.transpose(pred, np.argsort(order))
                 out = pred if out is None else (out + pred) * np.float32(0.5)
+        elif fallback:
+            out, params = interpolate(values, factors, "cubic"), {"method": "none"}
+            stats["fallback"] = "cubic: the trained weights did not beat it on the held-out rows"
         else:
             out, _ = predict_array(model, net_input, 2, factors, device=device, progress=part(0, 1), cancel=cancel)
         report(1.0)

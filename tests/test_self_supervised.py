@@ -111,6 +111,29 @@ def test_frame_zssr_beats_cubic():
     assert sr.meta["provenance"][-1]["degradation"] == "antialiased bicubic"
 
 
+@pytest.mark.parametrize("steps", [1, 400])
+def test_mri_frame_is_never_below_cubic_and_learns_its_own_acquisition(steps):
+    # A sharp k-space ×2 copy of a real MR slice. One step cannot beat cubic: the held-out rows say so and
+    # cubic is returned; a long run keeps the best validated weights, so it cannot diverge below cubic.
+    from pydicom.data import get_testdata_file
+
+    from sciSR.degrade.mri import kspace_downsample
+
+    truth = sciSR.read(get_testdata_file("MR_small.dcm")).array.astype(np.float32)
+    lr = sciSR.SciImage.from_array(kspace_downsample(truth, (2, 2)), spacing=(1.0, 1.0), domain="mri")
+    sr = sciSR.self_supervised(lr, 2, max_steps=steps, device="cpu", options=SMALL)
+    cubic = sciSR.upscale(lr, "cubic", 2)
+    value_range = data_range(truth)
+    assert psnr(sr.array, truth, value_range) >= psnr(cubic.array, truth, value_range) - 0.05
+    step = sr.meta["provenance"][-1]
+    assert step["degradation"]["kind"] == "kspace" and step["degradation"]["window"] is None
+    assert step["held_out_rows"] == 4 and step["best_step"] <= steps
+    assert ("fallback" in step) == (step["val_l1"] >= step["cubic_val_l1"])
+    if steps == 1:
+        assert "fallback" in step
+        np.testing.assert_allclose(sr.array, cubic.array, rtol=1e-5, atol=1e-3)
+
+
 def test_sky_frame_conserves_flux_and_masks_nans():
     sky = star_field((48, 48), seed=3)
     counts = sky.array.copy()
@@ -122,7 +145,9 @@ def test_sky_frame_conserves_flux_and_masks_nans():
     np.testing.assert_allclose(blocks[valid], counts[valid], rtol=0, atol=1e-5 * np.nanmax(np.abs(counts)))
     assert np.isnan(sr.array[10:12, 14:16]).all()
     assert sr.meta["provenance"][-1]["flux"] == "conserve"
-    assert sr.meta["provenance"][-1]["degradation"] == "block mean"
+    # The frame's own acquisition (counts in electrons: block sums), as data consistency chooses it.
+    assert sr.meta["provenance"][-1]["degradation"]["kind"] == "flux"
+    assert sr.meta["provenance"][-1]["degradation"]["flux"] == "conserve"
 
 
 def test_progress_and_cancel(knee):
