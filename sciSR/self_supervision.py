@@ -53,7 +53,8 @@ from sciSR.models.blocks import FOVInterpolate
 from sciSR.pipeline import finish, prepare, regrid, resolve_flux
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
-__all__ = ["DEFAULT_OPTIONS", "TRAINING", "self_supervised"]
+__all__ = ["DEFAULT_OPTIONS", "TRAINING", "PatchPairs", "held_out_scorer", "self_supervised", "train_on_pairs",
+           "validation_split"]
 
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"edsr-baseline": {"n_blocks": 8, "features": 32}}
 """Architecture options used when ``options`` is None: small enough for thousands of steps on 2 CPU cores."""
@@ -88,7 +89,7 @@ class _ResidualOverCubic(ZooModel):
         return self.net(x) + self.upsample(x)
 
 
-class _Pairs:
+class PatchPairs:
     """Paired LR/HR planes, degraded axis first, and a seeded sampler of augmented patch batches.
 
     Parameters
@@ -235,7 +236,7 @@ def _frame_degradation(image: SciImage, factors: tuple[int, ...]
 _VAL_CONTEXT_ROWS = 8  # training rows above the held-out ones that the network sees but is not scored on
 
 
-def _validation_split(lr: np.ndarray, hr: np.ndarray, factors: tuple[int, ...]
+def validation_split(lr: np.ndarray, hr: np.ndarray, factors: tuple[int, ...]
                       ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], int, int]:
     """``(train pair, validation pair, held-out LR rows, context LR rows)``: the last rows are held out.
 
@@ -257,7 +258,32 @@ def _crop(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     return x[tuple(slice(0, n - n % f) for n, f in zip(x.shape, factors, strict=False))]
 
 
-def _train(model: nn.Module, data: _Pairs, *, device: torch.device, rng: np.random.Generator,
+def held_out_scorer(val_pair: tuple[np.ndarray, np.ndarray], context_rows: int, factors: Sequence[int],
+                    device: torch.device) -> tuple[Callable[[nn.Module], float], Callable[[np.ndarray], float]]:
+    """``(score a network, score a prediction)``: L1 on the held-out rows of :func:`validation_split`.
+
+    Only the first plane (channel) counts, and only the rows below the ``context_rows`` the network sees
+    for context; predictions are HR arrays ``(rows·f0, cols·f1)`` in the pair's normalised units.
+    """
+    low_val = torch.from_numpy(np.ascontiguousarray(val_pair[0][..., 0]))[None, None].to(device)
+    high_val = torch.from_numpy(np.ascontiguousarray(val_pair[1][..., 0]))[None, None].to(device)
+    scored = (..., slice(context_rows * factors[0], None), slice(None))
+
+    def l1(prediction: torch.Tensor) -> float:
+        return float(torch.mean(torch.abs(prediction[scored].float() - high_val[scored])))
+
+    def score_network(net: nn.Module) -> float:
+        net.eval()
+        with torch.no_grad():
+            return l1(net(low_val.contiguous(memory_format=torch.channels_last)))
+
+    def score_array(prediction: np.ndarray) -> float:
+        return l1(torch.from_numpy(np.ascontiguousarray(prediction, dtype=np.float32))[None, None].to(device))
+
+    return score_network, score_array
+
+
+def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, rng: np.random.Generator,
            deadline: float, infer_cost: Callable[[float], float], max_steps: int | None,
            report: Callable[[float], None], check: Callable[[], None], precision: str = "fp32",
            validate: Callable[[nn.Module], float] | None = None) -> dict[str, Any]:
@@ -282,8 +308,8 @@ def _train(model: nn.Module, data: _Pairs, *, device: torch.device, rng: np.rand
     amp = AUTOCAST_DTYPES[precision]
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     layout = {4: torch.channels_last, 5: torch.channels_last_3d}
-    optimizer = torch.optim.Adam(model.parameters(), lr=TRAINING["lr"])
     lr0, lr1 = TRAINING["lr"], TRAINING["lr_final"]
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr0)
     loss_fn = nn.L1Loss()
     model.train()
     start = time.monotonic()
@@ -464,7 +490,7 @@ def self_supervised(
             pairs.append(pair if plane_axis == 0 else tuple(np.ascontiguousarray(p.transpose(1, 0, 2)) for p in pair))
         model_scale = (factor, 1)
         patch = factor * math.ceil(TRAINING["patch"] / factor)
-        data = _Pairs(pairs, model_scale, patch, isotropic=False)
+        data = PatchPairs(pairs, model_scale, patch, isotropic=False)
         recipe = {"recipe": "SMORE-style 2D in-plane training, 2-orientation fusion", "axis": low_axis,
                   "scale_source": scale_source, "profile": profile}
         infer_voxels = 2 * values.size
@@ -484,8 +510,8 @@ def self_supervised(
         lr = degrade_frame(hr).astype(np.float32)
         stack = (lambda x: x.reshape(*x.shape[:2], -1)) if channels else (lambda x: x[..., None])
         pair = (stack(normalize(lr, params)), stack(normalize(hr, params)))
-        train_pair, val_pair, held_rows, context_rows = _validation_split(*pair, factors)
-        data = _Pairs([train_pair], factors, TRAINING["patch"], isotropic=factors[0] == factors[1])
+        train_pair, val_pair, held_rows, context_rows = validation_split(*pair, factors)
+        data = PatchPairs([train_pair], factors, TRAINING["patch"], isotropic=factors[0] == factors[1])
         model_scale = factors
         recipe = {"recipe": "ZSSR: trained on the frame's own degraded copy", "degradation": name}
         infer_voxels = values.size
@@ -507,26 +533,13 @@ def self_supervised(
 
     validate = None
     if image.spatial_ndim == 2:
-        # The first plane (channel) of the validation rows; only the held-out ones are scored.
-        low_val = torch.from_numpy(np.ascontiguousarray(val_pair[0][..., 0]))[None, None].to(torch_device)
-        high_val = torch.from_numpy(np.ascontiguousarray(val_pair[1][..., 0]))[None, None].to(torch_device)
-        scored = (..., slice(context_rows * factors[0], None), slice(None))
-
-        def l1(prediction: torch.Tensor) -> float:
-            return float(torch.mean(torch.abs(prediction[scored] - high_val[scored])))
-
-        def validate(net_: nn.Module) -> float:
-            net_.eval()
-            with torch.no_grad():
-                return l1(net_(low_val.contiguous(memory_format=torch.channels_last)))
-
-        cubic = interpolate(val_pair[0][..., 0], factors, "cubic")
-        cubic_l1 = l1(torch.from_numpy(np.ascontiguousarray(cubic))[None, None].to(torch_device))
+        validate, score = held_out_scorer(val_pair, context_rows, factors, torch_device)
+        cubic_l1 = score(interpolate(val_pair[0][..., 0], factors, "cubic"))
 
     with progress_callback(progress, desc="self-supervised") as report:
-        stats = _train(model, data, device=torch_device, rng=rng, deadline=started + budget, infer_cost=infer_cost,
-                       max_steps=None if max_steps is None else int(max_steps), report=report, check=check,
-                       validate=validate)
+        stats = train_on_pairs(model, data, device=torch_device, rng=rng, deadline=started + budget,
+                               infer_cost=infer_cost, max_steps=None if max_steps is None else int(max_steps),
+                               report=report, check=check, validate=validate)
         # Never below cubic: when the best weights do not beat it on the held-out rows, cubic is the result.
         fallback = validate is not None and stats["val_l1"] >= cubic_l1
         if validate is not None:

@@ -63,7 +63,7 @@ def test_bf16_run_trains_and_saves_a_float32_model(tiny):
 
 
 class _Pairs:
-    """Stand-in for self_supervision._Pairs: random (low, high) batches of a ×2 problem."""
+    """Stand-in for self_supervision.PatchPairs: random (low, high) batches of a ×2 problem."""
 
     def batch(self, rng, size, step):
         low = rng.random((size, 1, 8, 8), dtype=np.float32)
@@ -72,12 +72,12 @@ class _Pairs:
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_self_supervised_training_loop_takes_a_precision(precision):
-    from sciSR.self_supervision import _train
+    from sciSR.self_supervision import train_on_pairs
 
     torch.manual_seed(0)
     model = create_model("edsr-baseline", scale=2, features=8, n_blocks=1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    stats = _train(model, _Pairs(), device=torch.device("cpu"), rng=np.random.default_rng(0),
+    stats = train_on_pairs(model, _Pairs(), device=torch.device("cpu"), rng=np.random.default_rng(0),
                    deadline=time.monotonic() + 600, infer_cost=lambda s: 0.0, max_steps=3, report=lambda f: None,
                    check=lambda: None, precision=precision)
     assert stats["steps"] == 3 and stats["precision"] == precision and np.isfinite(stats["loss"])
@@ -85,5 +85,6 @@ def test_self_supervised_training_loop_takes_a_precision(precision):
     assert model.head.weight.dtype == torch.float32
     assert not torch.equal(model.head.weight, before["head.weight"])
     with pytest.raises(SciSRError, match="precision 'half'"):
-        _train(model, _Pairs(), device=torch.device("cpu"), rng=np.random.default_rng(0), deadline=time.monotonic(),
-               infer_cost=lambda s: 0.0, max_steps=1, report=lambda f: None, check=lambda: None, precision="half")
+        train_on_pairs(model, _Pairs(), device=torch.device("cpu"), rng=np.random.default_rng(0),
+                       deadline=time.monotonic(), infer_cost=lambda s: 0.0, max_steps=1, report=lambda f: None,
+                       check=lambda: None, precision="half")
