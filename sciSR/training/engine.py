@@ -325,6 +325,11 @@ def run(config: str | os.PathLike | Mapping[str, Any], *, overrides: Sequence[st
         save_model(net, model_path, overwrite=True, name=cfg["name"], domain=cfg["domain"] or "generic",
                    normalisation=dict(cfg["normalisation"]), metrics=metrics, training=_training_card(cfg, datamodule))
     trainer.strategy.barrier("scisr-model-saved")
+    if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Lightning leaves the process group up. Torn down by the interpreter's exit instead, gloo's worker
+        # threads were seen to abort one rank ("terminate called without an active exception") after a
+        # finished run; a later run() in the same process initialises a new group.
+        torch.distributed.destroy_process_group()
     return TrainResult(model_path=model_path, metrics=metrics, log_dir=logs / f"version_{version}",
                        checkpoint=checkpoints.last, model=net)
 
