@@ -8,12 +8,14 @@ the file, the resident set stays bounded by what is being worked on.
 Scratch files live in one place: the folder named by the ``SCISR_SCRATCH`` environment variable when it is
 set, else the folder the caller proposes (:func:`sciSR.upscale_file` proposes the output's folder, where the space
 is known to be needed anyway), else the system's temporary folder (:func:`scratch_folder`). Before work that
-large begins, :func:`estimate_output` and :func:`check_output_size` refuse results that cannot fit.
+large begins, :func:`check_output_size` refuses results that cannot fit, and :func:`check_run_time` jobs whose
+estimated run time exceeds ``SCISR_MAX_HOURS`` (24 h unless set).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
 import os
 import shutil
@@ -34,6 +36,12 @@ SCRATCH_ENV = "SCISR_SCRATCH"
 
 MAX_OUTPUT_BYTES = 64 * 2**30
 """Largest result (bytes, 64 GiB) :func:`check_output_size` accepts without ``force``, whatever the free space."""
+
+MAX_HOURS_ENV = "SCISR_MAX_HOURS"
+"""Environment variable: the most hours of estimated work :func:`check_run_time` accepts."""
+
+DEFAULT_MAX_HOURS = 24.0
+"""Hours of estimated work accepted when ``SCISR_MAX_HOURS`` is not set."""
 
 
 def available_ram() -> int:
@@ -190,6 +198,55 @@ def check_output_size(nbytes: int, *, force: bool, path: str | os.PathLike | Non
         if nbytes > cap:
             raise SciSRError(f"the result would take {_gib(nbytes)}, more than {name} ({_gib(cap)}); check the "
                              "scale, or pass force=True (CLI: --force) to go ahead anyway", path)
+
+
+def max_run_hours() -> float:
+    """Hours of estimated work accepted without ``force``: ``$SCISR_MAX_HOURS``, else :data:`DEFAULT_MAX_HOURS`.
+
+    Raises
+    ------
+    SciSRError
+        ``SCISR_MAX_HOURS`` is set but is not a positive, finite number (one line naming the variable).
+    """
+    text = os.environ.get(MAX_HOURS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_HOURS
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not (math.isfinite(hours) and hours > 0):
+        # Named like a file at fault: the variable is what the user has to fix.
+        raise SciSRError(f"must be a positive number of hours, got {text!r}", MAX_HOURS_ENV)
+    return hours
+
+
+def check_run_time(seconds: float, *, path: str | os.PathLike | None = None, device: str | None = None) -> None:
+    """Refuse a job whose estimated run time exceeds :func:`max_run_hours`, before any work.
+
+    Callers skip the call when the user forces the job (``force=True``, CLI ``--force``), so that the
+    estimate is not even computed.
+
+    Parameters
+    ----------
+    seconds : float
+        The estimate (:meth:`sciSR.pipeline.UpscaleRequest.estimated_seconds`; rough, it errs short).
+    path : str or os.PathLike, optional
+        The output the job would write; None for a result kept in memory.
+    device : str, optional
+        Where a network would run (``"cpu"``, ``"cuda"``, ...), named in the message; None for interpolation.
+
+    Raises
+    ------
+    SciSRError
+        One line naming ``path`` (when given), the estimated hours and the limit, advising ``force``.
+    """
+    limit = max_run_hours()
+    if seconds > 3600 * limit:
+        where = f" on {device}" if device else ""
+        raise SciSRError(f"the upscale would take about {seconds / 3600:.3g} h{where} (a rough estimate), more "
+                         f"than the limit of {limit:g} h ({MAX_HOURS_ENV}); use a faster device, check the scale, "
+                         "or pass force=True (CLI: --force) to go ahead anyway", path)
 
 
 def row_chunks(n_rows: int, row_bytes: int, budget: int = RELEASE_EVERY_BYTES) -> Iterator[tuple[int, int]]:

@@ -37,6 +37,25 @@ _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(?P<pid>\d+)-(?P<host>[0-9a-f
 # Longest output name kept inside a temporary name, so the temporary stays within the usual 255-byte limit.
 _WHAT_MAX = 160
 
+
+class Terminated(SystemExit):
+    """Raised by :func:`cleanup_on_signals` on a signal other than SIGINT, once the temporaries are removed.
+
+    A :class:`SystemExit` (so code that does not know it exits as before) with ``code`` ``128 + signum``
+    (143 for SIGTERM, the shell's convention); the ``scisr`` command reports it as one ``error:`` line.
+
+    Parameters
+    ----------
+    signum : int
+        The signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+
+
 # Live temporaries of this process. Re-entrant: a signal handler runs in the main thread and may interrupt
 # that same thread while it holds the lock.
 _LIVE: set[Path] = set()
@@ -211,10 +230,10 @@ def cleanup_on_signals(signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM))
     For the duration of the block, each of ``signals`` gets a handler that removes every registered
     temporary (:func:`remove_live_temps`), puts the previous handler back (a second signal acts as it
     would have without sciSR) and then raises :class:`KeyboardInterrupt` for SIGINT, else
-    ``SystemExit(128 + signum)`` (143 for SIGTERM, the shell's convention). Previous handlers are restored
-    when the block ends. Python runs signal handlers in the main thread only, so elsewhere (a napari worker,
-    a thread pool) this does nothing; a signal that is ignored (``SIG_IGN``, e.g. SIGINT under ``nohup``)
-    stays ignored.
+    :class:`Terminated` (a ``SystemExit(128 + signum)``: 143 for SIGTERM, the shell's convention). Previous
+    handlers are restored when the block ends. Python runs signal handlers in the main thread only, so
+    elsewhere (a napari worker, a thread pool) this does nothing; a signal that is ignored (``SIG_IGN``, e.g.
+    SIGINT under ``nohup``) stays ignored.
 
     Parameters
     ----------
@@ -235,7 +254,7 @@ def cleanup_on_signals(signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM))
         remove_live_temps()
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
-        raise SystemExit(128 + signum)
+        raise Terminated(signum)
 
     for signum in signals:
         old = signal.getsignal(signum)

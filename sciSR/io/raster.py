@@ -233,6 +233,9 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, dict[str, Any], tuple[float, ...
         # float32 is what the reader hands out: refuse a header that claims more than memory holds first.
         check_memory(series.shape, 4, path, field="TIFF ImageWidth/ImageLength/pages")
         array = series.asarray()
+        if array.size == 0:  # ImageWidth/ImageLength 0 (checked here: the axis handling below needs pixels)
+            raise SciSRError(f"the image is empty (shape {array.shape}, TIFF ImageWidth/ImageLength): no pixel "
+                             "to read", path)
         axes = series.axes.upper()
         photometric = series.keyframe.photometric
         sizes, unit, size_notes = _physical_size(tif, axes)

@@ -27,5 +27,6 @@ def test_reader_refuses(case, tmp_path):
     text = str(info.value)
     assert "\n" not in text, text
     assert info.value.path is not None and path.name in text, text
-    assert case.expect in text, text
+    # Not in the folder's name: pytest names it after the case, and the case's id often holds the words.
+    assert case.expect in text.replace(str(path.parent), ""), text
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest

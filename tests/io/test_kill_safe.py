@@ -166,8 +166,9 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize(("signum", "code", "message"), [(signal.SIGTERM, 143, ""),
-                                                         (signal.SIGINT, 1, "error: interrupted")])
+@pytest.mark.parametrize(("signum", "code", "message"), [
+    (signal.SIGTERM, 143, "error: terminated (SIGTERM); temporary files removed"),
+    (signal.SIGINT, 130, "error: interrupted (SIGINT); temporary files removed")])
 def test_scisr_interrupted_or_terminated_mid_write_leaves_nothing(tmp_path, signum, code, message):
     folder = tmp_path / "work"
     folder.mkdir()
