@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from pydicom import Dataset
 from pydicom.data import get_testdata_file
 from scipy import ndimage
 
@@ -190,8 +189,7 @@ def test_forward_model_validation_and_provenance():
         project(np.zeros((10, 10)), np.zeros((4, 4)), ForwardModel("ct", (2, 2)))
 
 
-def _mri(array, spacing, template=None):
-    meta = {} if template is None else {"dicom_template": template}
+def _mri(array, spacing, meta=None):
     return sciSR.SciImage.from_array(array, spacing=spacing, domain="mri", meta=meta)
 
 
@@ -213,10 +211,12 @@ def test_forward_model_for_thick_slices():
     stack = np.ones((16, 16, 6))
     op = forward_model_for(_mri(stack, (1.0, 1.0, 4.0)), (1, 1, 4))
     assert (op.kind, op.fwhm, op.source) == ("slice_profile", (1.0, 1.0, 4.0), "default")
-    template = Dataset()
-    template.SliceThickness = 3.0
-    op = forward_model_for(_mri(stack, (1.0, 1.0, 4.0), template), (1, 1, 4))
+    # What the DICOM reader records for SliceThickness 3 mm.
+    recorded = _mri(stack, (1.0, 1.0, 4.0),
+                    {"slice_thickness": 3.0, "slice_thickness_source": "dicom", "slice_axis": 2})
+    op = forward_model_for(recorded, (1, 1, 4))
     assert (op.fwhm[2], op.source) == (pytest.approx(3.0), "header")  # 3 mm on a 1 mm HR grid
+    assert op.slice_profile["gap_mm"] == pytest.approx(1.0)
     card = {"type": "thick_slice", "gap": [0.0, 1.0], "profile": "boxcar"}
     op = forward_model_for(_mri(stack, (1.0, 1.0, 4.0)), (1, 1, 4), card_degradation=card)
     assert (op.fwhm[2], op.profile, op.source) == (3.5, "boxcar", "card")

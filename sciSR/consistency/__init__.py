@@ -22,7 +22,8 @@ Forward models (``LR`` voxel ``n`` centred on ``HR`` position ``s·n + (s − 1)
 Modules: :mod:`~sciSR.consistency.model` (:class:`ForwardModel`, :func:`degrade`),
 :mod:`~sciSR.consistency.kspace` and :mod:`~sciSR.consistency.blur` (the projections per forward model; the
 flux one is :func:`sciSR.flux.project_blocks`), :mod:`~sciSR.consistency.acquisition` (which operator an
-image was acquired with, and the baseline to beat).
+image was acquired with, and the baseline to beat), :mod:`~sciSR.consistency.slice_profile` (the slice
+thickness from the header, or estimated from the image's spectra).
 
 Arrays are ``(*spatial, ...)``: the first ``len(factors)`` axes are spatial, trailing axes (channels)
 are carried along. Every projection works on the whole array in float64 (memory: a few copies of the
@@ -37,6 +38,12 @@ from sciSR.consistency.acquisition import forward_model_for, strongest_baseline
 from sciSR.consistency.blur import project_blur
 from sciSR.consistency.kspace import estimate_noise_sigma, estimate_window, project_kspace
 from sciSR.consistency.model import KINDS, SOURCES, ForwardModel, degrade
+from sciSR.consistency.slice_profile import (
+    SliceProfile,
+    estimate_slice_profile,
+    recorded_slice_profile,
+    slice_profile_for,
+)
 from sciSR.errors import SciSRError
 from sciSR.flux import project_blocks
 
@@ -44,11 +51,15 @@ __all__ = [
     "KINDS",
     "SOURCES",
     "ForwardModel",
+    "SliceProfile",
     "degrade",
     "estimate_noise_sigma",
+    "estimate_slice_profile",
     "estimate_window",
     "forward_model_for",
     "project",
+    "recorded_slice_profile",
+    "slice_profile_for",
     "strongest_baseline",
 ]
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from sciSR.consistency.model import CT_FWHM, ForwardModel
+from sciSR.consistency.slice_profile import slice_profile_for
 from sciSR.flux import flux_mode_for_units
 from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
@@ -43,9 +44,12 @@ def forward_model_for(
 
     - **sky**: ``"flux"``, ``"conserve"`` or ``"mean"`` from ``BUNIT`` (:func:`sciSR.flux.flux_mode_for_units`;
       source ``"header"``), ``"mean"`` (``"default"``) when the unit does not say.
-    - **mri, through-plane** (a volume scaled along its coarsest axis only): ``"slice_profile"``, Gaussian.
-      Thickness from DICOM ``SliceThickness`` over the slice spacing (``"header"``), else the card's
-      ``gap`` and ``profile`` (``"card"``), else FWHM = factor (``"default"``).
+    - **mri, through-plane** (a volume scaled along its coarsest axis only): ``"slice_profile"``, Gaussian
+      with FWHM = the slice thickness, which may be narrower than the spacing (a gap) or wider (overlap):
+      the thickness the reader recorded from DICOM ``SliceThickness`` or a BIDS sidecar (``"header"``),
+      else the estimate from the image's own spectra when it fits (``"estimated"``,
+      :func:`~sciSR.consistency.slice_profile.slice_profile_for`), else the card's ``gap`` and ``profile``
+      (``"card"``), else FWHM = factor (``"default"``). ``slice_profile`` records the thickness in mm.
     - **mri, in-plane**: ``"kspace"``. DICOM has no standard field for the reconstruction filter, and a
       guess from the spectrum (:func:`~sciSR.consistency.kspace.estimate_window`) mistakes a sharp
       image's own fall-off for a window, so the window comes from the card (``window``, or
@@ -74,7 +78,6 @@ def forward_model_for(
     if image.domain == "generic" or all(s == 1 for s in factors):
         return None
     card = dict(card_degradation or {})
-    template = image.meta.get("dicom_template")
     if image.domain == "sky":
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -88,11 +91,11 @@ def forward_model_for(
         axis = factors.index(max(factors))
         s = factors[axis]
         widths = [1.0] * len(factors)
-        thickness = float(template.get("SliceThickness") or 0) if template is not None else 0.0
-        if thickness > 0:
-            # Thickness in HR voxels: the HR slice spacing is the LR spacing over the factor.
-            widths[axis] = s * thickness / image.spacing[axis]
-            return ForwardModel("slice_profile", factors, fwhm=tuple(widths), source="header")
+        measured = slice_profile_for(image, axis)
+        if measured is not None:
+            widths[axis] = measured.width_in_voxels(s)
+            return ForwardModel("slice_profile", factors, fwhm=tuple(widths), slice_profile=measured.to_dict(),
+                                source="estimated" if measured.source == "estimated" else "header")
         if _CARD_KINDS.get(card.get("type")) == "slice_profile":
             gap = _middle(card.get("gap", 0.0)) or 0.0
             widths[axis] = s - gap

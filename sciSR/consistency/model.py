@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,10 @@ class ForwardModel:
     source : str
         Where the parameters came from: ``"header"``, ``"estimated"`` (the image's own spectrum),
         ``"card"`` (the model card's training degradation) or ``"default"`` (the domain default).
+    slice_profile : dict or None
+        ``"slice_profile"`` from a header or an estimate: the
+        :meth:`~sciSR.consistency.slice_profile.SliceProfile.to_dict` (thickness, spacing and gap in mm,
+        fit residual) that ``fwhm`` was computed from, for provenance. Not compared or hashed.
 
     Raises
     ------
@@ -67,6 +71,7 @@ class ForwardModel:
     fwhm: tuple[float, ...] | None = None
     flux: str = "mean"
     source: str = "default"
+    slice_profile: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

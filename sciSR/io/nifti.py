@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
+import math
 import os
 import warnings
 import zlib
@@ -132,6 +134,59 @@ def _descrip(header: Any) -> str:
     return raw.decode("utf-8", errors="replace").strip()
 
 
+def _sidecar_profile(path: Path, spacing_mm: np.ndarray, to_mm: float, notes: list[str]) -> dict[str, Any]:
+    """``meta`` entries for the slice thickness a BIDS sidecar ``<stem>.json`` beside the image states.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The NIfTI file (``<stem>.nii`` or ``<stem>.nii.gz``).
+    spacing_mm : numpy.ndarray
+        ``(3,)`` voxel size per spatial axis, mm.
+    to_mm : float
+        Millimetres per unit of the image's spacing.
+    notes : list of str
+        Receives a line for a sidecar that cannot be used or disagrees with the image.
+
+    Returns
+    -------
+    dict
+        Empty without a usable ``SliceThickness`` (mm); else ``slice_thickness`` in the spacing's units,
+        ``slice_thickness_source`` ``"bids"`` and ``slice_axis`` (from ``SliceEncodingDirection`` ``i``/``j``/``k``
+        with an optional ``-``; ``k``, as dcm2niix stores slices, when absent). A sidecar is auxiliary: what
+        is wrong with it is a note, never an error.
+    """
+    name = path.name
+    stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+    sidecar = path.with_name(f"{stem}.json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        fields = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        notes.append(f"BIDS sidecar {sidecar.name} is not readable JSON ({_one_line(err)}); ignored")
+        return {}
+    if not isinstance(fields, dict) or fields.get("SliceThickness") is None:
+        return {}
+    thickness = fields["SliceThickness"]
+    if isinstance(thickness, bool) or not isinstance(thickness, int | float) or not (
+            math.isfinite(thickness) and thickness > 0):
+        notes.append(f"BIDS sidecar {sidecar.name}: SliceThickness {thickness!r} is not a positive number of mm; "
+                     "ignored")
+        return {}
+    direction = fields.get("SliceEncodingDirection", "k")
+    axis = {"i": 0, "j": 1, "k": 2}.get(str(direction).rstrip("-"))
+    if axis is None:
+        notes.append(f"BIDS sidecar {sidecar.name}: SliceEncodingDirection {direction!r} is not i, j or k; "
+                     "slice thickness ignored")
+        return {}
+    between = fields.get("SpacingBetweenSlices")
+    if isinstance(between, int | float) and not math.isclose(between, spacing_mm[axis], rel_tol=1e-2):
+        notes.append(f"BIDS sidecar {sidecar.name}: SpacingBetweenSlices {between:g} mm disagrees with the "
+                     f"{spacing_mm[axis]:g} mm voxel size along axis {axis}; the voxel size gives the spacing")
+    return {"slice_thickness": float(thickness) / to_mm, "slice_thickness_source": "bids", "slice_axis": axis}
+
+
 def read(path: str | os.PathLike, *, domain: str | None = None, series: Any = None) -> SciImage:
     """Read a NIfTI-1/2 file.
 
@@ -154,7 +209,10 @@ def read(path: str | os.PathLike, *, domain: str | None = None, series: Any = No
         ``meta``: ``format``, ``source``, ``units`` (xyz, t unit names), ``spacing_unit`` (``"mm"``,
         ``"µm"``, ``"m"`` or None), ``nifti_header`` (a copy),
         ``stored_dtype``, ``intent`` ((code name, params, name)), ``descrip``, ``qform_code``,
-        ``sform_code``, ``notes``, ``provenance``.
+        ``sform_code``, ``notes``, ``provenance``; for a volume with a BIDS sidecar ``<stem>.json`` beside it
+        that gives ``SliceThickness`` (mm), ``slice_thickness`` (in the spacing's units; it may differ from
+        the slice spacing: a gap or overlap), ``slice_thickness_source`` (``"bids"``) and ``slice_axis`` (from
+        ``SliceEncodingDirection``, default 2).
 
     Raises
     ------
@@ -224,6 +282,8 @@ def _read(path: Path, domain: str | None) -> SciImage:
         "notes": notes,
         "provenance": [],
     }
+    if n_spatial == 3:
+        meta.update(_sidecar_profile(path, norms * to_mm, to_mm, notes))
     if ndim == 4:
         meta["channel_axis"] = 3
         meta["channel_name"] = "time"
