@@ -59,3 +59,15 @@ def test_cli_batch_exit_code_and_summary(volumes, tmp_path, capsys):
     assert "error: " in captured.err and "broken.nii.gz" in captured.err
     assert "3 of 4 upscaled, 1 failed" in captured.err
     assert sorted(p.name for p in out.iterdir()) == ["v0.nii.gz", "v1.nii.gz", "v2.nii.gz"]
+
+
+def test_two_inputs_with_one_output_name_are_refused_before_any_work(volumes, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "v0.nii.gz").write_bytes((volumes / "v0.nii.gz").read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    clash = r"in/v0\.nii\.gz and .*other/v0\.nii\.gz would both be written to v0\.nii\.gz"
+    with pytest.raises(sciSR.SciSRError, match=clash):
+        sciSR.api.upscale_batch([volumes / "v0.nii.gz", other / "v0.nii.gz"], out, "cubic", (1, 1, 2))
+    assert list(out.iterdir()) == []
