@@ -284,7 +284,8 @@ def layer_to_sciimage(layer: Image, *, with_affine: bool = False) -> tuple[sciSR
     return sciSR.SciImage.from_array(data.transpose(order), spacing=spacing[::-1], affine=affine, meta=meta), order
 
 
-def upscaled_placement(layer: Image, factors: tuple[int, ...], start: tuple[int, ...] | None = None) -> dict[str, Any]:
+def upscaled_placement(layer: Image, factors: tuple[float, ...], start: tuple[int, ...] | None = None
+                       ) -> dict[str, Any]:
     """Layer keyword arguments that put an upscaled layer (or upscaled crop of it) on the input.
 
     Old index ``i`` and new index ``i'`` of one point satisfy ``i = (i' + 0.5)/s − 0.5`` (docs/architecture.md §3), so
@@ -297,8 +298,8 @@ def upscaled_placement(layer: Image, factors: tuple[int, ...], start: tuple[int,
     ----------
     layer : napari.layers.Image
         The input layer.
-    factors : tuple of int
-        Factor per layer axis (1 on channel axes).
+    factors : tuple of float
+        Factor ``n'/n`` per layer axis (1 on channel axes; not an integer when a spacing chose the grid).
     start : tuple of int, optional
         First input voxel of the upscaled crop, per layer axis.
     """

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
@@ -38,6 +39,7 @@ from qtpy.QtWidgets import (
 )
 
 import sciSR
+from sciSR.pipeline import parse_spacing
 
 from ._layers import ORDER_KEY, SCISR_KEY, SLAB_HALF_WIDTH, layer_to_sciimage, upscaled_placement
 
@@ -70,8 +72,8 @@ class _Outcome:
 
 
 @thread_worker
-def _upscale_job(img: sciSR.SciImage | list[sciSR.SciImage], model: str, scale: tuple[int, ...], **options: Any
-                 ) -> _Outcome:
+def _upscale_job(img: sciSR.SciImage | list[sciSR.SciImage], model: str, scale: tuple[int, ...] | None,
+                 **options: Any) -> _Outcome:
     # sciSR errors (a wrong scale, a bad model file, a cancellation) are outcomes shown in the widget,
     # not crashes: returning them keeps napari from raising them again in the main thread.
     try:
@@ -84,7 +86,7 @@ def _upscale_job(img: sciSR.SciImage | list[sciSR.SciImage], model: str, scale: 
 
 
 @thread_worker
-def _self_supervised_job(img: sciSR.SciImage, scale: tuple[int, ...], **options: Any) -> _Outcome:
+def _self_supervised_job(img: sciSR.SciImage, scale: tuple[int, ...] | None, **options: Any) -> _Outcome:
     try:
         return _Outcome(image=sciSR.self_supervised(img, scale, **options))
     except sciSR.SciSRError as err:
@@ -101,6 +103,15 @@ class _Job:
     start: tuple[int, ...] | None
     name: str
     started: float
+    in_shape: tuple[int, ...] = ()
+    by_spacing: bool = False
+
+    def placement_factors(self, result: sciSR.SciImage) -> tuple[float, ...]:
+        """Factor per layer axis: the scale boxes', or ``n'/n`` of the result when a spacing chose the grid."""
+        if not self.by_spacing:
+            return self.factors
+        shape = result.array.transpose(self.order).shape
+        return tuple(m / n for m, n in zip(shape, self.in_shape, strict=True))
 
 
 class UpscaleWidget(QWidget):
@@ -159,6 +170,13 @@ class UpscaleWidget(QWidget):
         self.budget_box.setSuffix(" s")
         self.budget_box.setToolTip("Self-supervised: wall-clock seconds for training on this image plus inference")
         self.scale_row = QHBoxLayout()
+        self.spacing_edit = QLineEdit()
+        self.spacing_edit.setPlaceholderText("off: use Scale")
+        self.spacing_edit.setToolTip("Output voxel size instead of Scale: one value, or one per spatial axis in the "
+                                     "file's axis order, in the image's units (mm; deg on the sky) or with a unit "
+                                     "(0.5mm, 0.2arcsec); the field of view is kept")
+        self.isotropic_box = QCheckBox("Isotropic")
+        self.isotropic_box.setToolTip("Output voxel size = the finest input spacing on every axis (instead of Scale)")
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
         self.tile_box = QSpinBox()
@@ -213,6 +231,10 @@ class UpscaleWidget(QWidget):
         form.addRow("Input", self.layer_combo)
         form.addRow("Model", model_row)
         form.addRow("Scale", self.scale_row)
+        spacing_row = QHBoxLayout()
+        spacing_row.addWidget(self.spacing_edit, 1)
+        spacing_row.addWidget(self.isotropic_box)
+        form.addRow("Spacing", spacing_row)
         form.addRow("Device", self.device_combo)
         form.addRow("Tile", self.tile_box)
         consistency_row = QHBoxLayout()
@@ -313,6 +335,19 @@ class UpscaleWidget(QWidget):
         for d, value in zip(axes, per_axis, strict=True):
             factors[d] = value
         return tuple(factors)
+
+    def requested_spacing(self) -> Any:
+        """What Spacing asks for: None (use Scale), ``"isotropic"``, or :func:`sciSR.pipeline.parse_spacing`'s value.
+
+        Raises
+        ------
+        ValueError
+            Text that is not a spacing.
+        """
+        if self.isotropic_box.isChecked():
+            return "isotropic"
+        text = self.spacing_edit.text().strip()
+        return parse_spacing(text) if text else None
 
     def _browse_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "sciSR model file", "", "sciSR model (*.safetensors)")
@@ -443,10 +478,15 @@ class UpscaleWidget(QWidget):
         if layer is None:
             self.status_label.setText("choose an image layer")
             return
+        try:
+            spacing = self.requested_spacing()
+        except ValueError as err:
+            self.status_label.setText(f"error: {err}")
+            return
         img, order = layer_to_sciimage(layer)
         factors = self.layer_factors(layer)
         # SciImage axis order[d] is layer axis d; channel axes get no factor.
-        scale = tuple(factors[list(order).index(a)] for a in range(img.spatial_ndim))
+        scale = None if spacing is not None else tuple(factors[list(order).index(a)] for a in range(img.spatial_ndim))
         start = None
         model = str(self.model_combo.currentData())
         if preview and model == SELF_SUPERVISED:
@@ -457,8 +497,11 @@ class UpscaleWidget(QWidget):
             start = tuple(low for low, _ in bounds)
             img = _crop(img, order, bounds)
         spatial = [factors[d] for d in self._spatial_axes(layer)]
-        name = f"{layer.name} SR {self.model_combo.currentText()} ×{'×'.join(map(str, spatial))}"
-        self._job = _Job(layer, order, factors, start, f"{name} preview" if preview else name, time.perf_counter())
+        grid = f"×{'×'.join(map(str, spatial))}" if spacing is None else f"spacing {spacing}"
+        name = f"{layer.name} SR {self.model_combo.currentText()} {grid}"
+        self._job = _Job(layer, order, factors, start, f"{name} preview" if preview else name, time.perf_counter(),
+                         in_shape=tuple(img.array.transpose(order).shape), by_spacing=spacing is not None)
+        grid_option = {} if spacing is None else {"spacing": spacing}
         self._cancel = threading.Event()
         tile = self.tile_box.value() or None
         inputs, extra = self.extra_inputs(img)
@@ -467,7 +510,7 @@ class UpscaleWidget(QWidget):
             self._job = None
             return
         if model == SELF_SUPERVISED:
-            worker = _self_supervised_job(img, scale, time_budget_s=float(self.budget_box.value()),
+            worker = _self_supervised_job(img, scale, **grid_option, time_budget_s=float(self.budget_box.value()),
                                           device=self.device_combo.currentText(),
                                           progress=self.progress_changed.emit, cancel=self._cancel)
         else:
@@ -476,8 +519,9 @@ class UpscaleWidget(QWidget):
                 extra.update(consistency=self.consistency_combo.currentText(), guard=self.guard_box.isChecked())
                 if self.uncertainty_box.isChecked() and inputs is img and "reference" not in extra:
                     extra.update(ensemble=True, uncertainty=True)
-            worker = _upscale_job(inputs, model, scale, tile=tile, device=self.device_combo.currentText(),
-                                  progress=self.progress_changed.emit, cancel=self._cancel, **extra)
+            worker = _upscale_job(inputs, model, scale, **grid_option, tile=tile,
+                                  device=self.device_combo.currentText(), progress=self.progress_changed.emit,
+                                  cancel=self._cancel, **extra)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
@@ -525,7 +569,7 @@ class UpscaleWidget(QWidget):
             colormap=job.layer.colormap.name,
             contrast_limits=job.layer.contrast_limits,
             metadata=metadata,
-            **upscaled_placement(job.layer, job.factors, job.start),
+            **upscaled_placement(job.layer, job.placement_factors(result), job.start),
         )
         spread_name = f"{job.name} uncertainty"
         if spread_name in self.viewer.layers:
@@ -534,7 +578,7 @@ class UpscaleWidget(QWidget):
             self.viewer.add_image(outcome.spread.array.transpose(job.order), name=spread_name, colormap="magma",
                                   blending="additive", visible=False,
                                   metadata={"source": job.layer.metadata.get("source"), "quantity": "ensemble std"},
-                                  **upscaled_placement(job.layer, job.factors, job.start))
+                                  **upscaled_placement(job.layer, job.placement_factors(result), job.start))
         done = f"done: {job.name} ({time.perf_counter() - job.started:.1f} s)"
         self.status_label.setText("; ".join([done, *self_check_text(result.meta)]))
 

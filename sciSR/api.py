@@ -7,13 +7,14 @@ hands it to the pipeline's steps; multi-stack and reference-guided calls go to :
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -21,17 +22,28 @@ from sciSR import io
 from sciSR.blocks import bin_array
 from sciSR.consistency import strongest_baseline
 from sciSR.ensemble import upscale_ensemble
-from sciSR.errors import SciSRError
+from sciSR.errors import Cancelled, SciSRError
 from sciSR.image import SciImage
 from sciSR.infer.batch import JobResult, expand_inputs, run_batch
 from sciSR.infer.interpolate import INTERPOLATORS
 from sciSR.paging import available_ram, disk_array, scratch_folder
-from sciSR.pipeline import ResolvedModel, UpscaleRequest, resolve_factors, upscale_image
+from sciSR.pipeline import ResolvedModel, SpacingLike, UpscaleRequest, resolve_factors, upscale_image
 from sciSR.progress import ProgressLike
 
 
-def read(path: str | os.PathLike, *, series: str | int | None = None, domain: str | None = None, **options) -> SciImage:
-    """Read an image file or a DICOM series folder.
+@overload
+def read(path: str | os.PathLike, *, series: Literal["all"], domain: str | None = None,
+         **options) -> list[SciImage]: ...
+
+
+@overload
+def read(path: str | os.PathLike, *, series: str | int | None = None, domain: str | None = None,
+         **options) -> SciImage: ...
+
+
+def read(path: str | os.PathLike, *, series: str | int | None = None, domain: str | None = None,
+         **options) -> SciImage | list[SciImage]:
+    """Read an image file or a DICOM series folder (or every series of a DICOM folder).
 
     Parameters
     ----------
@@ -39,7 +51,8 @@ def read(path: str | os.PathLike, *, series: str | int | None = None, domain: st
         DICOM file or folder, NIfTI (``.nii``, ``.nii.gz``), FITS (``.fits``, ``.fz``, ...), PNG or TIFF.
         The format comes from the suffix, else from the file's content.
     series : str or int, optional
-        DICOM only: SeriesInstanceUID, SeriesNumber or SeriesDescription when a folder holds several.
+        DICOM only: SeriesInstanceUID, SeriesNumber or SeriesDescription when a folder holds several, or
+        ``"all"`` for every series (other formats refuse ``"all"``).
     domain : str, optional
         Override the domain (``"mri"``, ``"ct"``, ``"sky"``, ``"generic"``).
     **options
@@ -47,8 +60,10 @@ def read(path: str | os.PathLike, *, series: str | int | None = None, domain: st
 
     Returns
     -------
-    SciImage
-        Calibrated values with geometry. Voxels are never reordered or flipped.
+    SciImage or list of SciImage
+        Calibrated values with geometry. Voxels are never reordered or flipped. With ``series="all"``: one
+        image per series, ordered by SeriesNumber then SeriesInstanceUID, series made only of localizers
+        left out (see :func:`sciSR.io.dicom.list_series`).
     """
     return io.read(path, series=series, domain=domain, **options)
 
@@ -80,6 +95,7 @@ def upscale(
     model: Any,
     scale: int | Sequence[int] | None = None,
     *,
+    spacing: SpacingLike | None = None,
     tile: int | Sequence[int] | None = None,
     device: str = "auto",
     flux: str | None = None,
@@ -113,6 +129,15 @@ def upscale(
         One factor per spatial array axis, e.g. ``(1, 1, 4)`` through-plane; channel axes are never
         scaled. Required for interpolation; None for a learned model means the model card's scale.
         A 2D model on a volume runs plane by plane on the planes that contain the scaled axes.
+    spacing : float or sequence of float or str, optional
+        The output voxel size instead of ``scale`` (not both): one value, one per spatial axis, or
+        ``"isotropic"`` (the finest input spacing on every axis), in the image's units (mm; deg on the
+        sky). The field of view is kept: ``n' = round(n·spacing_in/spacing)`` voxels, voxel size
+        ``FOV/n'``. Interpolation resamples onto that grid directly; a network runs at its own factors and
+        its result is resampled onto it (cubic B-spline, or pixel overlap when flux is kept; recorded as
+        ``grid`` in the provenance), so the grid may not be finer than the network reaches and never
+        coarser than the input. For any ratio learned from the image itself, see
+        :func:`sciSR.self_supervised` (``spacing=``).
     tile : int or sequence of int, optional
         Tile size in input voxels for learned models, overlap not included (None: automatic).
     device : str
@@ -168,8 +193,12 @@ def upscale(
         the input's units (the network's normalisation is undone). With ``uncertainty=True``:
         ``(result, spread)``, both of the input's kind.
     """
-    if (ensemble or uncertainty) and (isinstance(img, list | tuple) or reference is not None or out is not None):
-        raise SciSRError("ensemble and uncertainty work on one image, in memory (no stacks, reference or out)")
+    if (ensemble or uncertainty) and (isinstance(img, list | tuple) or reference is not None or out is not None
+                                      or spacing is not None):
+        raise SciSRError("ensemble and uncertainty work on one image, in memory, at scale= (no stacks, reference, "
+                         "out or spacing)")
+    if spacing is not None and (isinstance(img, list | tuple) or reference is not None):
+        raise SciSRError("spacing= applies to one image; stacks and references take scale=")
     if isinstance(img, list | tuple) or reference is not None:
         from sciSR import multi_input  # torch: loaded only when several inputs are fused
 
@@ -189,8 +218,8 @@ def upscale(
         return multi_input.upscale_with_reference(img, reference, model, scale, **options)
     as_array = not isinstance(img, SciImage)
     image = SciImage.from_array(np.asarray(img)) if as_array else img
-    request = UpscaleRequest.build(image, model, scale, flux=flux, device=device, tile=tile, consistency=consistency,
-                                   guard=guard, precision=precision)
+    request = UpscaleRequest.build(image, model, scale, spacing=spacing, flux=flux, device=device, tile=tile,
+                                   consistency=consistency, guard=guard, precision=precision)
     if ensemble or uncertainty:
         result, spread = upscale_ensemble(image, request, ensemble=ensemble, progress=progress, cancel=cancel)
         if uncertainty:
@@ -206,6 +235,7 @@ def upscale_file(
     model: Any,
     scale: int | Sequence[int] | None = None,
     *,
+    spacing: SpacingLike | None = None,
     overwrite: bool = False,
     series: str | int | None = None,
     domain: str | None = None,
@@ -229,7 +259,7 @@ def upscale_file(
     ----------
     input_path, output_path : str or os.PathLike
         Input file or DICOM series folder; output file (or folder for DICOM), format from the suffix.
-    model, scale, tile, device, flux, consistency, guard, precision, ensemble, progress, cancel
+    model, scale, spacing, tile, device, flux, consistency, guard, precision, ensemble, progress, cancel
         As for :func:`upscale`.
     uncertainty : bool
         Also write the spread (see :func:`upscale`): in a FITS result as the image extension ``SR_STD``
@@ -238,7 +268,10 @@ def upscale_file(
     overwrite : bool
         Replace an existing output (never the input).
     series : str or int, optional
-        DICOM series when a folder holds several.
+        DICOM series when a folder holds several (see :func:`read`), or ``"all"``: every series, each
+        upscaled into ``output_path``, then a new folder, as ``<SeriesNumber>_<SeriesDescription>``
+        (:func:`series_output_name`), a DICOM series folder like the input. Names that would collide are
+        refused before any work; the folder appears only when every series is written.
     domain : str, optional
         Override the domain read from the file (see :func:`read`).
     hdu : int or str or (str, int), optional
@@ -250,17 +283,22 @@ def upscale_file(
         output) instead of in RAM (the FITS writer then streams it to disk in slabs). None: only when the
         result would take more than :data:`LARGE_RESULT_FRACTION` of the available RAM.
     force : bool
-        Accept a result of any size (otherwise more than 64 GiB, or more than the output folder's free
-        space, is refused before any work).
+        Accept a result of any size and run time (otherwise more than 64 GiB, more than the output folder's
+        free space, or an estimated run time above ``SCISR_MAX_HOURS``, 24 h unless set, is refused before any
+        work; see :meth:`sciSR.pipeline.UpscaleRequest.build`).
 
     Returns
     -------
     pathlib.Path
-        The written output.
+        The written output (with ``series="all"``: the folder holding one output per series).
     """
-    job = _FileJob(ResolvedModel.of(model), scale, tile=tile, device=device, flux=flux, memmap=memmap,
+    job = _FileJob(ResolvedModel.of(model), scale, spacing=spacing, tile=tile, device=device, flux=flux, memmap=memmap,
                    force=force, consistency=consistency, guard=guard, precision=precision, ensemble=ensemble,
                    uncertainty=uncertainty, progress=progress, cancel=cancel)
+    if series == "all":
+        if hdu is not None:
+            raise SciSRError('hdu= is for FITS files; series="all" reads a DICOM folder', input_path)
+        return _upscale_every_series(job, input_path, output_path, overwrite=overwrite, domain=domain)
     if hdu != "all":
         img = read(input_path, series=series, domain=domain, **({} if hdu is None else {"hdu": hdu}))
         return job(img, output_path, overwrite=overwrite, inputs=(input_path,))
@@ -293,6 +331,7 @@ class _FileJob:
 
     model: ResolvedModel
     scale: int | Sequence[int] | None
+    spacing: SpacingLike | None = None
     tile: int | Sequence[int] | None = None
     device: str = "auto"
     flux: str | None = None
@@ -308,7 +347,10 @@ class _FileJob:
 
     def __call__(self, img: SciImage, output_path: str | os.PathLike, *, overwrite: bool,
                  inputs: Sequence[str | os.PathLike]) -> Path:
-        request = UpscaleRequest.build(img, self.model, self.scale, flux=self.flux, device=self.device,
+        if (self.ensemble or self.uncertainty) and self.spacing is not None:
+            raise SciSRError("ensemble and uncertainty run at scale=, not spacing=", img.meta.get("source"))
+        request = UpscaleRequest.build(img, self.model, self.scale, spacing=self.spacing, flux=self.flux,
+                                       device=self.device,
                                        tile=self.tile, output=output_path, overwrite=overwrite, inputs=inputs,
                                        force=self.force, consistency=self.consistency, guard=self.guard,
                                        precision=self.precision)
@@ -367,12 +409,71 @@ def output_path_for(input_path: str | os.PathLike, out_dir: str | os.PathLike) -
     return Path(out_dir) / Path(input_path).name
 
 
+# Runs of characters that are not safe in a file name everywhere (separators, spaces, quotes, ...).
+_UNSAFE_NAME = re.compile(r"[^\w.-]+")
+
+
+def series_output_name(series: io.dicom.Series) -> str:
+    """Name of one series' output in the folder that ``upscale_file(..., series="all")`` writes.
+
+    ``<SeriesNumber>_<SeriesDescription>``, e.g. ``3_T1_AX_post`` for series 3 "T1 AX (post)": runs of
+    characters other than letters, digits, ``.``, ``-`` and ``_`` become one ``_`` and leading or trailing
+    ``.``, ``-``, ``_`` are dropped, so the name is a plain file name on any system and never hidden. A
+    series without a number or description is named by the part it has, one without either by its
+    SeriesInstanceUID. Like a batch result, the output is in the input's format (a DICOM series folder).
+    """
+    parts = [str(series.number) if series.number is not None else "", series.description]
+    for text in ("_".join(p for p in parts if p), series.uid):
+        name = _UNSAFE_NAME.sub("_", text).strip("._-")
+        if name:
+            return name
+    return "series"
+
+
+def _shared_output(pairs: Sequence[tuple[str, Path]]) -> tuple[str, str, Path] | None:
+    """The first two sources (and their output) that would be written to one output, else None."""
+    seen: dict[Path, str] = {}
+    for source, target in pairs:
+        if target in seen:
+            return seen[target], source, target
+        seen[target] = source
+    return None
+
+
+def _upscale_every_series(job: _FileJob, input_path: str | os.PathLike, output_path: str | os.PathLike, *,
+                          overwrite: bool, domain: str | None) -> Path:
+    """``upscale_file(..., series="all")``: every series of a DICOM folder into the new folder ``output_path``."""
+    inputs = (os.fspath(input_path),)
+    out = io.check_output(output_path, overwrite=overwrite, inputs=inputs, folder=True)
+    names = [(s, series_output_name(s)) for s in io.list_series(input_path)]
+    clash = _shared_output([(f"{s.label} (UID {s.uid})", Path(name)) for s, name in names])
+    if clash is not None:
+        # Refused before any work: one result would silently replace the other.
+        raise SciSRError(f"{clash[0]} and {clash[1]} would both be written to {clash[2]}; upscale them one at a "
+                         "time (series= or --series: UID or number)", input_path)
+    # One atomic folder: a series that fails leaves no partial study behind.
+    with io.atomic_output(out, overwrite=overwrite, folder=True, inputs=inputs) as folder:
+        for s, name in names:
+            img = s.read(domain=domain)
+            try:
+                job(img, folder / name, overwrite=False, inputs=inputs)
+            except Cancelled:
+                raise
+            except SciSRError as err:
+                # Writers know only the temporary folder; the user knows the output they asked for.
+                inside = err.path is not None and Path(err.path).is_relative_to(folder)
+                where = out / name if inside else err.path
+                raise SciSRError(f"{s.label}: {err.message}", where) from None
+    return out
+
+
 def upscale_batch(
     inputs: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     model: Any,
     scale: int | Sequence[int] | None = None,
     *,
+    spacing: SpacingLike | None = None,
     scheduler: Any = None,
     overwrite: bool = False,
     on_done: Callable[[JobResult, int, int], None] | None = None,
@@ -393,7 +494,7 @@ def upscale_batch(
         Files, folders (their image files, or one DICOM series) and globs.
     out_dir : str or os.PathLike
         Existing folder; each result keeps its input's name and format.
-    model, scale, tile, device, flux, consistency, guard, precision
+    model, scale, spacing, tile, device, flux, consistency, guard, precision
         As for :func:`upscale`.
     scheduler : str or distributed.Client, optional
         Dask distributed scheduler address or client.
@@ -404,7 +505,7 @@ def upscale_batch(
     hdu : optional
         FITS HDU for every file (see :func:`upscale_file`).
     force : bool
-        Accept results of any size (see :func:`upscale_file`).
+        Accept results of any size and run time (see :func:`upscale_file`).
 
     Returns
     -------
@@ -415,18 +516,16 @@ def upscale_batch(
         raise SciSRError("output folder does not exist", out_dir)
     suffixes = sorted({s for fmt in io.FORMATS.values() for s in fmt.SUFFIXES if s})
     files = expand_inputs(inputs, suffixes)
-    seen: dict[Path, Path] = {}
-    for path in files:
-        target = output_path_for(path, out_dir)
-        if target in seen:
-            # Refused before any work: one result would silently replace the other.
-            raise SciSRError(f"{seen[target]} and {path} would both be written to {target.name}; upscale "
-                             "them into separate folders", path)
-        seen[target] = path
+    clash = _shared_output([(os.fspath(path), output_path_for(path, out_dir)) for path in files])
+    if clash is not None:
+        # Refused before any work: one result would silently replace the other.
+        raise SciSRError(f"{clash[0]} and {clash[1]} would both be written to {clash[2].name}; upscale "
+                         "them into separate folders", clash[1])
     # One load (and one receptive-field measurement) for the whole loop, not one per file. Cluster workers
     # get the name or path and load it themselves rather than receiving pickled weights.
     resolved = model if scheduler is not None else ResolvedModel.of(model)
-    job = _BatchJob(out_dir=os.fspath(out_dir), model=resolved, scale=scale, overwrite=overwrite, tile=tile,
+    job = _BatchJob(out_dir=os.fspath(out_dir), model=resolved, scale=scale, spacing=spacing, overwrite=overwrite,
+                    tile=tile,
                     device=device, flux=flux, hdu=hdu, force=force, consistency=consistency, guard=guard,
                     precision=precision)
     return run_batch(files, job, scheduler=scheduler, on_done=on_done)
@@ -439,6 +538,7 @@ class _BatchJob:
     out_dir: str
     model: Any
     scale: int | Sequence[int] | None
+    spacing: SpacingLike | None
     overwrite: bool
     tile: int | Sequence[int] | None
     device: str
@@ -450,7 +550,7 @@ class _BatchJob:
     precision: str
 
     def __call__(self, path: Path) -> Path:
-        return upscale_file(path, output_path_for(path, self.out_dir), self.model, self.scale,
+        return upscale_file(path, output_path_for(path, self.out_dir), self.model, self.scale, spacing=self.spacing,
                             overwrite=self.overwrite, tile=self.tile, device=self.device, flux=self.flux,
                             hdu=self.hdu, force=self.force, consistency=self.consistency, guard=self.guard,
                             precision=self.precision)

@@ -1,7 +1,7 @@
 """``scisr`` console script: parses and validates arguments, resolves the model once, calls :mod:`sciSR.api`.
 
 Exit codes: 0 success, 1 data/model error (one line ``error: <file>: <problem>`` on stderr),
-2 usage error. Tracebacks only with ``--debug``.
+2 usage error, 130 interrupted (SIGINT), 143 terminated (SIGTERM). Tracebacks only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -11,26 +11,29 @@ import contextlib
 import json
 import logging
 import re
+import signal
 import sys
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sciSR import api, io
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
-from sciSR.io.atomic import check_output
-from sciSR.pipeline import ResolvedModel, is_interpolator, parse_scale
-from sciSR.tempfiles import cleanup_on_signals
+from sciSR.io.atomic import MARKER, check_output
+from sciSR.pipeline import ResolvedModel, is_interpolator, parse_scale, parse_spacing
+from sciSR.tempfiles import Terminated, cleanup_on_signals
 
 EPILOG_UPSCALE = """examples:
   scisr upscale knee.nii.gz knee_sr.nii.gz --model cubic --scale 1,1,4
   scisr upscale --batch 'frames/*.fits' --out-dir frames_sr --model cubic --scale 2
   scisr upscale --batch scans/ --out-dir sr/ --model model.safetensors --dask tcp://scheduler:8786
   scisr upscale ct_series/ ct_sr/ --model cubic --scale 2,2,1
+  scisr upscale study/ study_sr --series all --model cubic --scale 2   (one DICOM series folder per series)
   scisr upscale frame.fits frame_sr.fits --model cubic --scale 2 --flux conserve
   scisr upscale --stack sax.nii.gz --stack lax.nii.gz --stack cor.nii.gz fused.nii.gz --model fusion.safetensors
   scisr upscale --stack sax.nii.gz --stack lax.nii.gz avg.nii.gz --model cubic --scale 1,1,4   (plain average)
@@ -43,6 +46,13 @@ EPILOG_UPSCALE = """examples:
 def _scale(text: str) -> int | tuple[int, ...]:
     try:
         return parse_scale(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _spacing(text: str) -> Any:
+    try:
+        return parse_spacing(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -104,9 +114,31 @@ def describe(img: SciImage) -> list[str]:
     return lines
 
 
+def describe_series(source: str, images: list[SciImage]) -> list[str]:
+    """Lines of ``scisr info`` for the DICOM series of ``source``: one row per series, then the folder's notes."""
+    header = ("series", "description", "modality", "size", "spacing (mm)", "uid")
+    rows = [header]
+    for img in images:
+        meta = img.meta
+        number = meta.get("series_number")
+        rows.append(("-" if number in (None, "") else str(int(number)), meta.get("series_description") or "-",
+                     meta.get("modality") or "-", "×".join(map(str, img.array.shape)),
+                     ", ".join(f"{s:.4g}" for s in img.spacing), meta.get("series_uid") or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [f"file:        {source} ({len(images)} series; --series NUMBER|UID|DESCRIPTION describes one)"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    # What every series was told (files skipped, localizers left out) is about the folder.
+    common = [n for n in images[0].meta.get("notes", []) if all(n in img.meta.get("notes", []) for img in images)]
+    return lines + [f"note:        {n}" for n in common]
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
-    img = api.read(args.input, series=args.series)
-    print("\n".join(describe(img)))
+    if args.series == "all" or (args.series is None and Path(args.input).is_dir()):
+        images = api.read(args.input, series="all")
+        one = len(images) == 1 and args.series is None
+        print("\n".join(describe(images[0]) if one else describe_series(args.input, images)))
+        return 0
+    print("\n".join(describe(api.read(args.input, series=args.series))))
     return 0
 
 
@@ -130,7 +162,9 @@ def _cmd_upscale_fusion(args: argparse.Namespace) -> int:
     check_output(target, overwrite=args.overwrite, inputs=inputs)
     read = [api.read(path, series=args.series, domain=args.domain) for path in inputs]
     options = {"tile": args.tile, "device": args.device, "progress": True}
-    if args.stack:
+    if args.stack and args.model == "drizzle":  # the classical baseline of dithered frames: no network to load
+        result = api.upscale(read, "drizzle", args.scale)
+    elif args.stack:
         result = api.upscale(read, _model_arg(args), args.scale, **options)
     else:
         result = api.upscale(read[0], _model_arg(args), args.scale, reference=read[1], **options)
@@ -150,8 +184,8 @@ def _cmd_upscale_self_supervised(args: argparse.Namespace) -> int:
     source, target = args.paths
     check_output(target, overwrite=args.overwrite, inputs=(source,))
     img = api.read(source, series=args.series, domain=args.domain)
-    result = self_supervised(img, args.scale, axis=args.axis, time_budget_s=args.time_budget, device=args.device,
-                             progress=True)
+    result = self_supervised(img, args.scale, spacing=args.grid, axis=args.axis, time_budget_s=args.time_budget,
+                             device=args.device, progress=True)
     path = api.write(result, target, overwrite=args.overwrite)
     step = result.meta["provenance"][-1]
     print(f"{source} -> {path} (self-supervised: {step['steps']} steps, scale {step['scale']}, "
@@ -165,6 +199,13 @@ def _hdu(text: str | None) -> int | str | None:
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
+    grid = [o for given, o in ((args.scale is not None, "--scale"), (args.spacing is not None, "--spacing"),
+                               (args.isotropic, "--isotropic")) if given]
+    if len(grid) > 1:
+        args.parser.error(f"give one of --scale, --spacing, --isotropic, not {' and '.join(grid)}")
+    args.grid = "isotropic" if args.isotropic else args.spacing
+    if args.grid is not None and (args.stack or args.reference):
+        args.parser.error("--spacing/--isotropic apply to one image; --stack and --reference take --scale")
     symmetric = [o for given, o in ((args.ensemble, "--ensemble"), (args.uncertainty, "--uncertainty")) if given]
     if symmetric:
         for given, other in ((args.self_supervised, "--self-supervised"), (args.stack, "--stack"),
@@ -172,13 +213,19 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
                              (is_interpolator(args.model), f"--model {args.model} (interpolation)")):
             if given:
                 args.parser.error(f"{symmetric[0]} cannot be combined with {other}")
+    if args.series == "all":
+        for given, option in ((args.batch, "--batch"), (args.stack, "--stack"), (args.reference, "--reference"),
+                              (args.self_supervised, "--self-supervised"), (args.hdu, "--hdu")):
+            if given:
+                args.parser.error(f"--series all upscales every series of one DICOM folder IN into the folder OUT; "
+                                  f"it cannot be combined with {option}")
     if args.self_supervised:
         return _cmd_upscale_self_supervised(args)
     if args.stack or args.reference:
         return _cmd_upscale_fusion(args)
     if is_interpolator(args.model):
-        if args.scale is None:
-            args.parser.error(f"--model {args.model} (interpolation) needs --scale")
+        if args.scale is None and args.grid is None:
+            args.parser.error(f"--model {args.model} (interpolation) needs --scale (or --spacing/--isotropic)")
         for given, option in ((args.tile is not None, "--tile"), (args.consistency is not None, "--consistency"),
                               (args.guard, "--guard")):
             if given:
@@ -190,13 +237,15 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     source, target = args.paths
     # upscale_file checks the output before any work and builds a result larger than a quarter of the free
     # RAM in a memory-mapped file.
-    path = api.upscale_file(source, target, _model_arg(args), args.scale, overwrite=args.overwrite,
+    path = api.upscale_file(source, target, _model_arg(args), args.scale, spacing=args.grid, overwrite=args.overwrite,
                             series=args.series, domain=args.domain, hdu=_hdu(args.hdu), progress=True,
                             tile=args.tile, device=args.device, flux=args.flux, force=args.force,
                             consistency=args.consistency or "auto", guard=args.guard, precision=args.precision,
                             ensemble=args.ensemble, uncertainty=args.uncertainty)
     print(f"{source} -> {path}")
-    if args.uncertainty:
+    if args.series == "all":
+        print("\n".join(f"  {entry}" for entry in sorted(path.iterdir()) if entry.name != MARKER))
+    elif args.uncertainty:
         fits_result = io.format_for(path) == "fits"
         print(f"spread -> {f'{path}[{api.SPREAD_EXTNAME}]' if fits_result else api.uncertainty_path_for(path)}")
     return 0
@@ -215,7 +264,7 @@ def _cmd_upscale_batch(args: argparse.Namespace) -> int:
 
     # On a cluster the workers load the model themselves (no pickled weights travel).
     model = args.model if args.dask else _model_arg(args)
-    results = api.upscale_batch(args.paths, args.out_dir, model, args.scale, scheduler=args.dask,
+    results = api.upscale_batch(args.paths, args.out_dir, model, args.scale, spacing=args.grid, scheduler=args.dask,
                                 overwrite=args.overwrite, on_done=report, tile=args.tile, device=args.device,
                                 flux=args.flux, hdu=_hdu(args.hdu), force=args.force,
                                 consistency=args.consistency or "auto", guard=args.guard, precision=args.precision)
@@ -326,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
                           epilog="example:\n  scisr info CT_small.dcm",
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     info.add_argument("input")
-    info.add_argument("--series", help="DICOM series (UID, number or description) when a folder holds several")
+    info.add_argument("--series", help="DICOM series (UID, number or description) when a folder holds several; "
+                      "a folder of several is listed, one row per series ('all' lists even one)")
     info.set_defaults(func=_cmd_info)
 
     up = sub.add_parser("upscale", help="super-resolve an image", epilog=EPILOG_UPSCALE,
@@ -342,10 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--trust-pickle", action="store_true",
                     help="allow a .pt/.pth model file (a pickle: only files you made yourself)")
     up.add_argument("--scale", type=_scale, help="one factor, or one per spatial axis: 2 or 1,1,4")
+    up.add_argument("--spacing", type=_spacing,
+                    help="output voxel size instead of --scale: one value or one per spatial axis, in the "
+                         "image's units (mm; deg on the sky) or with a unit (0.5mm, 0.2arcsec); FOV kept")
+    up.add_argument("--isotropic", action="store_true",
+                    help="output voxel size = the finest input spacing on every axis (instead of --scale)")
     up.add_argument("--tile", type=_positive_int, help="tile size in input voxels (default: automatic)")
     up.add_argument("--device", type=_device, default="auto", help="auto | cpu | cuda | cuda:N | mps")
     up.add_argument("--flux", choices=("conserve", "mean", "none"), help="sky images: flux handling")
-    up.add_argument("--series", help="DICOM series when a folder holds several")
+    up.add_argument("--series", help="DICOM series (UID, number or description) when a folder holds several, or "
+                    "'all': every series, OUT then a new folder of DICOM series <SeriesNumber>_<SeriesDescription>")
     up.add_argument("--hdu", help="FITS: image HDU (index or EXTNAME), or 'all' for every science extension")
     up.add_argument("--domain", choices=("mri", "ct", "sky", "generic"), help="override the domain")
     up.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -362,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
                     help="networks: arithmetic precision (default fp32; auto: bf16 where the hardware has it)")
     up.add_argument("--force", action="store_true",
-                    help="accept a result of any size (otherwise > 64 GiB or more than the free disk is refused)")
+                    help="accept a result of any size and run time (otherwise > 64 GiB, more than the free disk, "
+                         "or an estimated run time above $SCISR_MAX_HOURS, default 24 h, is refused)")
     up.add_argument("--stack", action="append", metavar="IN",
                     help="a low-res stack to fuse (repeat; the output is on the first stack's grid × scale; "
                          "a multi-input model, or an interpolation name for the plain average)")
@@ -462,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        # SIGINT/SIGTERM remove the temporaries of the output being written (SIGTERM then exits 143).
+        # SIGINT/SIGTERM remove the temporaries of the output being written, then exit 130/143 (128 + signal).
         with warnings.catch_warnings(), cleanup_on_signals(), _notes():
             warnings.showwarning = _show_warning
             return args.func(args)
@@ -474,8 +531,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {where}{err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 1
+        print("error: interrupted (SIGINT); temporary files removed", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Terminated as stop:
+        print(f"error: terminated ({stop.signal_name}); temporary files removed", file=sys.stderr)
+        return 128 + stop.signum
     except Exception as err:
         if args.debug:
             traceback.print_exc()

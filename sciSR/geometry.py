@@ -1,7 +1,8 @@
 """The one place for "upscale the grid" math.
 
-Upscaling by an integer factor ``s`` along an axis keeps the outer edges of the first and last voxel
-fixed (the field of view is preserved). An old index ``i`` and a new index ``i'`` of the same point are
+Upscaling an axis of ``n`` voxels to ``n'`` keeps the outer edges of the first and last voxel fixed (the
+field of view is preserved); its factor is ``s = n'/n``, an integer for ``scale=`` and any real ratio for
+``spacing=`` (:func:`grid_for_spacing`). An old index ``i`` and a new index ``i'`` of the same point are
 related by ``i = (i' + 0.5) / s - 0.5``. Everything here — affines, spacing, astropy WCS with SIP, FITS
 grid keywords, napari layer offsets, interpolation sample positions — follows from that one formula.
 """
@@ -18,6 +19,8 @@ import numpy as np
 from sciSR.errors import SciSRError
 
 ScaleLike = int | Sequence[int]
+GridScale = Sequence[float]
+"""Factor per axis, ``n'/n``: integers for ``scale=``, any real ratio for a grid chosen by spacing."""
 
 
 def normalize_scale(scale: ScaleLike, ndim: int) -> tuple[int, ...]:
@@ -59,15 +62,42 @@ def upscaled_shape(shape: Sequence[int], scale: Sequence[int]) -> tuple[int, ...
     return tuple(int(n) * int(s) for n, s in zip(shape, scale, strict=True))
 
 
-def upscaled_index(old: np.ndarray | float, factor: int, *, inverse: bool = False) -> np.ndarray | float:
+def grid_for_spacing(shape: Sequence[int], spacing: Sequence[float], target: Sequence[float]) -> tuple[int, ...]:
+    """Voxels per axis of the FOV-preserving grid closest to the voxel size ``target``.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Input spatial shape ``n``.
+    spacing : sequence of float
+        Input voxel size per axis (mm, or deg on the sky).
+    target : sequence of float
+        Wanted voxel size per axis, same units (> 0).
+
+    Returns
+    -------
+    tuple of int
+        ``n' = round(n·spacing/target)`` (at least 1). The field of view ``n·spacing`` is kept, so the
+        new voxel size is ``n·spacing/n'``, the closest to ``target`` a whole number of voxels allows.
+    """
+    return tuple(max(1, round(int(n) * float(d) / float(t))) for n, d, t in zip(shape, spacing, target, strict=True))
+
+
+def grid_scale(shape: Sequence[int], new_shape: Sequence[int]) -> tuple[float, ...]:
+    """Factor ``n'/n`` per axis of a grid of ``new_shape`` over one of ``shape`` (ints where exact)."""
+    ratios = [int(m) / int(n) for n, m in zip(shape, new_shape, strict=True)]
+    return tuple(int(r) if float(r).is_integer() else r for r in ratios)
+
+
+def upscaled_index(old: np.ndarray | float, factor: float, *, inverse: bool = False) -> np.ndarray | float:
     """New (upscaled) index of an old index along one axis: ``i' = (i + 0.5)·s − 0.5`` (any position).
 
     Parameters
     ----------
     old : array_like or float
         Continuous index on the input grid (or on the new grid when ``inverse``).
-    factor : int
-        Upscaling factor along this axis.
+    factor : float
+        Upscaling factor ``n'/n`` along this axis.
     inverse : bool
         Map a new index back to the input grid: ``i = (i' + 0.5)/s − 0.5``.
     """
@@ -76,15 +106,15 @@ def upscaled_index(old: np.ndarray | float, factor: int, *, inverse: bool = Fals
     return (old + 0.5) * factor - 0.5
 
 
-def source_coordinates(n_new: int, factor: int) -> np.ndarray:
+def source_coordinates(n_new: int, factor: float) -> np.ndarray:
     """Old (input) index of every new voxel centre along one axis.
 
     Parameters
     ----------
     n_new : int
         Number of voxels on the new grid.
-    factor : int
-        Upscaling factor along this axis.
+    factor : float
+        Upscaling factor ``n'/n`` along this axis.
 
     Returns
     -------
@@ -94,21 +124,21 @@ def source_coordinates(n_new: int, factor: int) -> np.ndarray:
     return upscaled_index(np.arange(n_new, dtype=np.float64), factor, inverse=True)
 
 
-def _pad3(scale: Sequence[int]) -> np.ndarray:
+def _pad3(scale: Sequence[float]) -> np.ndarray:
     if len(scale) > 3:
         raise SciSRError(f"an affine has 3 spatial axes, got {len(scale)} scale factors")
     return np.array(list(scale) + [1] * (3 - len(scale)), dtype=np.float64)
 
 
-def upscale_affine(affine: np.ndarray, scale: Sequence[int]) -> np.ndarray:
+def upscale_affine(affine: np.ndarray, scale: GridScale) -> np.ndarray:
     """Affine of the upscaled grid with the field of view preserved.
 
     Parameters
     ----------
     affine : numpy.ndarray
         ``(4, 4)`` voxel index → world (RAS+ mm) of the input.
-    scale : sequence of int
-        Factor per spatial array axis (1 to 3 entries; missing trailing axes are not scaled).
+    scale : sequence of float
+        Factor ``n'/n`` per spatial array axis (1 to 3 entries; missing trailing axes are not scaled).
 
     Returns
     -------
@@ -123,29 +153,29 @@ def upscale_affine(affine: np.ndarray, scale: Sequence[int]) -> np.ndarray:
     return np.asarray(affine, dtype=np.float64) @ new_to_old
 
 
-def upscale_spacing(spacing: Sequence[float], scale: Sequence[int]) -> tuple[float, ...]:
-    """Voxel size after upscaling: ``spacing / scale`` per axis."""
-    return tuple(float(d) / int(s) for d, s in zip(spacing, scale, strict=True))
+def upscale_spacing(spacing: Sequence[float], scale: GridScale) -> tuple[float, ...]:
+    """Voxel size after upscaling: ``spacing / scale`` per axis (``scale`` = ``n'/n``)."""
+    return tuple(float(d) / float(s) for d, s in zip(spacing, scale, strict=True))
 
 
-def upscale_translate(spacing: Sequence[float], scale: Sequence[int]) -> tuple[float, ...]:
+def upscale_translate(spacing: Sequence[float], scale: GridScale) -> tuple[float, ...]:
     """Offset of the first new voxel centre from the first old one, in world units per axis.
 
     This is what a viewer layer (napari ``translate``) must add so the output overlays the input:
     ``(1/s - 1) / 2`` of the old spacing.
     """
-    return tuple(float(d) * (1.0 / int(s) - 1.0) / 2.0 for d, s in zip(spacing, scale, strict=True))
+    return tuple(float(d) * (1.0 / float(s) - 1.0) / 2.0 for d, s in zip(spacing, scale, strict=True))
 
 
-def upscale_wcs(wcs: Any, scale: Sequence[int]) -> Any:
+def upscale_wcs(wcs: Any, scale: GridScale) -> Any:
     """An astropy WCS for the upscaled pixel grid, field of view preserved.
 
     Parameters
     ----------
     wcs : astropy.wcs.WCS
         WCS of the input image (FITS order: WCS axis 1 is the last numpy axis).
-    scale : sequence of int
-        Factor per numpy array axis, e.g. ``(sy, sx)`` for a 2D frame ``array[y, x]``.
+    scale : sequence of float
+        Factor ``n'/n`` per numpy array axis, e.g. ``(sy, sx)`` for a 2D frame ``array[y, x]``.
 
     Returns
     -------
@@ -169,7 +199,7 @@ def upscale_wcs(wcs: Any, scale: Sequence[int]) -> Any:
     ):
         raise SciSRError("table-lookup distortions (CPDIS/D2IM) cannot be rescaled; remove them first")
     # WCS axis k (0-based) is numpy axis naxis-1-k.
-    f = np.array([int(scale[naxis - 1 - k]) for k in range(naxis)], dtype=np.float64)
+    f = np.array([float(scale[naxis - 1 - k]) for k in range(naxis)], dtype=np.float64)
 
     new = WCS(naxis=naxis)
     new.wcs = copy.deepcopy(wcs.wcs)
@@ -198,7 +228,7 @@ def upscale_wcs(wcs: Any, scale: Sequence[int]) -> Any:
             new.wcs.crpix,
         )
     if wcs.pixel_shape is not None:
-        new.pixel_shape = tuple(int(n) * int(fk) for n, fk in zip(wcs.pixel_shape, f, strict=True))
+        new.pixel_shape = tuple(round(int(n) * fk) for n, fk in zip(wcs.pixel_shape, f, strict=True))
     new.wcs.set()
     return new
 
@@ -207,15 +237,15 @@ _SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\
 SECTION_KEYWORDS = ("DATASEC", "TRIMSEC", "BIASSEC", "CCDSEC", "DETSEC")
 
 
-def upscale_fits_grid_keywords(header: Any, scale: Sequence[int]) -> list[str]:
+def upscale_fits_grid_keywords(header: Any, scale: GridScale) -> list[str]:
     """Update FITS keywords tied to the pixel grid, in place, for a 2D image.
 
     Parameters
     ----------
     header : astropy.io.fits.Header
         Header of a 2D image HDU (``array[y, x]``).
-    scale : sequence of int
-        ``(sy, sx)``.
+    scale : sequence of float
+        ``(sy, sx)``, each ``n'/n``.
 
     Returns
     -------
@@ -225,11 +255,12 @@ def upscale_fits_grid_keywords(header: Any, scale: Sequence[int]) -> list[str]:
     Notes
     -----
     1-based FITS pixel ``x`` maps to ``x' = (x - 0.5)·s + 0.5``. So ``LTV' = s·LTV + 0.5 - 0.5·s`` and
-    ``LTM_i_j' = s_i·LTM_i_j``; sections ``[x1:x2,y1:y2]`` cover ``[(x1-1)·sx+1 : x2·sx, ...]``;
+    ``LTM_i_j' = s_i·LTM_i_j``; sections ``[x1:x2,y1:y2]`` cover ``[(x1-1)·sx+1 : x2·sx, ...]`` (edges
+    rounded to whole pixels for a non-integer ``s``);
     ``PIXAR`` (sr or arcsec² per pixel) ÷ ``sx·sy``; ``PIXSCALE`` ÷ s when isotropic, else replaced by
     ``PIXSCAL1``/``PIXSCAL2``; existing ``PIXSCAL1``/``PIXSCAL2`` ÷ their axis factor.
     """
-    sy, sx = int(scale[0]), int(scale[1])
+    sy, sx = float(scale[0]), float(scale[1])
     by_axis = {1: sx, 2: sy}
     changed: list[str] = []
     for i, s in by_axis.items():
@@ -247,7 +278,8 @@ def upscale_fits_grid_keywords(header: Any, scale: Sequence[int]) -> list[str]:
             m = _SECTION.match(header[key])
             if m:
                 x1, x2, y1, y2 = (int(v) for v in m.groups())
-                header[key] = f"[{(x1 - 1) * sx + 1}:{x2 * sx},{(y1 - 1) * sy + 1}:{y2 * sy}]"
+                header[key] = (f"[{round((x1 - 1) * sx) + 1}:{round(x2 * sx)},"
+                               f"{round((y1 - 1) * sy) + 1}:{round(y2 * sy)}]")
                 changed.append(key)
     if "PIXAR" in header:
         header["PIXAR"] = float(header["PIXAR"]) / (sx * sy)

@@ -36,21 +36,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from sciSR.consistency import degrade, forward_model_for
+from sciSR.consistency import degrade, forward_model_for, slice_profile_for
 from sciSR.degrade.generic import bicubic_downsample
+from sciSR.degrade.kernels import boxcar_profile, gaussian_profile, sample_axis
 from sciSR.degrade.mri import PROFILES, thick_slice
 from sciSR.errors import SciSRError
-from sciSR.geometry import normalize_scale
+from sciSR.geometry import grid_for_spacing, normalize_scale
 from sciSR.image import SciImage
-from sciSR.infer.interpolate import interpolate
+from sciSR.infer.interpolate import interpolate, resample_grid
 from sciSR.infer.predict import predict_array
 from sciSR.infer.receptive_field import receptive_field_radius
 from sciSR.infer.tiled import resolve_device
-from sciSR.intensity import DEFAULT_FOR_DOMAIN, fit_normalization, normalize
+from sciSR.intensity import DEFAULT_FOR_DOMAIN, denormalize, fit_normalization, normalize
 from sciSR.models import create_model
 from sciSR.models.base import ZooModel
 from sciSR.models.blocks import FOVInterpolate
-from sciSR.pipeline import finish, prepare, regrid, resolve_flux
+from sciSR.pipeline import SpacingLike, finish, mask_on_grid, prepare, regrid, resolve_flux, resolve_spacing, to_grid
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
 __all__ = ["DEFAULT_OPTIONS", "TRAINING", "PatchPairs", "held_out_scorer", "self_supervised", "train_on_pairs",
@@ -178,20 +179,44 @@ def _volume_factors(image: SciImage, scale: int | Sequence[int] | None, axis: in
     return low_axis, factor, source
 
 
-def _slice_thickness(image: SciImage, low_axis: int) -> float | None:
-    """DICOM SliceThickness (``meta["dicom_template"]``) in mm when the low-resolution axis is the slice axis."""
-    template = image.meta.get("dicom_template")
-    if template is None or low_axis != 2:
-        return None
-    value = template.get("SliceThickness")
-    try:
-        thickness = float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-    return thickness if thickness and thickness > 0 else None
+def _volume_grid(image: SciImage, spacing: SpacingLike, axis: int | None) -> tuple[int, float, int, str]:
+    """For ``spacing=`` on a volume: the low-resolution axis, the ratio ``n'/n`` on it, ``n'``, and its source.
+
+    Only the low-resolution axis may change: the others must already have the voxel size asked for
+    (within half a voxel of the field of view).
+    """
+    n = image.spatial_ndim
+    if axis is not None and not (isinstance(axis, int | np.integer) and -n <= axis < n):
+        raise SciSRError(f"axis {axis!r} is out of range for a volume with {n} spatial axes")
+    target = resolve_spacing(image, spacing)
+    shape = grid_for_spacing(image.spatial_shape, image.spacing, target)
+    low_axis = int(np.argmax(image.spacing)) if axis is None else axis % n
+    others = [a for a in range(n) if a != low_axis and shape[a] != image.spatial_shape[a]]
+    if others:
+        raise SciSRError(f"self-supervised SR upscales one axis of a volume (axis {low_axis}); spacing "
+                         f"{tuple(round(t, 4) for t in target)} would also change axis {others[0]} (spacing "
+                         f"{tuple(round(float(d), 4) for d in image.spacing)}): give that axis its own spacing")
+    before, after = image.spatial_shape[low_axis], shape[low_axis]
+    if after <= before:
+        raise SciSRError(f"spacing {target[low_axis]:g} on axis {low_axis} is not finer than the input's "
+                         f"{float(image.spacing[low_axis]):g}: nothing to super-resolve")
+    return low_axis, after / before, after, f"spacing {target[low_axis]:g}: {before} → {after} slices"
 
 
-def _profile(image: SciImage, low_axis: int, factor: int,
+def _thick_slice_on_grid(hr: np.ndarray, axis: int, ratio: float, profile: dict[str, Any]) -> np.ndarray:
+    """``hr`` thick-sliced along ``axis`` at a non-integer ``ratio`` and put back on its own grid (cubic).
+
+    Slices are sampled at ``round(n/ratio)`` FOV-grid positions with the slice profile (width in ``hr``
+    voxels), then resampled onto the ``n`` voxels of ``hr`` by cubic B-spline: the input the network sees
+    at inference, where the through-plane axis is resampled the same way before it runs.
+    """
+    make = gaussian_profile if profile["kind"] == "gaussian" else boxcar_profile
+    n = hr.shape[axis]
+    low = sample_axis(hr, axis, max(2, round(n / ratio)), *make(profile["width"]))
+    return resample_grid(low, hr.shape, "cubic")
+
+
+def _profile(image: SciImage, low_axis: int, factor: float,
              slice_profile: str | float | tuple[str, float] | None) -> dict[str, Any]:
     """Slice profile ``{"kind", "width", "source"}``; ``width`` (FWHM or boxcar width) in HR voxels."""
     kind, width = "gaussian", None
@@ -208,12 +233,16 @@ def _profile(image: SciImage, low_axis: int, factor: int,
     if width is not None:
         source = "given"
     else:
-        thickness = _slice_thickness(image, low_axis)
-        hr_voxel = float(image.spacing[low_axis]) / factor
-        if thickness is not None:
-            width, source = thickness / hr_voxel, f"DICOM SliceThickness {thickness:g} mm"
-        else:
+        measured = slice_profile_for(image, low_axis, kind=kind)
+        if measured is None:
             width, source = float(factor), f"slice spacing {float(image.spacing[low_axis]):g} mm"
+        elif measured.source == "estimated":
+            width = measured.width_in_voxels(factor)
+            source = (f"estimated from the image's spectra: {measured.fwhm_mm:.3g} mm "
+                      f"(fit residual {measured.residual_db:.2f} dB)")
+        else:
+            width = measured.width_in_voxels(factor)
+            source = f"{measured.source.upper()} SliceThickness {measured.fwhm_mm:g} mm"
     if not width > 0:
         raise SciSRError(f"slice profile width must be positive, got {width}")
     return {"kind": kind, "width": round(float(width), 4), "source": source}
@@ -376,6 +405,7 @@ def self_supervised(
     img: SciImage | np.ndarray,
     scale: int | Sequence[int] | None = None,
     *,
+    spacing: SpacingLike | None = None,
     axis: int | None = None,
     slice_profile: str | float | tuple[str, float] | None = None,
     time_budget_s: float = 300.0,
@@ -398,14 +428,23 @@ def self_supervised(
     scale : int or sequence of int, optional
         Volumes: the factor along the low-resolution axis, or one factor per spatial axis with exactly
         one above 1 (e.g. ``(1, 1, 4)``). None: ``round(spacing[axis] / mean in-plane spacing)``.
-        Frames: required; one factor for both axes or one per axis.
+        Frames: required (or ``spacing``); one factor for both axes or one per axis.
+    spacing : float or sequence of float or str, optional
+        The output voxel size instead of ``scale`` (not both), in the image's units, or ``"isotropic"``;
+        the field of view is kept (``n' = round(n·spacing_in/spacing)``, see :func:`sciSR.upscale`).
+        Volumes: only the low-resolution axis may change, and the network trains at the true ratio
+        ``n'/n`` (e.g. 3.3 mm slices → 0.36 mm is ×9.17, not ×9): its training input is the in-plane
+        image thick-sliced at that ratio and put back on the fine grid by cubic B-spline, and it runs on
+        the through-plane axis resampled the same way. Frames: the network trains at the next integer
+        factor and its result is resampled onto the grid (cubic B-spline).
     axis : int, optional
         Volumes: the low-resolution axis; default the axis with the largest spacing.
     slice_profile : str or float or (str, float), optional
         Volumes: the slice profile of the low-resolution axis in high-resolution voxels: a Gaussian FWHM,
         ``"gaussian"``/``"boxcar"`` (width from the header), or ``(kind, width)``. Default: Gaussian with
-        FWHM = DICOM SliceThickness (``meta["dicom_template"]``, when ``axis`` is the slice axis) or
-        else the slice spacing.
+        FWHM = the slice thickness across ``axis`` (:func:`sciSR.consistency.slice_profile_for`: the DICOM
+        or BIDS SliceThickness the reader recorded, else the estimate from the image's own spectra when
+        it fits), else the slice spacing.
     time_budget_s : float
         Wall-clock seconds for training plus inference (> 0); inference time is estimated from the
         first training steps and reserved.
@@ -471,34 +510,60 @@ def self_supervised(
     params = fit_normalization(values, DEFAULT_FOR_DOMAIN[image.domain])
     channels = image.channel_axis is not None
 
+    grid_shape = None  # the output's spatial shape when spacing= asks for a grid off the integer factors
+    if spacing is not None and scale is not None:
+        raise SciSRError("give either scale or spacing, not both", source)
     if image.spatial_ndim == 3:
-        low_axis, factor, scale_source = _volume_factors(image, scale, axis)
-        profile = _profile(image, low_axis, factor, slice_profile)
+        if spacing is None:
+            low_axis, factor, scale_source = _volume_factors(image, scale, axis)
+            ratio: float = factor
+        else:
+            low_axis, ratio, n_out, scale_source = _volume_grid(image, spacing, axis)
+            factor = round(ratio)
+            if ratio != factor:
+                if flux != "none":
+                    raise SciSRError("a non-integer slice ratio cannot keep flux; use scale=", source)
+                grid_shape = tuple(n_out if a == low_axis else n for a, n in enumerate(image.spatial_shape))
+        profile = _profile(image, low_axis, ratio, slice_profile)
         factors = tuple(factor if a == low_axis else 1 for a in range(3))
         # Volume as (in-plane a, in-plane b, slices[, channels]); the channels become more slices to learn from.
         in_plane = [a for a in range(3) if a != low_axis]
         volume = np.moveaxis(values, [*in_plane, low_axis], [0, 1, 2])
         volume = volume.reshape(*volume.shape[:2], -1)
-        gap = factor - profile["width"]  # thick_slice takes thickness = factor − gap
         pairs = []
         for plane_axis in (0, 1):
-            hr = _crop(volume, [factor if a == plane_axis else 1 for a in range(3)])
-            if hr.shape[plane_axis] < factor:
-                raise SciSRError(f"in-plane axis {in_plane[plane_axis]} is shorter than the scale {factor}", source)
-            lr = thick_slice(hr, [factor if a == plane_axis else 1 for a in range(2)], profile["kind"], gap)
+            if grid_shape is None:
+                hr = _crop(volume, [factor if a == plane_axis else 1 for a in range(3)])
+                if hr.shape[plane_axis] < factor:
+                    raise SciSRError(f"in-plane axis {in_plane[plane_axis]} is shorter than the scale {factor}",
+                                     source)
+                gap = factor - profile["width"]  # thick_slice takes thickness = factor − gap
+                lr = thick_slice(hr, [factor if a == plane_axis else 1 for a in range(2)], profile["kind"], gap)
+            else:
+                hr = volume
+                lr = _thick_slice_on_grid(hr, plane_axis, ratio, profile)
             pair = (normalize(lr, params), normalize(hr, params))
             pairs.append(pair if plane_axis == 0 else tuple(np.ascontiguousarray(p.transpose(1, 0, 2)) for p in pair))
-        model_scale = (factor, 1)
-        patch = factor * math.ceil(TRAINING["patch"] / factor)
+        model_scale = (factor, 1) if grid_shape is None else (1, 1)
+        patch = factor * math.ceil(TRAINING["patch"] / factor) if grid_shape is None else TRAINING["patch"]
         data = PatchPairs(pairs, model_scale, patch, isotropic=False)
         recipe = {"recipe": "SMORE-style 2D in-plane training, 2-orientation fusion", "axis": low_axis,
                   "scale_source": scale_source, "profile": profile}
-        infer_voxels = 2 * values.size
+        if grid_shape is not None:
+            recipe.update(ratio=round(ratio, 6), recipe="SMORE-style 2D in-plane training at the true slice "
+                          "ratio (network on the cubic B-spline grid), 2-orientation fusion")
+        infer_voxels = 2 * values.size * ratio
     else:
         if slice_profile is not None or axis is not None:
             raise SciSRError("slice_profile and axis apply to volumes; this is a 2D frame", source)
-        if scale is None:
-            raise SciSRError("a 2D frame needs a scale (e.g. scale=2)", source)
+        if scale is None and spacing is None:
+            raise SciSRError("a 2D frame needs a scale (e.g. scale=2) or a spacing", source)
+        if spacing is not None:
+            grid_shape = grid_for_spacing(image.spatial_shape, image.spacing, resolve_spacing(image, spacing))
+            if any(m < n for n, m in zip(image.spatial_shape, grid_shape, strict=True)):
+                raise SciSRError(f"spacing {spacing!r} is coarser than the input's {image.spacing} on some axis: "
+                                 "sciSR only upscales", source)
+            scale = tuple(math.ceil(m / n) for n, m in zip(image.spatial_shape, grid_shape, strict=True))
         factors = normalize_scale(scale, 2)
         if all(f == 1 for f in factors):
             raise SciSRError(f"scale {factors} is 1 on every axis: nothing to super-resolve", source)
@@ -559,7 +624,11 @@ def self_supervised(
             for index, (u, v) in enumerate(((in_plane[0], in_plane[1]), (in_plane[1], in_plane[0]))):
                 order = [low_axis, u, v] + ([3] if channels else [])
                 moved = np.ascontiguousarray(np.transpose(net_input, order))
-                pred, _ = predict_array(model, moved, 3, (factor, 1, 1), device=device,
+                run_factors = (factor, 1, 1)
+                if grid_shape is not None:  # the network runs on the cubic B-spline grid, as it trained
+                    moved = resample_grid(moved, (grid_shape[low_axis], *moved.shape[1:3]), "cubic")
+                    run_factors = (1, 1, 1)
+                pred, _ = predict_array(model, moved, 3, run_factors, device=device,
                                         progress=part(index, 2), cancel=cancel)
                 pred = np.transpose(pred, np.argsort(order))
                 out = pred if out is None else (out + pred) * np.float32(0.5)
@@ -570,8 +639,23 @@ def self_supervised(
             out, _ = predict_array(model, net_input, 2, factors, device=device, progress=part(0, 1), cancel=cancel)
         report(1.0)
     check()
-    finish(out, values, params, factors, flux, mask)
-    result = regrid(image, out, tuple(factors), "self-supervised", flux=flux, mask=mask, **recipe, arch=arch,
+    if grid_shape is not None and image.spatial_ndim == 3:
+        out = denormalize(out, params).astype(np.float32, copy=False)
+        if not np.isfinite(out).all():
+            raise SciSRError("the result holds NaN/inf values: training diverged", source)
+        if mask is not None:
+            out[mask_on_grid(mask, grid_shape)] = np.nan
+    else:
+        # Off the integer grid, masked voxels are blanked after resampling: a NaN would spread through the spline.
+        finish(out, values, params, factors, flux, mask if grid_shape is None else None)
+        if grid_shape is not None and tuple(out.shape[:2]) != grid_shape:
+            out, recipe["grid"] = to_grid(out, grid_shape, flux)
+            if mask is not None:
+                out[mask_on_grid(mask, grid_shape)] = np.nan
+    ran = factors
+    if grid_shape is not None and image.spatial_ndim == 3:
+        ran = tuple(round(ratio, 6) if a == low_axis else 1 for a in range(3))
+    result = regrid(image, out, tuple(ran), "self-supervised", flux=flux, mask=mask, **recipe, arch=arch,
                     options=dict(net.card["options"]), seed=seed, device=str(torch_device), **stats,
                     infer_seconds=round(time.monotonic() - infer_start, 2))
     return result.array if as_array else result

@@ -249,3 +249,13 @@ def test_grid_keywords_absent_or_unparsable_are_left_alone():
     header.update(OBJECT="x", DATASEC="whole chip")
     assert upscale_fits_grid_keywords(header, (2, 2)) == []
     assert header["DATASEC"] == "whole chip"
+
+
+# Grids chosen by voxel size (spacing=) have factors n'/n that are not integers: 2.5, 3.3/0.36, 7/3.
+@pytest.mark.parametrize("make", [tan_cd, tan_pc, sip_irac, sip_synthetic])
+@pytest.mark.parametrize("scale", [(2.5, 2.5), (3.3 / 0.36, 7 / 3), (1.0, 2.5)])
+def test_world_coordinates_of_matched_points_for_non_integer_factors(make, scale):
+    w_lr = make()
+    w_hr = upscale_wcs(w_lr, scale)
+    assert lr_pixel_error(w_lr, w_hr, scale) <= 1e-6
+    assert lr_pixel_error(w_lr, load_wcs(w_hr.to_header(relax=True)), scale) <= 1e-6

@@ -125,3 +125,44 @@ def downsample_axis(x: np.ndarray, axis: int, factor: int, profile: Profile, rad
     for tap, weight in zip(taps, weights, strict=True):
         out += dtype.type(weight) * np.take(x, mirror_index(base + tap, n), axis=axis)
     return out
+
+
+def sample_axis(x: np.ndarray, axis: int, length: int, profile: Profile, radius: float) -> np.ndarray:
+    """Blur with a centred profile and sample ``length`` points along one axis, on the FOV grid, any ratio.
+
+    The non-integer sibling of :func:`downsample_axis`: sample ``m`` is centred on input position
+    ``(m + 0.5)·n/length − 0.5`` (docs/architecture.md §3), weights taken from ``profile`` at each input
+    voxel's offset from that centre and normalised to one; borders mirrored.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Any shape.
+    axis : int
+        Axis to sample.
+    length : int
+        Number of samples (≤ ``x.shape[axis]``).
+    profile : callable
+        ``w(d)``, weight of a voxel at offset ``d`` (input voxels) from the sample centre.
+    radius : float
+        Offsets beyond ``radius`` have zero weight.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x.shape`` with ``shape[axis] = length``, float32 (or wider when ``x`` is).
+    """
+    n = x.shape[axis]
+    centres = (np.arange(length) + 0.5) * (n / length) - 0.5
+    first = np.floor(centres - radius).astype(int)
+    taps = np.arange(int(np.ceil(2 * radius)) + 2)
+    index = first[:, None] + taps[None, :]  # (length, taps)
+    weights = profile(index - centres[:, None])
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    dtype = np.result_type(x.dtype, np.float32)
+    moved = np.moveaxis(np.asarray(x), axis, 0)
+    out = np.zeros((length, *moved.shape[1:]), dtype=dtype)
+    for k in range(index.shape[1]):
+        w = weights[:, k].astype(dtype).reshape(-1, *([1] * (moved.ndim - 1)))
+        out += w * moved[mirror_index(index[:, k], n)]
+    return np.moveaxis(out, 0, axis)

@@ -66,6 +66,8 @@ def drizzle_frames(frames: Sequence[SciImage], factors: int | tuple[int, int], *
         drizzle's WHT convention: the exposure time (seconds; 1 per frame without EXPTIME) times the
         fraction of each valid drop that lands in the output pixel, summed over drops and frames (an
         output pixel inside N frames of the first frame's pixel size, pixfrac 1: ``ΣEXPTIME/(sy·sx)``).
+        The same map is the image extension ``WHT`` of a FITS output (``meta["fits_extensions"]``, with
+        the output WCS; BUNIT ``s``, or none without EXPTIME), as drizzle products carry it.
         ``meta["exptime"]`` is the mean exposure time the counts refer to. The first frame's metadata is
         kept except its mask and its per-file companions; ``meta["provenance"]`` ends with
         ``{"step": "upscale", "model": "drizzle", "scale", "flux", "frames", "exptime", "pixfrac", "kernel",
@@ -124,8 +126,13 @@ def drizzle_frames(frames: Sequence[SciImage], factors: int | tuple[int, int], *
     empty = ~(weight > 1e-6 * float(weight.max(initial=0.0)))
     weight[empty] = 0.0
     array = np.where(empty, np.nan, driz.out_img).astype(np.float32)
-    return SciImage(array=array, wcs=out_wcs, spacing=upscale_spacing(first.spacing, (sy, sx)), domain=first.domain,
-                    meta=_meta(frames, (sy, sx), mode, exptimes, t_out, pixfrac, kernel, weight, empty))
+    spacing = upscale_spacing(first.spacing, (sy, sx))
+    meta = _meta(frames, (sy, sx), mode, exptimes, t_out, pixfrac, kernel, weight, empty)
+    header = first.meta.get("fits_header")
+    timed = first.meta.get("exptime", header.get("EXPTIME") if header is not None else None) is not None
+    meta["fits_extensions"] = {"WHT": SciImage(array=weight, wcs=out_wcs, spacing=spacing, domain=first.domain,
+                                               meta={"units": "s" if timed else None, "grid_factors": (1, 1)})}
+    return SciImage(array=array, wcs=out_wcs, spacing=spacing, domain=first.domain, meta=meta)
 
 
 def _check_frames(frames: list[SciImage]) -> None:

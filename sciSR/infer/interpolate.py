@@ -25,12 +25,14 @@ MIN_CHUNK = 32
 SPLINE_MARGIN = 32
 
 
-def _zoom_columns(x: np.ndarray, factor: int, order: int) -> np.ndarray:
-    """Resample every column of a 2D ``(length, n_columns)`` array along axis 0."""
+def _zoom_columns(x: np.ndarray, length: int, order: int) -> np.ndarray:
+    """Resample every column of a 2D ``(n, n_columns)`` array along axis 0 to ``length`` rows (FOV kept)."""
     mode = "reflect" if order else "nearest"
+    # With grid_mode scipy maps the outer voxel edges onto each other from the two lengths: any ratio works.
+    zoom = length / x.shape[0]
     if x.shape[1] >= MIN_CHUNK:
-        return ndimage.zoom(x, (float(factor), 1.0), order=order, mode=mode, grid_mode=True, prefilter=order > 1)
-    return np.stack([ndimage.zoom(x[:, c], float(factor), order=order, mode=mode, grid_mode=True,
+        return ndimage.zoom(x, (zoom, 1.0), order=order, mode=mode, grid_mode=True, prefilter=order > 1)
+    return np.stack([ndimage.zoom(x[:, c], zoom, order=order, mode=mode, grid_mode=True,
                                   prefilter=order > 1) for c in range(x.shape[1])], axis=1)
 
 
@@ -97,7 +99,56 @@ def interpolate(
         band = max(4 * SPLINE_MARGIN, RELEASE_EVERY_BYTES // max(1, out[: int(scale[0])].nbytes))
         if x.shape[0] > 2 * band:
             return _interpolate_in_bands(x, scale, method, out, band, progress, cancel_check)
-    passes = [(axis, int(s)) for axis, s in enumerate(scale) if int(s) > 1]
+    shape = tuple(int(n) * int(f) for n, f in zip(x.shape, scale, strict=False))
+    return _resample_passes(x, shape, order, out, progress, cancel_check)
+
+
+def resample_grid(
+    array: np.ndarray,
+    shape: Sequence[int],
+    method: str = "cubic",
+    *,
+    progress: Callable[[float], None] | None = None,
+    cancel_check: Callable[[], None] | None = None,
+) -> np.ndarray:
+    """Resample the leading (spatial) axes of ``array`` onto ``shape`` voxels, field of view kept.
+
+    The non-integer sibling of :func:`interpolate`, for grids chosen by voxel size (``spacing=``): new
+    voxel ``i'`` samples the input at ``(i' + 0.5)·n/n' − 0.5`` (docs/architecture.md §3), one axis at a time.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        ``(*spatial, [C])`` finite values.
+    shape : sequence of int
+        New size of each spatial axis (≥ 1; smaller than the input samples without antialiasing, so
+        callers only shrink an axis a little, e.g. from a network's integer grid to a nearby one).
+    method : str
+        ``"nearest"``, ``"linear"`` or ``"cubic"`` (interpolating cubic B-spline).
+    progress, cancel_check
+        As for :func:`interpolate`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(*shape, [C])``.
+
+    Raises
+    ------
+    SciSRError
+        ``"zerofill"``, whose k-space padding needs an integer factor.
+    """
+    if method == "zerofill" or method not in INTERPOLATORS:
+        raise SciSRError(f"{method!r} cannot resample onto a non-integer grid; use cubic, linear or nearest")
+    x = np.asarray(array, dtype=np.float32)
+    return _resample_passes(x, tuple(int(n) for n in shape), INTERPOLATORS[method], None, progress, cancel_check)
+
+
+def _resample_passes(x: np.ndarray, shape: tuple[int, ...], order: int, out: np.ndarray | None,
+                     progress: Callable[[float], None] | None, cancel_check: Callable[[], None] | None
+                     ) -> np.ndarray:
+    """Resample axis by axis (the axes whose length changes), in chunks of the other axes' voxels."""
+    passes = [(axis, n) for axis, n in enumerate(shape) if n != x.shape[axis]]
     if not passes:
         if progress is not None:
             progress(1.0)
@@ -105,19 +156,19 @@ def interpolate(
             return x.copy()
         out[...] = x
         return out
-    for n_pass, (axis, factor) in enumerate(passes):
+    for n_pass, (axis, length) in enumerate(passes):
         # One scaled axis at a time, as (length, columns) with every other axis folded into the columns.
         moved = np.moveaxis(x, axis, 0)
         columns = moved.reshape(moved.shape[0], -1)
         n = columns.shape[1]
         target = _columns_view(out, axis) if out is not None and n_pass == len(passes) - 1 else None
-        result = np.empty((columns.shape[0] * factor, n), dtype=np.float32) if target is None else target
+        result = np.empty((length, n), dtype=np.float32) if target is None else target
         n_chunks = max(1, min(CHUNKS_PER_PASS, n // MIN_CHUNK))
         bounds = np.linspace(0, n, n_chunks + 1).astype(int)
         for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             if cancel_check is not None:
                 cancel_check()
-            result[:, lo:hi] = _zoom_columns(columns[:, lo:hi], factor, order)
+            result[:, lo:hi] = _zoom_columns(columns[:, lo:hi], length, order)
             if target is not None:
                 release_pages(target)
             if progress is not None:

@@ -49,10 +49,12 @@ def plan_axes(model_dims: int, model_scale: Sequence[int], image_scale: Sequence
         if image_scale != model_scale:
             raise SciSRError(f"the model produces scale {model_scale}, not the requested {image_scale}")
         return tuple(range(model_dims)), image_scale
-    # A 2D model on a volume: the plane must contain every scaled axis, in the model's order.
+    # A 2D model on a volume: the plane must contain every scaled axis, with the model's factors.
     scaled = [a for a, s in enumerate(image_scale) if s > 1]
-    candidates = [(a, b) for a in range(spatial_ndim) for b in range(a + 1, spatial_ndim)
-                  if set(scaled) <= {a, b}]
+    pairs = [(a, b) for a in range(spatial_ndim) for b in range(a + 1, spatial_ndim)]
+    # Planes in the volume's order first; then transposed ones, so that a through-plane model (scale (1, 4))
+    # also reaches thick slices on axis 0 (the model axes are moved into place whatever their order).
+    candidates = [axes for axes in pairs + [(b, a) for a, b in pairs] if set(scaled) <= set(axes)]
     for axes in candidates:
         if tuple(image_scale[a] for a in axes) == model_scale:
             return axes, image_scale

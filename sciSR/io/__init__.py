@@ -7,6 +7,7 @@ Every format module exposes ``SUFFIXES`` (lower-case), ``sniff(path) -> bool`` (
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from types import ModuleType
@@ -62,10 +63,33 @@ def format_for(path: str | os.PathLike, *, for_writing: bool = False) -> str:
     raise SciSRError(f"unknown format (suffix {suffix or 'none'!r}); known: {', '.join(known)}", path)
 
 
-def read(path: str | os.PathLike, **options) -> SciImage:
-    """Read a file or DICOM series folder; see :func:`sciSR.read`."""
+def _every_series_is_dicom(name: str, path: str | os.PathLike) -> None:
+    """Refuse ``series="all"`` for a format other than DICOM (a single image, which the caller took for a study)."""
+    if name != "dicom":
+        raise SciSRError(f'series="all" (--series all) reads every series of a DICOM folder; this is a {name} file',
+                         path)
+
+
+def read(path: str | os.PathLike, **options) -> SciImage | list[SciImage]:
+    """Read a file or DICOM series folder; see :func:`sciSR.read` (a list only for DICOM ``series="all"``)."""
     p = check_input(path)  # a named pipe would block the reader forever
-    return FORMATS[format_for(p)].read(p, **options)
+    name = format_for(p)
+    if options.get("series") == "all":
+        _every_series_is_dicom(name, path)
+    return FORMATS[name].read(p, **options)
+
+
+def list_series(path: str | os.PathLike) -> list[dicom.Series]:
+    """The series of a DICOM file or folder from their headers; see :func:`sciSR.io.dicom.list_series`.
+
+    Raises
+    ------
+    SciSRError
+        ``path`` is missing, not a file or folder, or not DICOM; the DICOM reader's header errors.
+    """
+    p = check_input(path)
+    _every_series_is_dicom(format_for(p), path)
+    return dicom.list_series(p)
 
 
 def write(img: SciImage, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -79,8 +103,27 @@ def write(img: SciImage, path: str | os.PathLike, *, overwrite: bool = False) ->
             FORMATS[name].write(img, tmp)
     except SciSRError as err:
         # Writers only know the temporary name; the user knows the output they asked for.
-        raise SciSRError(err.message, path) from None
+        raise SciSRError(_full_disk(err) or err.message, path) from None
+    except OSError as err:  # the libraries' own file errors (pydicom, gzip, ...) reach here unwrapped
+        raise SciSRError(_full_disk(err) or f"cannot write ({err.strerror or err}); nothing written", path) from None
     return out
 
 
-__all__ = ["FORMATS", "atomic_output", "check_output", "format_for", "read", "write"]
+def _full_disk(err: BaseException) -> str | None:
+    """The message for a write that ran out of space, when ``err`` or an error behind it is ENOSPC or EDQUOT.
+
+    Writers wrap the libraries' errors (keeping them as the cause or the context), with the temporary
+    file's name in them; a full disk deserves its own plain words instead.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return (f"{os.strerror(cause.errno).lower()} while writing; nothing written and temporary files "
+                    "removed (free some space, or choose another output folder)")
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+__all__ = ["FORMATS", "atomic_output", "check_output", "format_for", "list_series", "read", "write"]

@@ -5,11 +5,14 @@ the nibabel/MONAI way: ``array[column, row, slice]`` (each slice is pydicom's ``
 ``(rows, columns)`` transposed), slices ordered along the slice normal, and an affine mapping
 ``(i, j, k, 1)`` to RAS+ millimetres. Several images at one position (cine phases, echoes, diffusion
 weightings) become a last channel axis. Enhanced multi-frame objects take their geometry and rescale
-from the per-frame / shared functional groups.
+from the per-frame / shared functional groups. A folder holding several series is read one series at a
+time (``series=``) or whole (``series="all"``, one image per series; :func:`list_series` lists them from
+the headers alone).
 
 Writing creates a NEW derived series (new Series/SOP Instance UIDs, ImageType ``DERIVED\\SECONDARY``)
 whose geometry comes only from the image's affine and shape; patient, study and frame-of-reference
-identity come from the template of the series that was read, if any.
+identity come from the template of the series that was read, if any. Each instance is checked against
+its IOD and the value rules before it is written (:mod:`sciSR.io.dicom_iod`, ``docs/architecture.md §4.1``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import pydicom
@@ -42,6 +45,7 @@ from pydicom.valuerep import format_number_as_ds
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage, infer_domain
 from sciSR.io.atomic import MARKER
+from sciSR.io.dicom_iod import attribute_types, check_instance, invalid_value, strict_writing
 from sciSR.io.validate import (
     check_affine,
     check_memory,
@@ -65,6 +69,8 @@ _SAME_POSITION_MM = 1e-2
 _SPACING_RTOL = 1e-3
 # ... or by this much, whichever is larger (many scanners write IPP with 3 decimals).
 _SPACING_ATOL_MM = 1e-3
+# SpacingBetweenSlices and the step between positions agree within this fraction (DS strings are rounded).
+_HEADER_RTOL = 1e-2
 # Direction cosines that differ by less than this are the same orientation.
 _ORIENTATION_TOL = 1e-3
 # Off-normal drift of the stack per mm along the normal above which it is a gantry tilt (~0.06°).
@@ -95,12 +101,12 @@ _KEEP = (
     # Display window (in calibrated units, which the writer keeps)
     "WindowCenter", "WindowWidth",
 )
-# Type 1/2 attributes of the classic CT / MR image IODs that an enhanced or missing template lacks.
-_REQUIRED = {
-    "CT": {"KVP": None, "AcquisitionNumber": None},
-    "MR": {"ScanningSequence": "RM", "SequenceVariant": "NONE", "ScanOptions": None, "MRAcquisitionType": None,
-           "RepetitionTime": None, "EchoTime": None, "EchoTrainLength": None},
-}
+# Type 1 attributes of the MR Image IOD (DICOM PS3.3 C.8.3.1) that an enhanced or missing template lacks:
+# the standard's terms for "research mode" and "no variant" stand in, and DerivationDescription says so.
+_MR_PLACEHOLDERS = {"ScanningSequence": "RM", "SequenceVariant": "NONE"}
+# Image Type Value 3 that the CT and MR Image modules require (PS3.3 C.8.2.1.1.1, C.8.3.1.1.1) when the
+# template gives none: AXIAL is any cross-section for CT (oblique included), OTHER the MR catch-all.
+_IMAGE_FLAVOUR = {"CT": "AXIAL", "MR": "OTHER"}
 
 
 def sniff(path: str | os.PathLike) -> bool:
@@ -291,29 +297,62 @@ def _is_localizer(ds: Dataset) -> bool:
     return "LOCALIZER" in [str(v).upper() for v in (ds.get("ImageType") or [])]
 
 
+def _series_number(ds: Dataset) -> int | None:
+    number = ds.get("SeriesNumber")
+    return None if number in (None, "") else int(number)
+
+
 def _describe(uid: str, headers: list[Dataset]) -> str:
     ds = headers[0]
-    number = ds.get("SeriesNumber")
+    number = _series_number(ds)
     return (f"{uid or '<no SeriesInstanceUID>'} ({str(ds.get('SeriesDescription') or '')!r}, "
-            f"number {number if number not in (None, '') else '-'}, {len(headers)} images)")
+            f"number {number if number is not None else '-'}, {len(headers)} images)")
 
 
 def _matches(selector: str | int, uid: str, ds: Dataset) -> bool:
-    number = ds.get("SeriesNumber")
-    number = None if number in (None, "") else int(number)
+    number = _series_number(ds)
     if isinstance(selector, int) and not isinstance(selector, bool):
         return number == selector
     text = str(selector).strip()
     return text in (uid, str(ds.get("SeriesDescription") or "")) or (text.isdigit() and number == int(text))
 
 
-def _select_series(
-    headers: list[tuple[Path, Dataset]], series: str | int | None, path: Path, notes: list[str]
-) -> list[tuple[Path, Dataset]]:
-    """The files of one series, localizers left out (unless they are all there is)."""
-    groups: dict[str, list[tuple[Path, Dataset]]] = {}
+_Files = list[tuple[Path, Dataset]]
+
+
+def _group(headers: _Files) -> dict[str, _Files]:
+    """The image objects by SeriesInstanceUID, in the order first seen."""
+    groups: dict[str, _Files] = {}
     for p, ds in headers:
         groups.setdefault(str(ds.get("SeriesInstanceUID") or ""), []).append((p, ds))
+    return groups
+
+
+def _imaging_series(groups: dict[str, _Files], notes: list[str]) -> dict[str, _Files]:
+    """The series not made only of localizers (all of them when there is nothing else to read)."""
+    chosen = {uid: items for uid, items in groups.items() if not all(_is_localizer(ds) for _, ds in items)}
+    if not chosen:
+        return groups
+    if len(chosen) < len(groups):
+        left = [_describe(uid, [ds for _, ds in items]) for uid, items in groups.items() if uid not in chosen]
+        notes.append(f"left out localizer series: {'; '.join(left)}")
+    return chosen
+
+
+def _series_files(uid: str, items: _Files, n_series: int, notes: list[str]) -> _Files:
+    """The files of series ``uid`` of the ``n_series`` in the folder, its localizer images left out."""
+    if n_series > 1:
+        notes.append(f"read series {_describe(uid, [ds for _, ds in items])} of {n_series} in the folder")
+    kept = [(p, ds) for p, ds in items if not _is_localizer(ds)]
+    if kept and len(kept) < len(items):
+        notes.append(f"left out {len(items) - len(kept)} localizer image(s) of the series")
+        return kept
+    return items
+
+
+def _select_series(headers: _Files, series: str | int | None, path: Path, notes: list[str]) -> _Files:
+    """The files of one series, localizers left out (unless they are all there is)."""
+    groups = _group(headers)
     listing = "; ".join(_describe(uid, [ds for _, ds in items]) for uid, items in groups.items())
     if series is not None:
         chosen = {uid: items for uid, items in groups.items() if _matches(series, uid, items[0][1])}
@@ -322,25 +361,99 @@ def _select_series(
         if len(chosen) > 1:
             raise SciSRError(f"series={series!r} matches {len(chosen)} series; use the UID: {listing}", path)
     else:
-        # Series made only of localizers are left out when there is anything else to read.
-        chosen = {uid: items for uid, items in groups.items() if not all(_is_localizer(ds) for _, ds in items)}
-        if not chosen:
-            chosen = groups
-        elif len(chosen) < len(groups):
-            left = [_describe(uid, [ds for _, ds in items]) for uid, items in groups.items() if uid not in chosen]
-            notes.append(f"left out localizer series: {'; '.join(left)}")
+        chosen = _imaging_series(groups, notes)
         if len(chosen) > 1:
-            raise SciSRError(
-                f"folder holds {len(chosen)} series; pass series= (UID, number or description): {listing}", path
-            )
+            raise SciSRError(f"folder holds {len(chosen)} series; pass series= (UID, number or description, "
+                             f"or 'all' for every series): {listing}", path)
     uid, items = next(iter(chosen.items()))
-    if len(groups) > 1:
-        notes.append(f"read series {_describe(uid, [ds for _, ds in items])} of {len(groups)} in the folder")
-    kept = [(p, ds) for p, ds in items if not _is_localizer(ds)]
-    if kept and len(kept) < len(items):
-        notes.append(f"left out {len(items) - len(kept)} localizer image(s) of the series")
-        return kept
-    return items
+    return _series_files(uid, items, len(groups), notes)
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: pydicom Datasets are unhashable
+class Series:
+    """One series found by :func:`list_series`: what its headers say; its pixels are read by :meth:`read`.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file or folder the series was found in.
+    uid : str
+        SeriesInstanceUID (``""`` when the files carry none).
+    number : int or None
+        SeriesNumber.
+    description : str
+        SeriesDescription (``""`` when absent).
+    modality : str
+        Modality of its first image.
+    files : tuple of (pathlib.Path, pydicom.Dataset)
+        Its image objects (localizer images left out) with their headers (no pixel data).
+    notes : tuple of str
+        What reading the folder left out or assumed, copied into ``meta["notes"]`` of the image.
+    """
+
+    path: Path
+    uid: str
+    number: int | None
+    description: str
+    modality: str
+    files: tuple[tuple[Path, Dataset], ...] = field(repr=False)
+    notes: tuple[str, ...] = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """``series <number or UID>`` and the description, as error messages name the series."""
+        name = f"series {self.number if self.number is not None else self.uid or '<no SeriesInstanceUID>'}"
+        return f"{name} ({self.description!r})" if self.description else name
+
+    def read(self, *, domain: str | None = None) -> SciImage:
+        """The series as a :class:`~sciSR.image.SciImage`, as :func:`read` with ``series=`` this one returns it.
+
+        Raises
+        ------
+        SciSRError
+            As :func:`read`; the message starts with :attr:`label`.
+        """
+        try:
+            with reader_boundary("DICOM", self.path):
+                return _image(self.path, list(self.files), list(self.notes), domain)
+        except SciSRError as err:
+            raise SciSRError(f"{self.label}: {err.message}", err.path) from None
+
+
+def list_series(path: str | os.PathLike) -> list[Series]:
+    """The series of a DICOM file or folder, from their headers (no pixel data is decoded).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A DICOM file or a folder searched recursively, as for :func:`read`.
+
+    Returns
+    -------
+    list of Series
+        Ordered by SeriesNumber (series without one last), then SeriesInstanceUID. Series made only of
+        localizers are left out (unless they are all there is), as :func:`read` does; each series' notes
+        say so.
+
+    Raises
+    ------
+    SciSRError
+        Not DICOM, corrupt or truncated headers, no image in the folder.
+    """
+    path = Path(path)
+    with reader_boundary("DICOM", path):
+        notes: list[str] = []
+        groups = _group(_collect(path, notes))
+        chosen = _imaging_series(groups, notes)
+        found = []
+        for uid, items in chosen.items():
+            own = list(notes)
+            files = _series_files(uid, items, len(groups), own)
+            first = items[0][1]
+            found.append(Series(path=path, uid=uid, number=_series_number(first),
+                                description=str(first.get("SeriesDescription") or ""),
+                                modality=str(first.get("Modality") or ""), files=tuple(files), notes=tuple(own)))
+    return sorted(found, key=lambda s: (s.number is None, s.number or 0, s.uid))
 
 
 @dataclass
@@ -505,6 +618,28 @@ def _check_regular(positions: np.ndarray, normal: np.ndarray, path: Path) -> flo
     return spacing
 
 
+def _slice_thickness(frames: list[_Frame], step: float, notes: list[str]) -> dict[str, Any]:
+    """``meta`` entries for the slice profile of a volume whose slices are ``step`` mm apart (axis 2).
+
+    The spacing is the step between slice positions (the affine); SliceThickness, the FWHM of the slice
+    profile, may be smaller (a gap between slices) or larger (overlap), and is recorded as
+    ``slice_thickness`` (mm) with ``slice_thickness_source`` ``"dicom"`` and ``slice_axis`` 2
+    (docs/architecture.md §4.1). SpacingBetweenSlices serves only when positions are missing; a value that
+    disagrees with the positions (some scanners wrote the gap in it) is reported in a note.
+    """
+    wrong = sorted({f.between for f in frames if f.between and not math.isclose(f.between, step, rel_tol=_HEADER_RTOL)})
+    if wrong:
+        notes.append(f"SpacingBetweenSlices {wrong[0]:g} mm disagrees with the {step:g} mm between slice "
+                     "positions; the positions give the spacing")
+    thicknesses = sorted({f.thickness for f in frames if f.thickness})  # 0 or missing: not given
+    if len(thicknesses) > 1:
+        notes.append(f"SliceThickness differs between images ({thicknesses[0]:g} to {thicknesses[-1]:g} mm); "
+                     "no slice thickness recorded")
+    if len(thicknesses) != 1 or thicknesses[0] < 0:
+        return {}
+    return {"slice_thickness": thicknesses[0], "slice_thickness_source": "dicom", "slice_axis": 2}
+
+
 def _check_pixel_length(path: Path, header: Dataset) -> None:
     """Refuse native pixel data whose length disagrees with Rows x Columns x frames x BitsAllocated.
 
@@ -554,8 +689,18 @@ def _decode(path: Path, header: Dataset) -> np.ndarray:
     return arr.reshape(-1, arr.shape[-2], arr.shape[-1])
 
 
-def read(path: str | os.PathLike, *, series: str | int | None = None, domain: str | None = None) -> SciImage:
-    """Read one DICOM series from a file or a folder.
+@overload
+def read(path: str | os.PathLike, *, series: Literal["all"], domain: str | None = None) -> list[SciImage]: ...
+
+
+@overload
+def read(path: str | os.PathLike, *, series: str | int | None = None, domain: str | None = None) -> SciImage: ...
+
+
+def read(
+    path: str | os.PathLike, *, series: str | int | None = None, domain: str | None = None
+) -> SciImage | list[SciImage]:
+    """Read one DICOM series, or every series, from a file or a folder.
 
     Parameters
     ----------
@@ -564,22 +709,27 @@ def read(path: str | os.PathLike, *, series: str | int | None = None, domain: st
         DICOM are skipped (counted in ``meta["notes"]``).
     series : str or int, optional
         SeriesInstanceUID, SeriesNumber (int or digits) or SeriesDescription; required when the folder
-        holds several series (localizer-only series do not count).
+        holds several series (localizer-only series do not count). ``"all"``: every series, as a list
+        (see :func:`list_series` for which and in which order); a series described "all" is picked by
+        its number or UID.
     domain : str, optional
         Override the domain; default ``"ct"`` for CT, ``"mri"`` for MR, else inferred from the values.
 
     Returns
     -------
-    SciImage
-        ``array`` float32, shape ``(columns, rows[, slices][, channels])`` with rescale applied (HU for
-        CT); a single slice is 2D. ``affine`` ``(4, 4)`` maps ``(i, j, k, 1)`` to RAS+ mm (for a single
-        slice the third column is the normal times the slice thickness). ``spacing`` in mm per spatial
-        axis. ``meta`` holds ``format``, ``source``, ``units``, ``stored_dtype``, ``stored_range``,
-        ``rescale`` (slope, intercept) or None when frames differ, ``notes``, ``series_uid``,
-        ``series_number``, ``series_description``, ``modality``, ``files``, ``dicom_template`` (header
-        of the first image without pixel data), ``provenance`` and, for several images per position,
-        ``channel_axis`` (last), ``channel_name`` (what varies, e.g. ``"TriggerTime"``) and
-        ``channel_values`` (one dict per channel).
+    SciImage or list of SciImage
+        One image (a list of them, one per series, with ``series="all"``): ``array`` float32, shape
+        ``(columns, rows[, slices][, channels])`` with rescale applied (HU for CT); a single slice is 2D.
+        ``affine`` ``(4, 4)`` maps ``(i, j, k, 1)`` to RAS+ mm (for a single slice the third column is the
+        normal times the slice thickness). ``spacing`` in mm per spatial axis. ``meta`` holds ``format``,
+        ``source``, ``units``, ``stored_dtype``, ``stored_range``, ``rescale`` (slope, intercept) or None
+        when frames differ, ``notes``, ``series_uid``, ``series_number``, ``series_description``,
+        ``modality``, ``files``, ``dicom_template`` (header of the first image without pixel data),
+        ``provenance``; for a volume with SliceThickness, ``slice_thickness`` (mm, may differ from the
+        slice spacing: a gap or overlap), ``slice_thickness_source`` (``"dicom"``) and ``slice_axis`` (2);
+        for several images per position, ``channel_axis`` (last), ``channel_name``
+        (what varies, e.g. ``"TriggerTime"``) and ``channel_values`` (one dict per channel). The list is
+        ordered by SeriesNumber, then SeriesInstanceUID; a single-series folder or a file gives a list of one.
 
     Raises
     ------
@@ -587,17 +737,19 @@ def read(path: str | os.PathLike, *, series: str | int | None = None, domain: st
         Not DICOM, corrupt or truncated, several series without ``series=``, missing positions or
         orientation, gantry tilt, uneven slice spacing, colour images; header fields that are not finite
         numbers, voxel sizes outside 1e-6..1e6 mm, a singular affine, RescaleSlope 0, Rows/Columns that
-        disagree with the pixel data, an image larger than half the available memory.
+        disagree with the pixel data, an image larger than half the available memory. With
+        ``series="all"`` the first series that cannot be read is named in the message.
     """
     path = Path(path)
+    if series == "all":
+        return [s.read(domain=domain) for s in list_series(path)]
     with reader_boundary("DICOM", path):
-        return _read(path, series, domain)
+        notes: list[str] = []
+        return _image(path, _select_series(_collect(path, notes), series, path, notes), notes, domain)
 
 
-def _read(path: Path, series: str | int | None, domain: str | None) -> SciImage:
-    """:func:`read` without the exception boundary."""
-    notes: list[str] = []
-    selected = _select_series(_collect(path, notes), series, path, notes)
+def _image(path: Path, selected: _Files, notes: list[str], domain: str | None) -> SciImage:
+    """The image of one series' files (a file or the folder ``path`` holding them); no exception boundary."""
     for p, ds in selected:
         if int(ds.get("SamplesPerPixel") or 1) != 1:
             raise SciSRError(f"colour DICOM ({ds.get('PhotometricInterpretation')}) is not supported", p)
@@ -668,6 +820,8 @@ def _read(path: Path, series: str | int | None, domain: str | None) -> SciImage:
     if stack.channel_name is not None:
         meta.update(channel_axis=volume.ndim - 1, channel_name=stack.channel_name,
                     channel_values=stack.channel_values)
+    if n_spatial == 3:
+        meta.update(_slice_thickness(frames, float(norms[2]), notes))
     if domain is None:
         domain = {"CT": "ct", "MR": "mri"}.get(modality) or infer_domain(volume, "generic")
     check_values(volume, where_from)
@@ -810,6 +964,37 @@ def _provenance_model(meta: dict[str, Any]) -> tuple[str | None, Any]:
     return None, None
 
 
+def _copy_template(ds: Dataset, template: Dataset, keywords: list[str], sop_class: str, notes: list[str]) -> None:
+    """Copy ``keywords`` present in ``template`` into ``ds``; a value that is not valid DICOM is not copied.
+
+    The source's invalid values would otherwise be refused by the next reader of the derived series. An
+    invalid Type 2 value is written empty (unknown), an optional one left out, both said in ``notes``; an
+    invalid Type 1 value cannot be made up and is refused. Empty values say nothing and are not copied:
+    the IOD check adds back the empty ones the derived series needs (a Type 2C Laterality, for instance,
+    must be absent when its condition does not hold).
+    """
+    types = attribute_types(sop_class)
+    emptied, dropped = [], []
+    for keyword in keywords:
+        if template.get(keyword) in (None, ""):
+            continue
+        problem = invalid_value(template[keyword])
+        if problem is None:
+            ds[keyword] = copy.deepcopy(template[keyword])
+        elif types.get(keyword) == 1:
+            raise SciSRError(f"the source's {keyword} is not valid DICOM ({problem}); a derived series cannot "
+                             "keep it and cannot make it up")
+        elif types.get(keyword) == 2:
+            setattr(ds, keyword, None)
+            emptied.append(keyword)
+        else:
+            dropped.append(keyword)
+    if emptied:
+        notes.append(f"source values that are not valid DICOM written empty: {', '.join(emptied)}")
+    if dropped:
+        notes.append(f"source values that are not valid DICOM left out: {', '.join(dropped)}")
+
+
 def _base_dataset(img: SciImage, quantiser: _Quantiser, notes: list[str], template: Dataset | None) -> Dataset:
     """Everything shared by the instances of the new series."""
 
@@ -818,31 +1003,36 @@ def _base_dataset(img: SciImage, quantiser: _Quantiser, notes: list[str], templa
         modality = {"ct": "CT", "mri": "MR"}.get(img.domain, "OT")
     sop_class = {"CT": CTImageStorage, "MR": MRImageStorage}.get(modality, SecondaryCaptureImageStorage)
     ds = Dataset()
+    notes = list(notes)
     # What varies along the channel axis is written per instance, not copied from the first image.
     per_channel = {k for values in img.meta.get("channel_values") or [] for k in values}
     if template is not None:
-        for keyword in _KEEP:
-            if keyword in template and keyword not in per_channel:
-                ds[keyword] = copy.deepcopy(template[keyword])
-    for keyword, default in _REQUIRED.get(modality, {}).items():
-        if keyword not in ds:
-            setattr(ds, keyword, default)
+        _copy_template(ds, template, [k for k in _KEEP if k not in per_channel], sop_class, notes)
+    if modality == "MR":
+        missing = [k for k in _MR_PLACEHOLDERS if ds.get(k) in (None, "")]
+        for keyword in missing:
+            setattr(ds, keyword, _MR_PLACEHOLDERS[keyword])
+        if missing:
+            notes.append(f"{' and '.join(missing)} are placeholders (not in the source)")
     now = datetime.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
     # UTF-8 so the em dash of ImageComments and any template names encode.
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SOPClassUID = sop_class
     ds.Modality = modality
-    ds.ImageType = ["DERIVED", "SECONDARY"]
-    for keyword, default in (("PatientName", ""), ("PatientID", ""), ("PatientBirthDate", ""), ("PatientSex", ""),
-                             ("StudyDate", date), ("StudyTime", time), ("ReferringPhysicianName", ""),
-                             ("StudyID", ""), ("AccessionNumber", ""), ("Manufacturer", ""),
-                             ("PositionReferenceIndicator", "")):
-        if keyword not in ds:
-            setattr(ds, keyword, default)
-    if "StudyInstanceUID" not in ds:
+    # Value 3 means something per IOD: only a template of the same SOP class (not e.g. Enhanced MR) has one.
+    same_iod = template is not None and template.get("SOPClassUID") == sop_class
+    old_type = [str(v) for v in (template.get("ImageType") or [])] if same_iod else []
+    flavour = (old_type[2] if len(old_type) > 2 else "") or _IMAGE_FLAVOUR.get(modality)
+    ds.ImageType = ["DERIVED", "SECONDARY", *([flavour] if flavour else [])]
+    if template is None:
+        # A new study of its own. With a template the study is the template's: inventing a UID there would
+        # put the series in a study nobody else knows while it carries that study's accession number and
+        # dates, so a template without one is refused (Type 1, checked before writing).
         ds.StudyInstanceUID = generate_uid()
-    if "FrameOfReferenceUID" not in ds:
+        ds.StudyDate, ds.StudyTime = date, time
+    if ds.get("FrameOfReferenceUID") in (None, ""):
+        # Positions without a frame of reference in the source: they are in a frame of their own.
         ds.FrameOfReferenceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     old_number = template.get("SeriesNumber") if template is not None else None
@@ -859,7 +1049,7 @@ def _base_dataset(img: SciImage, quantiser: _Quantiser, notes: list[str], templa
         what = f"super-resolved by {model}"
         detail = what + (f" (scale {list(scale)})" if scale is not None else "")
     else:
-        ds.SeriesDescription = old_description or "sciSR"
+        ds.SeriesDescription = (old_description or "sciSR")[:64]
         what, detail = "derived by sciSR", "converted"
     source = img.meta.get("series_uid") if img.meta.get("format") == "dicom" else None
     ds.DerivationDescription = " ".join(
@@ -902,12 +1092,26 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
     as 16-bit integers in the input's stored range, rounding and clipping said in DerivationDescription.
     Explicit VR Little Endian, uncompressed, new Series/SOP Instance UIDs.
 
+    Every instance is checked before it is written (:func:`sciSR.io.dicom_iod.check_instance`): the IOD's
+    Type 2 attributes are completed (empty where unknown), a missing Type 1 one or a value that breaks its
+    VR is refused, and pydicom writes with ``writing_validation_mode`` set to raise (restored afterwards).
+    Template values that are not valid DICOM are written empty (Type 2) or left out (optional), noted in
+    DerivationDescription.
+
     Raises
     ------
     SciSRError
-        Images that DICOM cannot hold: not 2D/3D, sheared or tilted grids, no finite values.
+        Images that DICOM cannot hold: not 2D/3D, sheared or tilted grids, no finite values; a template
+        without a StudyInstanceUID, or with an invalid value for a Type 1 attribute; any value the standard
+        does not allow (named).
     """
     folder = Path(path)
+    with strict_writing():
+        _write(img, folder)
+
+
+def _write(img: SciImage, folder: Path) -> None:
+    """:func:`write` inside :func:`~sciSR.io.dicom_iod.strict_writing`."""
     if img.spatial_ndim not in (2, 3):
         raise SciSRError(f"DICOM holds 2D or 3D images, got {img.spatial_ndim} spatial axes", folder)
     values = img.array
@@ -950,4 +1154,5 @@ def write(img: SciImage, path: str | os.PathLike) -> None:
             if keyword in _ORDER_KEYS:
                 setattr(ds, keyword, _ds(value) if dictionary_VR(keyword) == "DS" else float(value))
         ds.set_pixel_data(np.ascontiguousarray(quantiser(pixels)[0].T), photometric, 16, generate_instance_uid=False)
+        check_instance(ds, folder)
         ds.save_as(folder / f"IM{number:0{width}d}.dcm", enforce_file_format=True)

@@ -622,7 +622,7 @@ def _header_shape(header: fits.Header) -> tuple[int, ...] | None:
     return tuple(int(header[f"NAXIS{k}"]) for k in range(naxis, 0, -1))
 
 
-def _grid_factors(img: SciImage, old: tuple[int, ...] | None, new: tuple[int, ...]) -> tuple[int, ...] | None:
+def _grid_factors(img: SciImage, old: tuple[int, ...] | None, new: tuple[int, ...]) -> tuple[float, ...] | None:
     """Factor per axis of the written array ``new`` over the stored header's grid ``old``, or None: unknown.
 
     The upscale records its factors in ``meta["grid_factors"]`` (spatial axes, relative to the header the
@@ -631,7 +631,8 @@ def _grid_factors(img: SciImage, old: tuple[int, ...] | None, new: tuple[int, ..
     recorded = img.meta.get("grid_factors")
     if recorded is None:
         return (1,) * len(new) if old == tuple(new) else None
-    factors = tuple(int(f) for f in recorded)
+    # Integer for scale=, any ratio n'/n for a grid chosen by voxel size (spacing=).
+    factors = tuple(int(f) if float(f).is_integer() else float(f) for f in recorded)
     # FITS puts a channel axis first (NAXIS3): it is never scaled.
     return (1,) * (len(new) - len(factors)) + factors if img.channel_axis is not None else factors
 
@@ -690,11 +691,11 @@ def _replace_wcs(header: fits.Header, wcs: Any, key: str, *, complete: bool = Fa
             header[card.keyword] = (card.value, card.comment)
 
 
-def _wcs_scale(factors: Sequence[int], naxis: int) -> tuple[int, ...]:
+def _wcs_scale(factors: Sequence[float], naxis: int) -> tuple[float, ...]:
     """Factors in numpy order for a WCS with ``naxis`` axes over an array with ``len(factors)`` axes."""
     ndim = len(factors)
     # Entry j of upscale_wcs's scale is WCS axis naxis-1-j, i.e. numpy axis ndim-naxis+j.
-    return tuple(int(factors[ndim - naxis + j]) if 0 <= ndim - naxis + j < ndim else 1 for j in range(naxis))
+    return tuple(factors[ndim - naxis + j] if 0 <= ndim - naxis + j < ndim else 1 for j in range(naxis))
 
 
 def _scale_dss(header: fits.Header, factors: tuple[int, ...]) -> None:

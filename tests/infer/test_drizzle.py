@@ -228,3 +228,34 @@ def test_drizzle_through_upscale_and_list_models(sky):
     assert "drizzle" in sciSR.list_models()
     with pytest.raises(SciSRError, match="pass a list of frames"):
         sciSR.upscale(frames[0], "drizzle", 2)
+
+
+def test_a_fits_output_carries_the_weight_map_as_wht(sky, tmp_path):
+    out = drizzle_frames(_frames(sky), (2, 2))
+    path = sciSR.write(out, tmp_path / "drizzled.fits")
+    with fits.open(path) as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "WHT"]
+        assert hdul["WHT"].header["BUNIT"] == "s"
+        np.testing.assert_array_equal(hdul["WHT"].data, out.meta["weight"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w_sci, w_wht = WCS(hdul[0].header), WCS(hdul["WHT"].header)
+    corners = [[0, 0], [127, 127]]
+    np.testing.assert_allclose(w_wht.all_pix2world(corners, 0), w_sci.all_pix2world(corners, 0))
+
+
+def test_cli_drizzles_stacked_fits_frames(sky, tmp_path):
+    from sciSR.cli import main
+
+    paths = []
+    for k, frame in enumerate(_frames(sky)):
+        header = frame.meta["fits_header"].copy()
+        header.update(frame.wcs.to_header())
+        paths.append(tmp_path / f"f{k}.fits")
+        fits.writeto(paths[-1], frame.array, header)
+    stacks = [arg for path in paths for arg in ("--stack", str(path))]
+    assert main(["upscale", *stacks, str(tmp_path / "out.fits"), "--model", "drizzle", "--scale", "2"]) == 0
+    with fits.open(tmp_path / "out.fits") as hdul:
+        assert hdul[0].data.shape == (128, 128) and hdul["WHT"].data.shape == (128, 128)
+        assert abs(np.nansum(hdul[0].data, dtype=np.float64) / np.sum(fits.getdata(paths[0]), dtype=np.float64)
+                   - 1) < 1e-5

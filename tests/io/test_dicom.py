@@ -270,7 +270,8 @@ def test_write_ct_then_read_back(tmp_path):
     assert ds.SeriesInstanceUID != ref.SeriesInstanceUID
     assert ds.StudyInstanceUID == ref.StudyInstanceUID and ds.FrameOfReferenceUID == ref.FrameOfReferenceUID
     assert ds.PatientName == ref.PatientName and ds.SOPClassUID == ref.SOPClassUID
-    assert list(ds.ImageType) == ["DERIVED", "SECONDARY"]
+    # Value 3 is required for CT (PS3.3 C.8.2.1.1.1); the template's AXIAL is kept.
+    assert list(ds.ImageType) == ["DERIVED", "SECONDARY", "AXIAL"]
     assert (float(ds.RescaleSlope), float(ds.RescaleIntercept)) == (1.0, -1024.0)
     assert ds.pixel_array.dtype == np.int16 and (ds.Rows, ds.Columns) == (ref.Rows, ref.Columns)
     np.testing.assert_allclose(np.array(ds.ImagePositionPatient, float), np.array(ref.ImagePositionPatient, float))

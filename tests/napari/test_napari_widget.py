@@ -275,3 +275,23 @@ def test_self_check_text_reports_the_guard() -> None:
         "self-check: model 29.0 dB vs cubic 30.5 dB (-1.5)", "guard: returned cubic instead of mri-x2"]
     assert self_check_text({"provenance": [{"model": "cubic"}]}) == []
     assert self_check_text({}) == []
+
+
+def test_napari_widget_spacing_and_isotropic_put_a_non_integer_grid_on_the_input(
+        viewer_with_volume: tuple, qtbot: Any, small_volume: sciSR.SciImage) -> None:
+    viewer, layer, widget = viewer_with_volume
+    widget.isotropic_box.setChecked(True)
+    widget.run_button.click()
+    _wait(widget, qtbot)
+    assert widget.status_label.text().startswith("done"), widget.status_label.text()
+    result = viewer.layers["vol SR cubic spacing isotropic"]
+    finest = min(small_volume.spacing)
+    n = np.asarray(layer.data.shape, dtype=float)
+    expected = np.round(n * np.asarray(layer.scale) / finest)
+    assert result.data.shape == tuple(int(m) for m in expected)
+    _assert_overlay(layer, result, tuple(expected / n))
+    assert result.metadata[SCISR_KEY].meta["provenance"][-1]["grid"]["method"] == "cubic (direct)"
+    widget.isotropic_box.setChecked(False)
+    widget.spacing_edit.setText("0")
+    widget.run_button.click()
+    assert widget.status_label.text().startswith("error: spacing must be positive")

@@ -14,6 +14,14 @@ from napari_scisr._reader import read_layers
 import sciSR
 
 
+@pytest.fixture(autouse=True)
+def _plugins_registered() -> None:
+    # A viewer registers the installed plugins; these tests make none, so run alone they would find no writer.
+    from napari.plugins import _initialize_plugins
+
+    _initialize_plugins()
+
+
 def _save(layer: Image, path: Path) -> list[str]:
     # The route File ▸ Save takes: napari picks the sciSR writer by extension.
     return napari.save_layers(str(path), [layer], plugin="scisr")
