@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -536,6 +537,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated as stop:
         print(f"error: terminated ({stop.signal_name}); temporary files removed", file=sys.stderr)
         return 128 + stop.signum
+    except BrokenPipeError:
+        # The reader of our output went away (`scisr info x | head`): stop quietly, as other tools do; stdout
+        # goes to /dev/null so that flushing it at exit cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except Exception as err:
         if args.debug:
             traceback.print_exc()

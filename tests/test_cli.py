@@ -239,3 +239,17 @@ def test_runaway_scale_is_refused_before_any_work(tmp_path):
     assert rc == 1 and "1000000 output voxels" in err and "34.3 GiB" in err and "--force" in err
     assert err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_a_closed_pipe_ends_the_output_quietly(tmp_path):
+    """``scisr info IN | head -0``: the reader is gone before anything is written; no error line, no traceback."""
+    from PIL import Image as PILImage
+
+    image = tmp_path / "in.png"
+    PILImage.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    process = subprocess.Popen([sys.executable, "-m", "sciSR.cli", "info", str(image)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # long before the interpreter has imported sciSR and printed anything
+    err = process.stderr.read().decode()
+    process.wait(timeout=120)
+    assert "BrokenPipe" not in err and "Traceback" not in err and "error" not in err
