@@ -292,10 +292,12 @@ def resolve_spacing(image: SciImage, spacing: SpacingLike) -> tuple[float, ...]:
     """
     source = image.meta.get("source")
     if hasattr(spacing, "unit"):  # an astropy Quantity: an angle for sky images, a length (mm) otherwise
+        from astropy.units import UnitsError
+
         unit = "deg" if image.domain == "sky" else "mm"
         try:
             spacing = np.atleast_1d(spacing.to_value(unit)).tolist()
-        except Exception:  # astropy's UnitConversionError: the wrong kind of unit for this image
+        except UnitsError:  # the wrong kind of unit for this image (an angle for a scan, a length for the sky)
             raise SciSRError(f"spacing {spacing} is not in units of {unit} ({image.domain} image)", source) from None
         spacing = spacing[0] if len(spacing) == 1 else spacing
     if isinstance(spacing, str):
@@ -316,7 +318,33 @@ def resolve_spacing(image: SciImage, spacing: SpacingLike) -> tuple[float, ...]:
     return target
 
 
-def resolve_grid(image: SciImage, spacing: SpacingLike, model: ResolvedModel, flux: str
+def spacing_grid(image: SciImage, spacing: SpacingLike) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """The voxel size asked for (:func:`resolve_spacing`) and the FOV-preserving grid it gives.
+
+    Returns
+    -------
+    target : tuple of float
+        Voxel size per spatial axis, in the image's units.
+    shape : tuple of int
+        ``n' = round(n·spacing_in/target)`` per axis (:func:`sciSR.geometry.grid_for_spacing`).
+
+    Raises
+    ------
+    SciSRError
+        A bad spacing, or one coarser than the input on some axis (sciSR only upscales).
+    """
+    target = resolve_spacing(image, spacing)
+    shape = geometry.grid_for_spacing(image.spatial_shape, image.spacing, target)
+    for axis, (n, m) in enumerate(zip(image.spatial_shape, shape, strict=True)):
+        if m < n:
+            keep = ",".join(f"{min(t, d):g}" for t, d in zip(target, image.spacing, strict=True))
+            raise SciSRError(f"spacing {target[axis]:g} on axis {axis} is coarser than the input's "
+                             f"{image.spacing[axis]:g}: sciSR only upscales (one value per axis keeps an "
+                             f"axis, e.g. spacing {keep})", image.meta.get("source"))
+    return target, shape
+
+
+def resolve_grid(image: SciImage, spacing: SpacingLike, model: ResolvedModel
                  ) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
     """The integer factors that run and the output grid for a voxel size asked with ``spacing=``.
 
@@ -340,14 +368,7 @@ def resolve_grid(image: SciImage, spacing: SpacingLike, model: ResolvedModel, fl
         (which follow integer grids only).
     """
     source = image.meta.get("source")
-    target = resolve_spacing(image, spacing)
-    shape = geometry.grid_for_spacing(image.spatial_shape, image.spacing, target)
-    for axis, (n, m) in enumerate(zip(image.spatial_shape, shape, strict=True)):
-        if m < n:
-            keep = ",".join(f"{min(t, d):g}" for t, d in zip(target, image.spacing, strict=True))
-            raise SciSRError(f"spacing {target[axis]:g} on axis {axis} is coarser than the input's "
-                             f"{image.spacing[axis]:g}: sciSR only upscales (one value per axis keeps an "
-                             f"axis, e.g. spacing {keep})", source)
+    target, shape = spacing_grid(image, spacing)
     ceil = tuple(math.ceil(m / n) for n, m in zip(image.spatial_shape, shape, strict=True))
     if model.is_interpolator or model.spec.input_on_output_grid:
         factors = ceil
@@ -363,8 +384,6 @@ def resolve_grid(image: SciImage, spacing: SpacingLike, model: ResolvedModel, fl
         return factors, None
     if image.meta.get("fits_companions"):
         raise SciSRError("the FITS error/quality maps of this file follow integer grids only; use scale=", source)
-    if flux == "none" and image.domain == "sky" and image.channel_axis is None:
-        LOG.info("%s: resampling onto a non-integer grid without flux conservation", source or "image")
     return factors, shape
 
 
@@ -492,7 +511,7 @@ class UpscaleRequest:
         if spacing is not None:
             if scale is not None:
                 raise SciSRError("give either scale or spacing, not both", image.meta.get("source"))
-            factors, shape = resolve_grid(image, spacing, resolved, flux_mode)
+            factors, shape = resolve_grid(image, spacing, resolved)
         else:
             factors = resolve_factors(image, scale, resolved)
         if consistency not in CONSISTENCY_MODES:
@@ -843,12 +862,9 @@ def upscale_image(
             project_in_place(array, values, request.operator, blank)
         if not on_grid:
             array, extra["grid"] = to_grid(array, request.shape, request.flux)
-    if request.shape is not None:
-        if mask is not None:
-            array[mask_on_grid(mask, request.shape)] = np.nan
-        if out is not None:
-            out[...] = array
-            array = out
+    if request.shape is not None and out is not None:
+        out[...] = array
+        array = out
     if not request.model.is_interpolator:
         extra["precision"] = request.precision
         extra["consistency"] = request.operator.to_dict() if consistent else "off"
@@ -856,7 +872,10 @@ def upscale_image(
             extra["self_check"] = checked
         if request.model.card.get("weights_sha256"):
             extra["weights_sha256"] = request.model.card["weights_sha256"]
-    return regrid(image, array, request.factors, request.model.name, flux=request.flux, mask=mask, **extra)
+    result = regrid(image, array, request.factors, request.model.name, flux=request.flux, mask=mask, **extra)
+    if request.shape is not None and mask is not None:
+        result.array[result.meta["mask"]] = np.nan  # the mask regrid put on the new grid
+    return result
 
 
 def use_consistency(request: UpscaleRequest, checked: dict[str, Any] | None) -> bool:

@@ -41,7 +41,7 @@ from sciSR.degrade.generic import bicubic_downsample
 from sciSR.degrade.kernels import boxcar_profile, gaussian_profile, sample_axis
 from sciSR.degrade.mri import PROFILES, thick_slice
 from sciSR.errors import SciSRError
-from sciSR.geometry import grid_for_spacing, normalize_scale
+from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
 from sciSR.infer.interpolate import interpolate, resample_grid
 from sciSR.infer.predict import predict_array
@@ -51,7 +51,7 @@ from sciSR.intensity import DEFAULT_FOR_DOMAIN, denormalize, fit_normalization, 
 from sciSR.models import create_model
 from sciSR.models.base import ZooModel
 from sciSR.models.blocks import FOVInterpolate
-from sciSR.pipeline import SpacingLike, finish, mask_on_grid, prepare, regrid, resolve_flux, resolve_spacing, to_grid
+from sciSR.pipeline import SpacingLike, finish, prepare, regrid, resolve_flux, spacing_grid, to_grid
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
 __all__ = ["DEFAULT_OPTIONS", "TRAINING", "PatchPairs", "held_out_scorer", "self_supervised", "train_on_pairs",
@@ -188,8 +188,7 @@ def _volume_grid(image: SciImage, spacing: SpacingLike, axis: int | None) -> tup
     n = image.spatial_ndim
     if axis is not None and not (isinstance(axis, int | np.integer) and -n <= axis < n):
         raise SciSRError(f"axis {axis!r} is out of range for a volume with {n} spatial axes")
-    target = resolve_spacing(image, spacing)
-    shape = grid_for_spacing(image.spatial_shape, image.spacing, target)
+    target, shape = spacing_grid(image, spacing)
     low_axis = int(np.argmax(image.spacing)) if axis is None else axis % n
     others = [a for a in range(n) if a != low_axis and shape[a] != image.spatial_shape[a]]
     if others:
@@ -197,7 +196,7 @@ def _volume_grid(image: SciImage, spacing: SpacingLike, axis: int | None) -> tup
                          f"{tuple(round(t, 4) for t in target)} would also change axis {others[0]} (spacing "
                          f"{tuple(round(float(d), 4) for d in image.spacing)}): give that axis its own spacing")
     before, after = image.spatial_shape[low_axis], shape[low_axis]
-    if after <= before:
+    if after == before:
         raise SciSRError(f"spacing {target[low_axis]:g} on axis {low_axis} is not finer than the input's "
                          f"{float(image.spacing[low_axis]):g}: nothing to super-resolve")
     return low_axis, after / before, after, f"spacing {target[low_axis]:g}: {before} → {after} slices"
@@ -559,10 +558,7 @@ def self_supervised(
         if scale is None and spacing is None:
             raise SciSRError("a 2D frame needs a scale (e.g. scale=2) or a spacing", source)
         if spacing is not None:
-            grid_shape = grid_for_spacing(image.spatial_shape, image.spacing, resolve_spacing(image, spacing))
-            if any(m < n for n, m in zip(image.spatial_shape, grid_shape, strict=True)):
-                raise SciSRError(f"spacing {spacing!r} is coarser than the input's {image.spacing} on some axis: "
-                                 "sciSR only upscales", source)
+            grid_shape = spacing_grid(image, spacing)[1]
             scale = tuple(math.ceil(m / n) for n, m in zip(image.spatial_shape, grid_shape, strict=True))
         factors = normalize_scale(scale, 2)
         if all(f == 1 for f in factors):
@@ -639,24 +635,21 @@ def self_supervised(
             out, _ = predict_array(model, net_input, 2, factors, device=device, progress=part(0, 1), cancel=cancel)
         report(1.0)
     check()
+    ran = factors
     if grid_shape is not None and image.spatial_ndim == 3:
+        ran = tuple(round(ratio, 6) if a == low_axis else 1 for a in range(3))
         out = denormalize(out, params).astype(np.float32, copy=False)
         if not np.isfinite(out).all():
             raise SciSRError("the result holds NaN/inf values: training diverged", source)
-        if mask is not None:
-            out[mask_on_grid(mask, grid_shape)] = np.nan
     else:
         # Off the integer grid, masked voxels are blanked after resampling: a NaN would spread through the spline.
         finish(out, values, params, factors, flux, mask if grid_shape is None else None)
         if grid_shape is not None and tuple(out.shape[:2]) != grid_shape:
             out, recipe["grid"] = to_grid(out, grid_shape, flux)
-            if mask is not None:
-                out[mask_on_grid(mask, grid_shape)] = np.nan
-    ran = factors
-    if grid_shape is not None and image.spatial_ndim == 3:
-        ran = tuple(round(ratio, 6) if a == low_axis else 1 for a in range(3))
     result = regrid(image, out, tuple(ran), "self-supervised", flux=flux, mask=mask, **recipe, arch=arch,
                     options=dict(net.card["options"]), seed=seed, device=str(torch_device), **stats,
                     infer_seconds=round(time.monotonic() - infer_start, 2))
+    if grid_shape is not None and mask is not None:
+        result.array[result.meta["mask"]] = np.nan  # the mask regrid put on the new grid
     return result.array if as_array else result
 

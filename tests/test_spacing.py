@@ -210,3 +210,13 @@ def test_a_through_plane_model_reaches_thick_slices_on_the_first_axis():
     # Model scale (1, 4) and thick slices on axis 0: the plane (1, 0), i.e. transposed.
     assert plan_axes(2, (1, 4), (4, 1, 1), 3) == ((1, 0), (4, 1, 1))
     assert plan_axes(2, (1, 4), (1, 1, 4), 3) == ((0, 2), (1, 1, 4))
+
+
+def test_self_supervised_frames_keep_masked_pixels_masked_with_a_spacing():
+    rng = np.random.default_rng(3)
+    frame = SciImage.from_array(rng.random((24, 20), dtype=np.float32), spacing=(1.0, 1.0))
+    frame.array[0, 0] = np.nan
+    for spacing, shape in ((0.5, (48, 40)), (0.4, (60, 50))):  # an integer grid, then a non-integer one
+        out = sciSR.self_supervised(frame, spacing=spacing, max_steps=2, time_budget_s=60, device="cpu")
+        assert out.array.shape == shape
+        assert np.isnan(out.array[0, 0]) and np.isnan(out.array).sum() == out.meta["mask"].sum() > 0

@@ -211,7 +211,11 @@ def test_science_report_on_drizzled_frames(sky):
     assert result.flux_mode == "conserve" and result.n_measured >= 30
     assert abs(result.flux_ratio_median - 1) < 0.005 and result.centroid_shift_lr_px_max < 0.05
     assert abs(result.psf_flux_ratio_median - 1) < 0.01
-    assert 1.05 < result.psf_fwhm_sr_lr_px_median / result.psf_fwhm_lr_px_median < 1.2  # measured 1.125
+    # A pixfrac=1 drop is a box one LR pixel wide: it adds 1/12 px² to the PSF's variance, so the fitted FWHM
+    # grows by at least sqrt(1 + 1/(12σ²)) (drizzle's overlap weighting widens it a little more).
+    widening = np.sqrt(1 + 1 / (12 * SIGMA**2))
+    ratio = result.psf_fwhm_sr_lr_px_median / result.psf_fwhm_lr_px_median
+    assert widening - 0.03 < ratio < widening + 0.1, (ratio, widening)
 
 
 def test_missing_drizzle_package_is_one_line(sky, monkeypatch):
