@@ -119,7 +119,9 @@ def upscale(
         (``oktay-multi``), or averaged after resampling when ``model`` is an interpolation name (the
         classical multi-stack baseline); see :func:`sciSR.multi_input.upscale_stacks`. A list of dithered
         sky frames with WCS and ``model="drizzle"`` is drizzled onto the first frame's grid × ``scale``
-        (:func:`sciSR.infer.drizzle.drizzle_frames`; the weight map in ``meta["weight"]``).
+        (:func:`sciSR.infer.drizzle.drizzle_frames`; the weight map in ``meta["weight"]``); with a
+        multi-input model (or an interpolation name) the frames are placed by sky position and fused, flux
+        exact on the first frame (``flux=`` as for one frame).
     model : str or os.PathLike or nn.Module
         ``"nearest"``, ``"linear"``, ``"cubic"`` (interpolating cubic B-spline) or ``"zerofill"`` (k-space
         zero padding) baselines, ``"drizzle"`` (a list of dithered frames), a shipped
@@ -177,6 +179,7 @@ def upscale(
     uncertainty : bool
         Learned models: also return the per-voxel standard deviation over those members, on the result's
         grid and in its units; the result is the ensemble mean with ``ensemble=True``, else the single pass.
+        With ``spacing=`` both maps are resampled onto the voxel size asked for in the same way.
 
     Notes
     -----
@@ -193,17 +196,15 @@ def upscale(
         the input's units (the network's normalisation is undone). With ``uncertainty=True``:
         ``(result, spread)``, both of the input's kind.
     """
-    if (ensemble or uncertainty) and (isinstance(img, list | tuple) or reference is not None or out is not None
-                                      or spacing is not None):
-        raise SciSRError("ensemble and uncertainty work on one image, in memory, at scale= (no stacks, reference, "
-                         "out or spacing)")
+    if (ensemble or uncertainty) and (isinstance(img, list | tuple) or reference is not None or out is not None):
+        raise SciSRError("ensemble and uncertainty work on one image, in memory (no stacks, reference or out)")
     if spacing is not None and (isinstance(img, list | tuple) or reference is not None):
         raise SciSRError("spacing= applies to one image; stacks and references take scale=")
     if isinstance(img, list | tuple) or reference is not None:
         from sciSR import multi_input  # torch: loaded only when several inputs are fused
 
-        if flux not in (None, "none") or out is not None:
-            raise SciSRError("flux and out are not supported with stacks or a reference")
+        if out is not None or (flux not in (None, "none") and reference is not None):
+            raise SciSRError("out is not supported with stacks or a reference, nor flux with a reference")
         options = {"tile": tile, "device": device, "progress": progress, "cancel": cancel}
         if isinstance(img, list | tuple):
             if reference is not None:
@@ -214,7 +215,7 @@ def upscale(
                 if scale is None:
                     raise SciSRError("drizzle needs a scale (e.g. scale=2)")
                 return drizzle_frames(img, scale)
-            return multi_input.upscale_stacks(img, model, scale, **options)
+            return multi_input.upscale_stacks(img, model, scale, flux=flux, **options)
         return multi_input.upscale_with_reference(img, reference, model, scale, **options)
     as_array = not isinstance(img, SciImage)
     image = SciImage.from_array(np.asarray(img)) if as_array else img
@@ -347,8 +348,6 @@ class _FileJob:
 
     def __call__(self, img: SciImage, output_path: str | os.PathLike, *, overwrite: bool,
                  inputs: Sequence[str | os.PathLike]) -> Path:
-        if (self.ensemble or self.uncertainty) and self.spacing is not None:
-            raise SciSRError("ensemble and uncertainty run at scale=, not spacing=", img.meta.get("source"))
         request = UpscaleRequest.build(img, self.model, self.scale, spacing=self.spacing, flux=self.flux,
                                        device=self.device,
                                        tile=self.tile, output=output_path, overwrite=overwrite, inputs=inputs,
@@ -431,12 +430,16 @@ def series_output_name(series: io.dicom.Series) -> str:
 
 
 def _shared_output(pairs: Sequence[tuple[str, Path]]) -> tuple[str, str, Path] | None:
-    """The first two sources (and their output) that would be written to one output, else None."""
-    seen: dict[Path, str] = {}
+    """The first two sources (and their output) that would be written to one output, else None.
+
+    Names are compared without case: on macOS and Windows ``T1_AX`` and ``t1_ax`` are one file.
+    """
+    seen: dict[str, str] = {}
     for source, target in pairs:
-        if target in seen:
-            return seen[target], source, target
-        seen[target] = source
+        key = os.fspath(target).casefold()
+        if key in seen:
+            return seen[key], source, target
+        seen[key] = source
     return None
 
 
@@ -485,17 +488,21 @@ def upscale_batch(
     consistency: str = "auto",
     guard: bool = False,
     precision: str = "fp32",
+    ensemble: bool = False,
+    uncertainty: bool = False,
 ) -> list[JobResult]:
     """Upscale many files; on a Dask cluster when ``scheduler`` is given, else in a loop.
 
     Parameters
     ----------
     inputs : sequence of str or os.PathLike
-        Files, folders (their image files, or one DICOM series) and globs.
+        Files, folders and globs. A folder contributes its image files; a folder of DICOM files (or of
+        series in sub-folders) is one input: one series, or a study whose series all go into one output
+        folder of that name (as ``upscale_file(..., series="all")``).
     out_dir : str or os.PathLike
         Existing folder; each result keeps its input's name and format.
-    model, scale, spacing, tile, device, flux, consistency, guard, precision
-        As for :func:`upscale`.
+    model, scale, spacing, tile, device, flux, consistency, guard, precision, ensemble, uncertainty
+        As for :func:`upscale_file` (the spread beside each result).
     scheduler : str or distributed.Client, optional
         Dask distributed scheduler address or client.
     overwrite : bool
@@ -527,7 +534,7 @@ def upscale_batch(
     job = _BatchJob(out_dir=os.fspath(out_dir), model=resolved, scale=scale, spacing=spacing, overwrite=overwrite,
                     tile=tile,
                     device=device, flux=flux, hdu=hdu, force=force, consistency=consistency, guard=guard,
-                    precision=precision)
+                    precision=precision, ensemble=ensemble, uncertainty=uncertainty)
     return run_batch(files, job, scheduler=scheduler, on_done=on_done)
 
 
@@ -548,12 +555,17 @@ class _BatchJob:
     consistency: str
     guard: bool
     precision: str
+    ensemble: bool
+    uncertainty: bool
 
     def __call__(self, path: Path) -> Path:
+        # A DICOM study folder: every series, into one folder named like the study (upscale_file's series="all").
+        series = "all" if path.is_dir() and len(io.list_series(path)) > 1 else None
         return upscale_file(path, output_path_for(path, self.out_dir), self.model, self.scale, spacing=self.spacing,
-                            overwrite=self.overwrite, tile=self.tile, device=self.device, flux=self.flux,
-                            hdu=self.hdu, force=self.force, consistency=self.consistency, guard=self.guard,
-                            precision=self.precision)
+                            overwrite=self.overwrite, series=series, tile=self.tile, device=self.device,
+                            flux=self.flux, hdu=self.hdu, force=self.force, consistency=self.consistency,
+                            guard=self.guard, precision=self.precision, ensemble=self.ensemble,
+                            uncertainty=self.uncertainty)
 
 
 def evaluate(

@@ -150,8 +150,8 @@ def _model_arg(args: argparse.Namespace) -> ResolvedModel:
 
 def _cmd_upscale_fusion(args: argparse.Namespace) -> int:
     """``--stack A --stack B OUT`` (fused onto A's grid) or ``IN OUT --reference R``."""
-    if args.batch or args.flux:
-        args.parser.error("--stack and --reference do not combine with --batch or --flux")
+    if args.batch or (args.flux and not args.stack):
+        args.parser.error("--stack and --reference do not combine with --batch; --flux goes with --stack (sky frames)")
     if args.stack and args.reference:
         args.parser.error("give either --stack inputs or --reference, not both")
     expected = 1 if args.stack else 2
@@ -166,7 +166,7 @@ def _cmd_upscale_fusion(args: argparse.Namespace) -> int:
     if args.stack and args.model == "drizzle":  # the classical baseline of dithered frames: no network to load
         result = api.upscale(read, "drizzle", args.scale)
     elif args.stack:
-        result = api.upscale(read, _model_arg(args), args.scale, **options)
+        result = api.upscale(read, _model_arg(args), args.scale, flux=args.flux, **options)
     else:
         result = api.upscale(read[0], _model_arg(args), args.scale, reference=read[1], **options)
     path = api.write(result, target, overwrite=args.overwrite)
@@ -210,7 +210,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     symmetric = [o for given, o in ((args.ensemble, "--ensemble"), (args.uncertainty, "--uncertainty")) if given]
     if symmetric:
         for given, other in ((args.self_supervised, "--self-supervised"), (args.stack, "--stack"),
-                             (args.reference, "--reference"), (args.batch, "--batch"), (args.guard, "--guard"),
+                             (args.reference, "--reference"), (args.guard, "--guard"),
                              (is_interpolator(args.model), f"--model {args.model} (interpolation)")):
             if given:
                 args.parser.error(f"{symmetric[0]} cannot be combined with {other}")
@@ -268,7 +268,8 @@ def _cmd_upscale_batch(args: argparse.Namespace) -> int:
     results = api.upscale_batch(args.paths, args.out_dir, model, args.scale, spacing=args.grid, scheduler=args.dask,
                                 overwrite=args.overwrite, on_done=report, tile=args.tile, device=args.device,
                                 flux=args.flux, hdu=_hdu(args.hdu), force=args.force,
-                                consistency=args.consistency or "auto", guard=args.guard, precision=args.precision)
+                                consistency=args.consistency or "auto", guard=args.guard, precision=args.precision,
+                                ensemble=args.ensemble, uncertainty=args.uncertainty)
     failed = sum(not r.ok for r in results)
     print(f"{len(results) - failed} of {len(results)} upscaled, {failed} failed",
           file=sys.stderr if failed else sys.stdout)
@@ -423,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "or an estimated run time above $SCISR_MAX_HOURS, default 24 h, is refused)")
     up.add_argument("--stack", action="append", metavar="IN",
                     help="a low-res stack to fuse (repeat; the output is on the first stack's grid × scale; "
-                         "a multi-input model, or an interpolation name for the plain average)")
+                         "a multi-input model, or an interpolation name for the plain average). Sky frames "
+                         "with WCS are placed by sky position (flux exact on the first frame) or drizzled "
+                         "with --model drizzle")
     up.add_argument("--reference", metavar="REF", help="high-res reference guiding a reference-based model (ttsr)")
     up.add_argument("--self-supervised", action="store_true",
                     help="train a network on IN itself (volumes: through-plane from in-plane slices; frames: ZSSR)")

@@ -25,6 +25,7 @@ from sciSR.pipeline import (
     regrid,
     run,
     self_check,
+    to_grid,
     use_consistency,
 )
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
@@ -141,10 +142,12 @@ def upscale_ensemble(
     checked = self_check(request, image, values, cancel=cancel)
     consistent = use_consistency(request, checked)
     syms = symmetries(request.factors)
+    # Off the network's grid (spacing=), masked voxels are blanked after resampling: a NaN would spread.
+    blank = mask if request.shape is None else None
     mean: np.ndarray | None = None
     m2: np.ndarray | None = None
     first: np.ndarray | None = None
-    for n, member in enumerate(_members(request, image, values, mask, syms, consistent, progress, cancel), start=1):
+    for n, member in enumerate(_members(request, image, values, blank, syms, consistent, progress, cancel), start=1):
         if mean is None:
             first, mean, m2 = member, member.astype(np.float64), np.zeros(member.shape)
             continue
@@ -162,7 +165,15 @@ def upscale_ensemble(
         extra["self_check"] = checked
     if request.model.card.get("weights_sha256"):
         extra["weights_sha256"] = request.model.card["weights_sha256"]
+    if request.shape is not None:
+        # Both maps go onto the voxel size asked for the same way, so the spread stays in the result's units
+        # (an interpolated standard deviation can dip below 0 between voxels: clipped).
+        result, extra["grid"] = to_grid(result, request.shape, request.flux)
+        spread = np.maximum(to_grid(spread, request.shape, request.flux)[0], 0.0)
     out = regrid(image, result, request.factors, request.model.name, flux=request.flux, mask=mask, **extra)
     spread_image = regrid(image, spread, request.factors, request.model.name, flux=request.flux, mask=mask,
                           quantity="ensemble std", members=len(syms))
+    if request.shape is not None and mask is not None:
+        for img in (out, spread_image):
+            img.array[img.meta["mask"]] = np.nan  # the mask regrid put on the new grid
     return out, spread_image

@@ -364,6 +364,38 @@ def target_in_source_coordinates(target_affine: np.ndarray, target_shape: Sequen
     return coords.reshape(3, len(first), *shape[1:])
 
 
+def wcs_target_in_source_coordinates(target_wcs: Any, target_shape: Sequence[int], source_wcs: Any,
+                                     rows: slice | None = None) -> np.ndarray:
+    """Continuous pixel coordinates in a source frame of every pixel centre of a target frame, by sky position.
+
+    Each target pixel centre goes to the sky through the target's celestial WCS (distortions included,
+    ``all_pix2world``) and back into the source's pixels (``all_world2pix``), so frames with different
+    pointings, rotations and pixel scales meet on the same stars.
+
+    Parameters
+    ----------
+    target_wcs, source_wcs : astropy.wcs.WCS
+        Celestial WCSs of the two frames (0-based pixels, ``(x, y)`` = (column, row)).
+    target_shape : sequence of int
+        ``(rows, columns)`` of the target frame.
+    rows : slice, optional
+        Only these target rows (to bound memory on large frames).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(2, n_rows, columns)`` float64 source ``(row, column)`` coordinates per target pixel.
+    """
+    shape = [int(n) for n in target_shape]
+    if len(shape) != 2:
+        raise SciSRError(f"sky frames are 2D; got target shape {tuple(shape)}")
+    first = np.arange(shape[0], dtype=np.float64)[rows if rows is not None else slice(None)]
+    yy, xx = np.meshgrid(first, np.arange(shape[1], dtype=np.float64), indexing="ij")
+    world = target_wcs.celestial.all_pix2world(xx, yy, 0)
+    sx, sy = source_wcs.celestial.all_world2pix(*world, 0)
+    return np.stack([np.asarray(sy, np.float64), np.asarray(sx, np.float64)])
+
+
 def fusion_output_grid(affine: np.ndarray, shape: Sequence[int], scale: Sequence[int]
                        ) -> tuple[np.ndarray, tuple[int, ...]]:
     """The output grid of a multi-stack fusion: the first stack's grid upscaled by ``scale`` (FOV kept).

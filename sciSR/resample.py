@@ -1,20 +1,23 @@
-"""Resample an image onto another grid by world coordinates (its affine), with a field-of-view mask.
+"""Resample an image onto another grid by world coordinates (its affine, or a sky frame's celestial WCS),
+with a field-of-view mask.
 
 This is the sampling half of multi-stack fusion and reference-guided SR: stacks with different
-orientations and voxel sizes, or a reference with its own grid, are brought onto one target grid. The
+orientations and voxel sizes, dithered sky frames, or a reference with its own grid, are brought onto one
+target grid. The
 grid math (which source coordinate each target voxel sees) lives in :mod:`sciSR.geometry`; here it is
 only evaluated, slab by slab, with ``scipy.ndimage.map_coordinates``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from sciSR.errors import SciSRError
-from sciSR.geometry import target_in_source_coordinates
+from sciSR.geometry import target_in_source_coordinates, wcs_target_in_source_coordinates
 from sciSR.image import SciImage
 
 ORDERS = (0, 1, 3)
@@ -64,6 +67,52 @@ def resample_array(
         within half a voxel of the source plane). Between the outermost voxel centre and its edge the
         source is mirrored about the edge, as the interpolation baselines do.
     """
+    source_affine, target_affine = _as_affine3(source_affine), _as_affine3(target_affine)
+    return _sample(array, target_shape, lambda rows: target_in_source_coordinates(target_affine, target_shape,
+                                                                               source_affine, rows),
+                   order=order, fill=fill)
+
+
+def resample_to_wcs(
+    array: np.ndarray,
+    source_wcs: Any,
+    target_wcs: Any,
+    target_shape: Sequence[int],
+    *,
+    order: int = 3,
+    fill: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample a 2D sky frame at every pixel centre of a target frame, by sky position (celestial WCSs).
+
+    The interpolation counterpart of drizzle's overlap-area resampling: values are interpolated (no area
+    factor), so a frame in counts per input pixel stays in counts per input pixel.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        ``(H, W)`` source values.
+    source_wcs, target_wcs : astropy.wcs.WCS
+        Celestial WCSs of the source and target frames.
+    target_shape : sequence of int
+        ``(rows, columns)`` of the target frame.
+    order, fill :
+        As for :func:`resample_array`.
+
+    Returns
+    -------
+    values : numpy.ndarray
+        float32 ``target_shape``.
+    inside : numpy.ndarray
+        bool ``target_shape``: True where the target pixel centre falls within the source's outer pixel edges.
+    """
+    return _sample(array, target_shape, lambda rows: wcs_target_in_source_coordinates(target_wcs, target_shape,
+                                                                                   source_wcs, rows),
+                   order=order, fill=fill)
+
+
+def _sample(array: np.ndarray, target_shape: Sequence[int], coordinates: Callable[[slice], np.ndarray], *,
+            order: int, fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolate ``array`` at ``coordinates(rows)`` (source voxel coordinates of target rows), slab by slab."""
     if order not in ORDERS:
         raise SciSRError(f"resampling order must be one of {ORDERS}, got {order}")
     shape = tuple(int(n) for n in target_shape)
@@ -73,7 +122,6 @@ def resample_array(
         raise SciSRError(f"source array {x.shape} does not have {ndim} spatial axes (plus one channel axis at most)")
     channels = x.ndim > ndim
     x = x if channels else x[..., np.newaxis]
-    source_affine, target_affine = _as_affine3(source_affine), _as_affine3(target_affine)
     src_shape = x.shape[:ndim]
     # Spline coefficients once per channel, so every slab samples the same continuous image.
     coeffs = [ndimage.spline_filter(x[..., c].astype(np.float64), order=order, mode="reflect") if order > 1
@@ -84,12 +132,12 @@ def resample_array(
     step = max(1, SLAB_VOXELS // per_row)
     for start in range(0, shape[0], step):
         rows = slice(start, min(start + step, shape[0]))
-        coords = target_in_source_coordinates(target_affine, shape, source_affine, rows)
+        coords = coordinates(rows)
         ok = np.ones(coords.shape[1:], dtype=bool)
         for a in range(ndim):
             ok &= (coords[a] >= -0.5) & (coords[a] <= src_shape[a] - 0.5)
-        if ndim == 2:
-            ok &= np.abs(coords[2]) <= 0.5
+        if coords.shape[0] > ndim:  # a 2D grid inside a 3D world: within half a voxel of the source plane
+            ok &= np.abs(coords[ndim]) <= 0.5
         inside[rows] = ok
         for c, coef in enumerate(coeffs):
             values = ndimage.map_coordinates(coef, coords[:ndim], order=order, mode="reflect", prefilter=False)

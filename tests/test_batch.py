@@ -70,4 +70,26 @@ def test_two_inputs_with_one_output_name_are_refused_before_any_work(volumes, tm
     clash = r"in/v0\.nii\.gz and .*other/v0\.nii\.gz would both be written to v0\.nii\.gz"
     with pytest.raises(sciSR.SciSRError, match=clash):
         sciSR.api.upscale_batch([volumes / "v0.nii.gz", other / "v0.nii.gz"], out, "cubic", (1, 1, 2))
+    # Case-insensitive file systems (macOS, Windows) would write V0 and v0 to one file.
+    (other / "V0.nii.gz").write_bytes((volumes / "v0.nii.gz").read_bytes())
+    with pytest.raises(sciSR.SciSRError, match=r"would both be written to V0\.nii\.gz"):
+        sciSR.api.upscale_batch([volumes / "v0.nii.gz", other / "V0.nii.gz"], out, "cubic", (1, 1, 2))
     assert list(out.iterdir()) == []
+
+
+def test_a_dicom_study_folder_is_one_input_with_every_series(dicom_study, tmp_path):
+    """Its slices are never upscaled one by one: the study becomes one folder with one output per series,
+    named as ``upscale_file(..., series="all")`` names them; a one-series folder stays one series."""
+    study, expected = dicom_study
+    out = tmp_path / "out"
+    out.mkdir()
+    results = sciSR.upscale_batch([study], out, "linear", 2)
+    assert [r.ok for r in results] == [True] and results[0].output == str(out / study.name)
+    names = sorted(p.name for p in (out / study.name).iterdir() if not p.name.startswith("."))
+    series = sciSR.io.list_series(study)
+    assert names == sorted(sciSR.api.series_output_name(s) for s in series) and len(names) == len(expected)
+    for s in series:
+        result = sciSR.read(out / study.name / sciSR.api.series_output_name(s))
+        assert result.spatial_shape[:2] == tuple(2 * n for n in s.read().spatial_shape[:2])
+    single = sciSR.upscale_batch([study / "dwi"], out, "linear", 2)
+    assert single[0].ok and sciSR.read(out / "dwi").array.ndim >= 2

@@ -116,7 +116,8 @@ class SimulateStacksd(RandomizableTransform):
     options : dict, optional
         Its options.
     offsets : bool
-        Draw a random sub-slice offset ``0 ≤ o < s`` (HR voxels) per stack and scaled axis.
+        Draw a random sub-slice offset ``0 ≤ o < s`` (HR voxels) per stack and scaled axis, except for the
+        first stack, which defines the output grid.
     order : int
         Interpolation order of the resampling (1 or 3).
     """
@@ -142,8 +143,10 @@ class SimulateStacksd(RandomizableTransform):
         shape = hr.shape[1:]
         identity = np.eye(4)  # the HR voxel grid is the world here: only relative placement matters
         stacks = []
-        for scale, degrade in zip(self.scales, self.degradations, strict=True):
-            offset = tuple(int(self.R.randint(s)) if self.offsets and s > 1 else 0 for s in scale)
+        for n, (scale, degrade) in enumerate(zip(self.scales, self.degradations, strict=True)):
+            # The output grid is the first stack's grid upscaled (geometry.fusion_output_grid): that stack
+            # sits on it with no offset, as at inference; the others are shifted against it.
+            offset = tuple(int(self.R.randint(s)) if self.offsets and s > 1 and n else 0 for s in scale)
             low = np.asarray(degrade(shift_phase(hr, offset)), dtype=np.float32)
             on_hr, _ = resample_array(np.moveaxis(low, 0, -1), downscale_affine(identity, scale, offset), identity,
                                       shape, order=self.order)
@@ -296,6 +299,16 @@ class StackSpec:
         """Alias of :attr:`model_scale` (the image scale; fusion never slices volumes into planes)."""
         return self.model_scale
 
+    @property
+    def hr_factor(self) -> float:
+        """``∏`` of the first stack's factors for block-summing degradations (counts: sky frames), else 1.
+
+        The network then predicts in the first stack's pixel units, as single-image models do
+        (:class:`~sciSR.data.pair_transforms.NormalizePaird`).
+        """
+        first = create_degradation(self.degradation, self.stacks[0], **dict(self.degradation_options))
+        return float(math.prod(self.stacks[0])) if first.flux_reduce == "sum" else 1.0
+
     def hr_patch_size(self) -> tuple[int, ...]:
         """HR crop per axis, margins included."""
         return tuple(c + 2 * m for c, m in zip(self._core, self._hr_margin, strict=True))
@@ -313,7 +326,7 @@ class StackSpec:
         return [RandPatchd(self.hr_patch_size(), self.foreground_prob),
                 SimulateStacksd(self.stacks, self.degradation, self.degradation_options, self.offsets, self.order),
                 CropHRMargind(("lr", "hr"), self._hr_margin),
-                NormalizePaird(),
+                NormalizePaird(self.hr_factor),
                 RandFlipRot90d(("lr", "hr"), (1,) * dims, self.flip, self.rot90),
                 ToTensorsd(("lr", "hr"))]
 

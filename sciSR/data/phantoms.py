@@ -198,8 +198,9 @@ def ct_phantom(shape: Sequence[int] = (128, 128), seed: int = 0, spacing: Sequen
                                meta={"source": f"ct_phantom(seed={seed})", "units": "HU"})
 
 
-def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 60, fwhm: float = 2.5,
-               beta: float = 3.0, sky: float = 100.0, gain: float = 4.0, read_noise: float = 2.0,
+def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 60,
+               fwhm: float | Sequence[float] = 2.5, beta: float | Sequence[float] = 3.0, sky: float = 100.0,
+               gain: float = 4.0, read_noise: float = 2.0,
                pixel_scale: float = 0.1 / 3600) -> SciImage:
     """A star field: Moffat stars with power-law fluxes and a few galaxies on a sky, with noise.
 
@@ -211,10 +212,11 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 
         Varies positions, fluxes and noise.
     n_stars : int
         Number of stars.
-    fwhm : float
-        Stellar FWHM in pixels.
-    beta : float
-        Moffat power.
+    fwhm : float or (float, float)
+        Stellar FWHM in pixels; a range ``(low, high)`` draws one per image from ``seed`` (a training set
+        with varied seeing).
+    beta : float or (float, float)
+        Moffat power, or a range drawn like ``fwhm``.
     sky : float
         Sky level in counts per pixel.
     gain : float
@@ -233,6 +235,7 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 
     if len(shape) != 2:
         raise SciSRError(f"star_field makes 2D images; shape must have 2 entries, got {tuple(shape)}")
     rng = np.random.default_rng(seed)
+    fwhm, beta = (float(v) if np.isscalar(v) else float(rng.uniform(*v)) for v in (fwhm, beta))
     ny, nx = shape
     img = np.full((ny, nx), float(sky))
     yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)

@@ -16,7 +16,9 @@ from sciSR.degrade.noise import RandomLike, rician_magnitude
 from sciSR.errors import SciSRError
 
 PROFILES = ("gaussian", "boxcar")
-WINDOWS = (None, "hamming")
+WINDOWS = (None, "hamming", "tukey")
+TUKEY_ALPHA = 0.5
+"""Taper fraction of the ``"tukey"`` window: the outer half of the kept lines rolls off by a cosine."""
 
 
 def thick_slice(
@@ -65,7 +67,21 @@ def thick_slice(
     return out if noise_std <= 0 else rician_magnitude(out.astype(np.complex64), noise_std, rng).astype(np.float32)
 
 
-def kspace_truncate(x: np.ndarray, scale: Sequence[int], window: str | None = None) -> np.ndarray:
+def _window(k: np.ndarray, m: int, window: str | None) -> np.ndarray:
+    """Weight of the signed LR frequencies ``k`` (``m`` kept lines) under ``window``."""
+    if window == "hamming":
+        return 0.54 + 0.46 * np.cos(2 * np.pi * k / m)
+    if window == "tukey":
+        flat = (1 - TUKEY_ALPHA) * m / 2
+        # The cosine reaches zero one line beyond the kept ones: every kept line keeps some weight, so the
+        # consistency projection can still invert it.
+        ramp = np.clip((np.abs(k) - flat) / (TUKEY_ALPHA * m / 2 + 1), 0.0, 1.0)
+        return 0.5 * (1 + np.cos(np.pi * ramp))
+    return np.ones(k.shape)
+
+
+def kspace_truncate(x: np.ndarray, scale: Sequence[int], window: str | None = None,
+                    partial: float = 1.0) -> np.ndarray:
     """Keep the central ``N/s`` k-space lines per scaled axis, on the FOV-preserving grid.
 
     Plain cropping of the DFT samples the band-limited image at HR positions ``s·n``; a phase ramp
@@ -80,7 +96,13 @@ def kspace_truncate(x: np.ndarray, scale: Sequence[int], window: str | None = No
         Factor per spatial axis.
     window : str, optional
         None: sharp truncation (Gibbs ringing, as a scanner without filtering); ``"hamming"``:
-        ``0.54 + 0.46·cos(2πk/M)`` over the kept lines (less ringing, softer edges).
+        ``0.54 + 0.46·cos(2πk/M)`` over the kept lines (less ringing, softer edges); ``"tukey"``: flat over
+        the inner half of the kept lines, cosine roll-off over the outer half that reaches zero one line
+        past the last kept one (:data:`TUKEY_ALPHA`).
+    partial : float
+        Partial Fourier along the first scaled axis (the phase-encoding direction): the fraction of its
+        kept lines acquired, 0.5 < ``partial`` ≤ 1; the missing lines at negative frequencies are
+        zero-filled, as a scanner without homodyne reconstruction does (blur and phase along that axis).
 
     Returns
     -------
@@ -90,7 +112,10 @@ def kspace_truncate(x: np.ndarray, scale: Sequence[int], window: str | None = No
     """
     if window not in WINDOWS:
         raise SciSRError(f"k-space window must be one of {WINDOWS}, got {window!r}")
+    if not 0.5 < partial <= 1.0:
+        raise SciSRError(f"partial Fourier fraction must be in (0.5, 1], got {partial}")
     z = np.asarray(x).astype(np.complex64)
+    first = next((a for a, s in enumerate(scale) if s > 1), None)
     for axis, s in enumerate(scale):
         if s == 1:
             continue
@@ -99,9 +124,9 @@ def kspace_truncate(x: np.ndarray, scale: Sequence[int], window: str | None = No
             raise SciSRError(f"axis {axis} has {n} voxels, not a multiple of the factor {s}")
         m = n // s
         k = np.rint(np.fft.fftfreq(m) * m).astype(np.int64)  # signed frequencies in LR FFT order
-        factor = np.exp(2j * np.pi * k * (s - 1) / (2 * n))
-        if window == "hamming":
-            factor = factor * (0.54 + 0.46 * np.cos(2 * np.pi * k / m))
+        factor = np.exp(2j * np.pi * k * (s - 1) / (2 * n)) * _window(k, m, window)
+        if axis == first and partial < 1.0:
+            factor = factor * (k >= (m + 1) // 2 - round(partial * m))  # the top round(partial·m) lines
         shape = [1] * z.ndim
         shape[axis] = m
         kept = np.take(scipy.fft.fft(z, axis=axis), np.mod(k, n), axis=axis)
@@ -115,6 +140,7 @@ def kspace_downsample(
     window: str | None = None,
     noise_std: float = 0.0,
     rng: RandomLike | None = None,
+    partial: float = 1.0,
 ) -> np.ndarray:
     """In-plane MRI resolution loss: k-space truncation, then a Rician magnitude image.
 
@@ -130,10 +156,12 @@ def kspace_downsample(
         Rician σ in image units.
     rng : numpy random generator, optional
         Needed when ``noise_std > 0``.
+    partial : float
+        Partial Fourier fraction of the first scaled axis (see :func:`kspace_truncate`).
 
     Returns
     -------
     numpy.ndarray
         float32 magnitudes ``(*spatial / scale, ...)``.
     """
-    return rician_magnitude(kspace_truncate(x, scale, window), noise_std, rng).astype(np.float32)
+    return rician_magnitude(kspace_truncate(x, scale, window, partial), noise_std, rng).astype(np.float32)

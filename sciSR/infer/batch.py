@@ -32,21 +32,29 @@ class JobResult:
         return self.error is None
 
 
-def expand_inputs(patterns: Iterable[str | os.PathLike], suffixes: Sequence[str]) -> list[Path]:
-    """Files, DICOM series folders and globs → a sorted, de-duplicated list of inputs.
+def expand_inputs(patterns: Iterable[str | os.PathLike], suffixes: Sequence[str],
+                  dicom_suffixes: Sequence[str] = (".dcm", ".dicom")) -> list[Path]:
+    """Files, folders and globs → a sorted, de-duplicated list of inputs.
 
     Parameters
     ----------
     patterns : iterable of str or os.PathLike
-        Files; globs (``"frames/*.fits"``); folders. A folder whose files have known image suffixes
-        contributes those files; any other folder is taken as one DICOM series.
+        Files; globs (``"frames/*.fits"``); folders. A folder contributes its image files (known suffixes
+        other than DICOM's); a folder with DICOM files (``dicom_suffixes``), or with no known image file at
+        all (a DICOM series without suffixes, a study of series in sub-folders), is itself one input: a
+        DICOM study whose slices are never upscaled one by one.
     suffixes : sequence of str
         Known image suffixes (lower case, e.g. ``".nii.gz"``).
+    dicom_suffixes : sequence of str
+        Suffixes of DICOM slice files.
 
     Returns
     -------
     list of pathlib.Path
     """
+    def has(p: Path, known: Sequence[str]) -> bool:
+        return any(p.name.lower().endswith(s) for s in known)
+
     found: list[Path] = []
     for pattern in patterns:
         text = os.fspath(pattern)
@@ -55,9 +63,11 @@ def expand_inputs(patterns: Iterable[str | os.PathLike], suffixes: Sequence[str]
             raise SciSRError("glob matches no file", text)
         for path in matches:
             if path.is_dir():
-                images = [p for p in sorted(path.iterdir())
-                          if p.is_file() and any(p.name.lower().endswith(s) for s in suffixes)]
-                found.extend(images or [path])
+                files = [p for p in sorted(path.iterdir()) if p.is_file()]
+                images = [p for p in files if has(p, suffixes) and not has(p, dicom_suffixes)]
+                found.extend(images)
+                if not images or any(has(p, dicom_suffixes) for p in files):
+                    found.append(path)
             else:
                 found.append(path)
     unique: dict[Path, None] = dict.fromkeys(found)

@@ -95,19 +95,17 @@ def drizzle_frames(frames: Sequence[SciImage], factors: int | tuple[int, int], *
         raise SciSRError(f"drizzle kernel must be one of {KERNELS}, got {kernel!r}", source)
     if not 0.0 < pixfrac <= 1.0:
         raise SciSRError(f"drizzle pixfrac must be in (0, 1], got {pixfrac}", source)
-    _check_frames(frames)
+    check_sky_frames(frames, "drizzle")
     sy, sx = normalize_scale(factors, 2)
     units = first.meta.get("units")
     mode = flux_mode_for_units(units)
-    exptimes = _exptimes(frames)
-    t_out = float(np.mean(exptimes))
-    per_exposure = mode == "conserve" and bool(_PER_EXPOSURE.match((units or "").strip()))
+    exptimes, t_out, rescale = exposure_scales(frames, mode, "drizzle")
 
     out_shape = upscaled_shape(first.array.shape, (sy, sx))
     out_wcs = upscale_wcs(first.wcs, (sy, sx))
     out_area = proj_plane_pixel_area(out_wcs.celestial)
     driz = Drizzle(kernel=kernel, out_shape=out_shape, disable_ctx=True)
-    for k, (frame, t) in enumerate(zip(frames, exptimes, strict=True)):
+    for k, (frame, t, r) in enumerate(zip(frames, exptimes, rescale, strict=True)):
         pixmap = _pixmap(frame, out_wcs, out_shape, k)
         valid = _valid(frame)
         # Output pixel area in this frame's pixels (1/(sy·sx) on the first frame's pixel size; frames of
@@ -116,7 +114,7 @@ def drizzle_frames(frames: Sequence[SciImage], factors: int | tuple[int, int], *
         # Drizzle averages the values of the drops that cover an output pixel; iscale turns that average
         # into the output's units: per-exposure counts → rate × mean exposure, and integrals (counts, rates,
         # Jy/pixel) per input pixel → per output pixel.
-        iscale = (t_out / t if per_exposure else 1.0) * (area if mode == "conserve" else 1.0)
+        iscale = r * (area if mode == "conserve" else 1.0)
         driz.add_image(np.where(valid, frame.array, 0.0).astype(np.float32), exptime=t, pixmap=pixmap,
                        iscale=iscale, pixel_scale_ratio=math.sqrt(area), weight_map=valid.astype(np.float32),
                        wht_scale=t, pixfrac=pixfrac, in_units="cps")
@@ -126,45 +124,118 @@ def drizzle_frames(frames: Sequence[SciImage], factors: int | tuple[int, int], *
     empty = ~(weight > 1e-6 * float(weight.max(initial=0.0)))
     weight[empty] = 0.0
     array = np.where(empty, np.nan, driz.out_img).astype(np.float32)
-    spacing = upscale_spacing(first.spacing, (sy, sx))
-    meta = _meta(frames, (sy, sx), mode, exptimes, t_out, pixfrac, kernel, weight, empty)
+    step = {"step": "upscale", "model": "drizzle", "scale": [sy, sx], "flux": mode, "frames": len(frames),
+            "exptime": exptimes, "pixfrac": pixfrac, "kernel": kernel,
+            "sources": [f.meta.get("source") for f in frames]}
+    return combined_frames(frames, array, (sy, sx), mode, t_out, weight, empty, step)
+
+
+def check_sky_frames(frames: Sequence[SciImage], what: str) -> None:
+    """One-line refusals before any work on dithered frames: 2D, celestial WCS, one BUNIT.
+
+    Parameters
+    ----------
+    frames : sequence of SciImage
+        The frames to combine.
+    what : str
+        The method named in the messages (``"drizzle"``, ``"multi-frame fusion"``).
+
+    Raises
+    ------
+    SciSRError
+        Naming the first offending frame and its file.
+    """
+    units = frames[0].meta.get("units")
+    for k, frame in enumerate(frames):
+        src = frame.meta.get("source")
+        if frame.array.ndim != 2 or frame.channel_axis is not None:
+            raise SciSRError(f"{what} needs 2D frames; frame {k} has shape {frame.array.shape}", src)
+        if frame.wcs is None or not frame.wcs.has_celestial or frame.wcs.naxis != 2:
+            raise SciSRError(f"{what} needs a 2-axis celestial WCS on every frame; frame {k} has none", src)
+        if (frame.meta.get("units") or "").strip().lower() != (units or "").strip().lower():
+            raise SciSRError(f"{what} needs one BUNIT for all frames; frame {k} has {frame.meta.get('units')!r}, "
+                             f"frame 0 has {units!r}", src)
+
+
+def exposure_scales(frames: Sequence[SciImage], mode: str, what: str) -> tuple[list[float], float, list[float]]:
+    """Exposure times of the frames and the factor that puts each on the output's exposure.
+
+    Parameters
+    ----------
+    frames : sequence of SciImage
+        Frames with ``EXPTIME`` (``meta["exptime"]`` or the FITS header; all or none).
+    mode : str
+        The flux mode of their units (:func:`sciSR.flux.flux_mode_for_units`).
+    what : str
+        The method named in the messages.
+
+    Returns
+    -------
+    exptimes : list of float
+        Seconds per frame (1 each when no frame has EXPTIME).
+    t_out : float
+        Their mean: the exposure the combined counts refer to.
+    rescale : list of float
+        ``t_out / t_k`` for per-exposure count units (counts, electrons, ADU, ...), else 1.
+    """
+    found = []
+    for frame in frames:
+        header = frame.meta.get("fits_header")
+        found.append(frame.meta.get("exptime", header.get("EXPTIME") if header is not None else None))
+    if all(v is None for v in found):
+        exptimes = [1.0] * len(frames)
+    else:
+        for k, value in enumerate(found):
+            src = frames[k].meta.get("source")
+            if value is None:
+                raise SciSRError(f"frame {k} has no EXPTIME while others have one: weights would be undefined", src)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise SciSRError(f"frame {k} has EXPTIME {value!r}; {what} needs a positive exposure time", src)
+        exptimes = [float(v) for v in found]
+    t_out = float(np.mean(exptimes))
+    units = (frames[0].meta.get("units") or "").strip()
+    per_exposure = mode == "conserve" and bool(_PER_EXPOSURE.match(units))
+    return exptimes, t_out, [t_out / t if per_exposure else 1.0 for t in exptimes]
+
+
+def combined_frames(frames: Sequence[SciImage], array: np.ndarray, factors: tuple[int, int], mode: str,
+                    t_out: float, weight: np.ndarray, empty: np.ndarray, step: dict[str, Any]) -> SciImage:
+    """The result of combining dithered frames on the first frame's grid × ``factors``.
+
+    Parameters
+    ----------
+    frames : sequence of SciImage
+        The inputs; the first one's grid, WCS and metadata carry over.
+    array : numpy.ndarray
+        ``(H_0·sy, W_0·sx)`` combined values in the output's units.
+    factors : tuple of int
+        ``(sy, sx)``.
+    mode : str
+        The flux mode applied.
+    t_out : float
+        Exposure time (s) the values refer to.
+    weight : numpy.ndarray
+        WHT map ``(H_0·sy, W_0·sx)`` (exposure seconds per output pixel).
+    empty : numpy.ndarray
+        bool, True where no frame reached; becomes ``meta["mask"]``.
+    step : dict
+        The provenance step.
+
+    Returns
+    -------
+    SciImage
+        With WCS ``upscale_wcs(frames[0].wcs, factors)``, ``meta["weight"]`` and the FITS image extension
+        ``WHT`` (the output's WCS; BUNIT ``s``, or none without EXPTIME).
+    """
+    first = frames[0]
+    out_wcs = upscale_wcs(first.wcs, factors)
+    spacing = upscale_spacing(first.spacing, factors)
+    meta = _meta(list(frames), factors, mode, t_out, weight, empty, step)
     header = first.meta.get("fits_header")
     timed = first.meta.get("exptime", header.get("EXPTIME") if header is not None else None) is not None
     meta["fits_extensions"] = {"WHT": SciImage(array=weight, wcs=out_wcs, spacing=spacing, domain=first.domain,
                                                meta={"units": "s" if timed else None, "grid_factors": (1, 1)})}
     return SciImage(array=array, wcs=out_wcs, spacing=spacing, domain=first.domain, meta=meta)
-
-
-def _check_frames(frames: list[SciImage]) -> None:
-    """One-line refusals before any work: 2D, celestial WCS, one BUNIT."""
-    units = frames[0].meta.get("units")
-    for k, frame in enumerate(frames):
-        src = frame.meta.get("source")
-        if frame.array.ndim != 2 or frame.channel_axis is not None:
-            raise SciSRError(f"drizzle needs 2D frames; frame {k} has shape {frame.array.shape}", src)
-        if frame.wcs is None or not frame.wcs.has_celestial or frame.wcs.naxis != 2:
-            raise SciSRError(f"drizzle needs a 2-axis celestial WCS on every frame; frame {k} has none", src)
-        if (frame.meta.get("units") or "").strip().lower() != (units or "").strip().lower():
-            raise SciSRError(f"drizzle needs one BUNIT for all frames; frame {k} has {frame.meta.get('units')!r}, "
-                             f"frame 0 has {units!r}", src)
-
-
-def _exptimes(frames: list[SciImage]) -> list[float]:
-    """EXPTIME of each frame in seconds (meta, else FITS header); 1 for all when no frame has one."""
-    found = []
-    for frame in frames:
-        header = frame.meta.get("fits_header")
-        value = frame.meta.get("exptime", header.get("EXPTIME") if header is not None else None)
-        found.append(value)
-    if all(v is None for v in found):
-        return [1.0] * len(frames)
-    for k, value in enumerate(found):
-        src = frames[k].meta.get("source")
-        if value is None:
-            raise SciSRError(f"frame {k} has no EXPTIME while others have one: weights would be undefined", src)
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise SciSRError(f"frame {k} has EXPTIME {value!r}; drizzle needs a positive exposure time", src)
-    return [float(v) for v in found]
 
 
 def _valid(frame: SciImage) -> np.ndarray:
@@ -186,8 +257,8 @@ def _pixmap(frame: SciImage, out_wcs: Any, out_shape: tuple[int, ...], k: int) -
     return np.dstack([ox, oy])
 
 
-def _meta(frames: list[SciImage], factors: tuple[int, int], mode: str, exptimes: list[float], t_out: float,
-          pixfrac: float, kernel: str, weight: np.ndarray, empty: np.ndarray) -> dict[str, Any]:
+def _meta(frames: list[SciImage], factors: tuple[int, int], mode: str, t_out: float, weight: np.ndarray,
+          empty: np.ndarray, step: dict[str, Any]) -> dict[str, Any]:
     """The first frame's metadata moved to the output grid, with weight, mask and provenance."""
     first = frames[0]
     # The mask and companions (ERR/DQ HDUs, other HDUs of the file) belong to the first frame's grid only.
@@ -198,7 +269,7 @@ def _meta(frames: list[SciImage], factors: tuple[int, int], mode: str, exptimes:
         rescale_flux_keywords(header, mode, factors)
         if "EXPTIME" in header:
             header["EXPTIME"] = t_out
-        header["NCOMBINE"] = (len(frames), "dithered frames drizzled")
+        header["NCOMBINE"] = (len(frames), f"dithered frames combined ({step['model']})")
         meta["fits_header"] = header
     previous = first.meta.get("grid_factors") or (1, 1)
     meta["grid_factors"] = tuple(int(p) * int(f) for p, f in zip(previous, factors, strict=True))
@@ -206,8 +277,5 @@ def _meta(frames: list[SciImage], factors: tuple[int, int], mode: str, exptimes:
     meta["exptime"] = t_out
     meta["weight"] = weight
     meta["mask"] = empty
-    step = {"step": "upscale", "model": "drizzle", "scale": list(factors), "flux": mode, "frames": len(frames),
-            "exptime": exptimes, "pixfrac": pixfrac, "kernel": kernel,
-            "sources": [f.meta.get("source") for f in frames]}
     meta["provenance"] = [*first.meta.get("provenance", []), step]
     return meta

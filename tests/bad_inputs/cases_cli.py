@@ -88,8 +88,10 @@ def _up(*options: str) -> Callable[[Path, Path], list[str]]:
     return lambda tmp, img: ["upscale", str(img), str(tmp / "out.png"), *options]
 
 
-def _drizzle_argv(tmp: Path, shift_deg: float = 0.0, second_units: str = "electrons") -> list[str]:
-    """Two 32 × 32 sky frames with TAN WCS, the second shifted by ``shift_deg`` and in ``second_units``."""
+def _drizzle_argv(tmp: Path, shift_deg: float = 0.0, second_units: str = "electrons", model: str = "drizzle"
+                  ) -> list[str]:
+    """Two 32 × 32 sky frames with TAN WCS, the second shifted by ``shift_deg`` and in ``second_units``,
+    combined with ``model`` (drizzle, or fusion by sky position)."""
     paths = []
     for k, (shift, units) in enumerate(((0.0, "electrons"), (shift_deg, second_units))):
         header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 150.0 + shift, "CRVAL2": 2.0,
@@ -97,7 +99,7 @@ def _drizzle_argv(tmp: Path, shift_deg: float = 0.0, second_units: str = "electr
         paths.append(tmp / f"frame{k}.fits")
         fits.writeto(paths[-1], np.full((32, 32), 10.0, np.float32), header)
     return ["upscale", "--stack", str(paths[0]), "--stack", str(paths[1]), str(tmp / "drizzled.fits"),
-            "--model", "drizzle", "--scale", "2"]
+            "--model", model, "--scale", "2"]
 
 
 def _env(**values: str) -> Callable[[], contextlib.AbstractContextManager]:
@@ -208,6 +210,13 @@ CASES = [
     CliCase("drizzle-frames-not-overlapping", lambda tmp, img: _drizzle_argv(tmp, shift_deg=1.0),
             "does not overlap", 1),
     CliCase("drizzle-mixed-bunit", lambda tmp, img: _drizzle_argv(tmp, second_units="MJy/sr"), "BUNIT", 1),
+    # The same frames fused by sky position (interpolation average; a multi-input model takes the same path).
+    CliCase("fusion-frames-not-overlapping", lambda tmp, img: _drizzle_argv(tmp, shift_deg=1.0, model="cubic"),
+            "does not overlap", 1),
+    CliCase("fusion-mixed-bunit", lambda tmp, img: _drizzle_argv(tmp, second_units="MJy/sr", model="cubic"),
+            "BUNIT", 1),
+    CliCase("flux-with-reference", _up("--model", "generic-x2", "--reference", "r.png", "--flux", "conserve"),
+            "--flux goes with --stack", 2),
 ]
 
 

@@ -19,6 +19,7 @@ DEGRADATIONS = {
     "thick_slice_boxcar_gap": lambda x, s: thick_slice(x, s, "boxcar", gap=1.0),
     "kspace": lambda x, s: kspace_downsample(x, s),
     "kspace_hamming": lambda x, s: kspace_downsample(x, s, "hamming"),
+    "kspace_tukey": lambda x, s: kspace_downsample(x, s, "tukey"),
     "ct": lambda x, s: ct_downsample(x, s, fwhm=2.0),
     "telescope": lambda x, s: telescope_downsample(x, s, psf_kernel("moffat", 3.0, ndim=2)),
     "bicubic": lambda x, s: bicubic_downsample(x, s),

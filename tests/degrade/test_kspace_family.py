@@ -1,0 +1,65 @@
+"""The k-space degradation family of issue 19: Tukey window, zero-filled partial Fourier, relative noise."""
+
+import numpy as np
+import pytest
+import torch
+
+from sciSR.degrade.monai_transforms import RandKSpaceDownsample, create_degradation
+from sciSR.degrade.mri import kspace_downsample, kspace_truncate
+from sciSR.errors import SciSRError
+
+
+def _phantom(shape=(64, 48)) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    disc = ((yy - 30.3) ** 2 / 18**2 + (xx - 23.6) ** 2 / 14**2 < 1).astype(np.float32)
+    return 100.0 * disc + 40.0 * ((yy - 25) ** 2 + (xx - 20) ** 2 < 25)
+
+
+def test_tukey_rings_less_than_sharp_and_blurs_less_than_hamming():
+    hr = _phantom()
+    sharp, hamming, tukey = (kspace_downsample(hr, (2, 2), w) for w in (None, "hamming", "tukey"))
+    # Overshoot above the disc's plateau (Gibbs) and the edge's steepness order the three windows.
+    assert sharp.max() > tukey.max() > hamming.max() - 1e-3
+    steep = [np.abs(np.diff(lr, axis=1)).max() for lr in (sharp, tukey, hamming)]
+    assert steep[0] > steep[1] > steep[2]
+
+
+def test_partial_fourier_keeps_the_means_and_loses_resolution_along_the_first_axis_only():
+    hr = _phantom()
+    full = kspace_truncate(hr, (2, 2))
+    part = kspace_truncate(hr, (2, 2), partial=0.625)
+    np.testing.assert_allclose(part.mean(), full.mean(), rtol=1e-5)  # the DC line is always acquired
+    spectrum = np.abs(np.fft.fft2(part) - np.fft.fft2(full))
+    ky = np.rint(np.fft.fftfreq(32) * 32)
+    # Only the missing negative phase-encoding lines differ: top round(0.625·32) = 20 lines kept, k ≥ −4.
+    assert spectrum[ky >= -4].max() < 1e-3 * np.abs(np.fft.fft2(full)).max()
+    assert spectrum[ky < -4].max() > 0
+    magnitude = kspace_downsample(hr, (2, 2), partial=0.625)
+    assert magnitude.shape == (32, 24) and np.isfinite(magnitude).all()
+    for bad in (0.5, 1.2):
+        with pytest.raises(SciSRError, match="partial Fourier"):
+            kspace_truncate(hr, (2, 2), partial=bad)
+
+
+def test_random_family_draws_windows_partial_fourier_and_relative_noise():
+    t = RandKSpaceDownsample((2, 2), window_prob=0.3, tukey_prob=0.3, partial_prob=0.5, noise_rel=(0.03, 0.03))
+    t.set_random_state(0)
+    seen = set()
+    for _ in range(60):
+        t.randomize()
+        seen.add((t._window, t._partial < 1.0))
+    assert {w for w, _ in seen} == {None, "hamming", "tukey"} and {p for _, p in seen} == {True, False}
+    # σ is a fraction of the image's 99th percentile: ten times the image, ten times the noise.
+    hr = _phantom()
+    quiet = RandKSpaceDownsample((2, 2), window_prob=0.0, noise_rel=(0.03, 0.03))
+    residuals = []
+    for scale in (1.0, 10.0):
+        quiet.set_random_state(1)
+        noisy = quiet(torch.from_numpy(scale * hr[None]))[0].numpy()
+        clean = kspace_downsample(scale * hr, (2, 2))
+        residuals.append(np.std((noisy - clean)[clean < 1]))  # background: Rician ≈ Rayleigh there
+    assert residuals[1] / residuals[0] == pytest.approx(10.0, rel=0.05)
+    assert create_degradation("kspace", (2, 2), tukey_prob=0.5, partial_prob=0.1, noise_rel=[0, 0.03])
+    for bad in (dict(window_prob=0.7, tukey_prob=0.4), dict(partial_prob=1.5), dict(noise_rel=(0.03, 0.01))):
+        with pytest.raises(SciSRError):
+            RandKSpaceDownsample((2, 2), **bad)
