@@ -7,6 +7,7 @@ the batch.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import os
@@ -115,9 +116,14 @@ def worker_model(model: Any) -> Any:
 
 
 def _with_worker_model(job: Callable[[Path], Path]) -> Callable[[Path], Path]:
-    """``job`` with its ``model=`` keyword (a name or path) replaced by the per-process loaded model."""
-    if isinstance(job, functools.partial) and isinstance(job.keywords.get("model"), str | os.PathLike):
-        return functools.partial(job.func, *job.args, **{**job.keywords, "model": worker_model(job.keywords["model"])})
+    """``job`` with its model (a name or path: the ``model=`` keyword of a ``functools.partial``, or the
+    ``model`` field of a dataclass job) replaced by the per-process loaded model."""
+    if isinstance(job, functools.partial):
+        model = job.keywords.get("model")
+        if isinstance(model, str | os.PathLike):
+            return functools.partial(job.func, *job.args, **{**job.keywords, "model": worker_model(model)})
+    elif dataclasses.is_dataclass(job) and isinstance(getattr(job, "model", None), str | os.PathLike):
+        return dataclasses.replace(job, model=worker_model(job.model))
     return job
 
 

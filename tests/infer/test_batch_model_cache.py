@@ -56,3 +56,17 @@ def test_worker_loads_once_and_measures_once(tmp_path, monkeypatch):
     os.utime(path, (1, 1))
     assert batch.worker_model(path) is not seen[0]
     np.testing.assert_equal(len(batch._WORKER_MODELS), 2)
+
+
+def test_the_batch_job_of_upscale_batch_gets_the_worker_model(tmp_path, monkeypatch):
+    """upscale_batch sends workers a dataclass job holding the model's name: it is swapped for the loaded model."""
+    from sciSR.api import _BatchJob
+
+    path = _saved(tmp_path)
+    monkeypatch.setattr(batch, "_WORKER_MODELS", {})
+    job = _BatchJob(out_dir=os.fspath(tmp_path), model=path, scale=2, spacing=None, overwrite=False, tile=None,
+                    device="cpu", flux=None, hdu=None, force=False, consistency="auto", guard=False, precision="fp32",
+                    ensemble=False, uncertainty=False)
+    first, second = batch._with_worker_model(job), batch._with_worker_model(job)
+    assert isinstance(first.model, torch.nn.Module) and first.model is second.model
+    assert first.out_dir == job.out_dir and job.model == path
