@@ -13,7 +13,7 @@ pixels of the first exposure's ×2 grid. Each row prints PSNR (dB, peak = the tr
 - ``one frame``: ``sciSR.upscale(first exposure, "cubic", 2, flux="conserve")`` (the single-frame baseline);
 - ``drizzle``: :func:`sciSR.infer.drizzle.drizzle_frames` of the 4 exposures (square kernel, pixfrac 1);
 - ``average``: ``sciSR.upscale(frames, "cubic", 2)``: the frames interpolated onto the output grid by sky
-  position (cubic B-spline) and averaged, blocks projected onto the first frame;
+  position (cubic B-spline) and averaged, each frame's flux projection averaged over the frames;
 - ``learned``: ``sciSR.upscale(frames, MODEL)`` with a multi-input model trained by
   ``configs/sky_fusion_x2.yaml`` (generated Moffat star fields: a source unlike these Gaussian stars), on
   the same path as ``average``.

@@ -23,6 +23,7 @@ from sciSR.blocks import bin_array
 from sciSR.consistency import strongest_baseline
 from sciSR.ensemble import upscale_ensemble
 from sciSR.errors import Cancelled, SciSRError
+from sciSR.flux import flux_mode_for_units
 from sciSR.image import SciImage
 from sciSR.infer.batch import JobResult, expand_inputs, run_batch
 from sciSR.infer.interpolate import INTERPOLATORS
@@ -120,8 +121,8 @@ def upscale(
         classical multi-stack baseline); see :func:`sciSR.multi_input.upscale_stacks`. A list of dithered
         sky frames with WCS and ``model="drizzle"`` is drizzled onto the first frame's grid × ``scale``
         (:func:`sciSR.infer.drizzle.drizzle_frames`; the weight map in ``meta["weight"]``); with a
-        multi-input model (or an interpolation name) the frames are placed by sky position and fused, flux
-        exact on the first frame (``flux=`` as for one frame).
+        multi-input model (or an interpolation name) the frames are placed by sky position and fused, each
+        frame's flux projection averaged over the frames (``flux=`` as for one frame).
     model : str or os.PathLike or nn.Module
         ``"nearest"``, ``"linear"``, ``"cubic"`` (interpolating cubic B-spline) or ``"zerofill"`` (k-space
         zero padding) baselines, ``"drizzle"`` (a list of dithered frames), a shipped
@@ -214,6 +215,9 @@ def upscale(
 
                 if scale is None:
                     raise SciSRError("drizzle needs a scale (e.g. scale=2)")
+                if flux is not None and img and flux != flux_mode_for_units(img[0].meta.get("units")):
+                    raise SciSRError(f"drizzle takes its flux mode from BUNIT; flux={flux!r} would be ignored "
+                                     "(fuse with a model or an interpolation name to choose it)")
                 return drizzle_frames(img, scale)
             return multi_input.upscale_stacks(img, model, scale, flux=flux, **options)
         return multi_input.upscale_with_reference(img, reference, model, scale, **options)

@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--stack", action="append", metavar="IN",
                     help="a low-res stack to fuse (repeat; the output is on the first stack's grid × scale; "
                          "a multi-input model, or an interpolation name for the plain average). Sky frames "
-                         "with WCS are placed by sky position (flux exact on the first frame) or drizzled "
+                         "with WCS are placed by sky position (the frames' flux kept on average) or drizzled "
                          "with --model drizzle")
     up.add_argument("--reference", metavar="REF", help="high-res reference guiding a reference-based model (ttsr)")
     up.add_argument("--self-supervised", action="store_true",
@@ -473,11 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--trust-pickle", action="store_true", help="allow a .pt/.pth model file")
     ev.set_defaults(func=_cmd_evaluate)
 
-    ex = sub.add_parser("export", help="export a model to TorchScript, ONNX or a MONAI bundle",
-                        epilog="example:\n  scisr export model.safetensors model.onnx --format onnx",
+    ex = sub.add_parser("export", help="export a model to TorchScript, ONNX, a MONAI bundle or a BioImage Model "
+                        "Zoo package", epilog="examples:\n  scisr export model.safetensors model.onnx --format onnx\n"
+                        "  scisr export generic-x2 generic-x2.zip --format bioimageio",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ex.add_argument("model", help="shipped model name or model file")
-    ex.add_argument("output", help="output file (.pt/.onnx) or folder (bundle)")
+    ex.add_argument("output", help="output file (.pt/.onnx; bioimageio: .zip) or folder (bundle; bioimageio)")
     ex.add_argument("--format", choices=("torchscript", "onnx", "bundle", "bioimageio"), default="torchscript")
     ex.add_argument("--overwrite", action="store_true")
     ex.add_argument("--trust-pickle", action="store_true", help="allow a .pt/.pth model file")

@@ -11,9 +11,10 @@ resample → intensity → model → infer → geometry like the single-image pa
   interpolation: the multi-stack baseline of slice-to-volume tools.
 - **Dithered sky frames** (2D, celestial WCS, no affine): the same, with the output grid the first frame's
   WCS upscaled (:func:`sciSR.geometry.upscale_wcs`) and every frame interpolated onto it by sky position
-  (:func:`sciSR.resample.resample_to_wcs`) in its own units put on the mean exposure time; the result is
-  projected so each output block reproduces the first frame's pixel (flux exact) and carries drizzle's
-  weight map. :func:`sciSR.infer.drizzle.drizzle_frames` is the classical baseline of the same inputs.
+  (:func:`sciSR.resample.resample_to_wcs`) in its own units put on the mean exposure time; each frame's
+  flux projection is applied on its own ×scale grid and the corrections are averaged with the frames'
+  exposure coverage (:func:`project_on_frames`), so the total is the frames' average total, and the result
+  carries drizzle's weight map. :func:`sciSR.infer.drizzle.drizzle_frames` is the classical baseline of the same inputs.
 - **Reference** (``ttsr``): the reference is resampled onto the output grid (the input's grid upscaled),
   packed as sub-pixel channels onto the input grid (block ``s·n … s·n + s − 1`` of output voxels becomes
   ``∏s`` channels of input voxel ``n``) and tiled together with the input, so every window carries exactly
@@ -190,9 +191,9 @@ def upscale_stacks(
         Factor per spatial axis of the FIRST stack; None: the model card's nominal scale.
     flux : str, optional
         Sky frames only: ``"conserve"``, ``"mean"`` or ``"none"``; None chooses from BUNIT
-        (:func:`sciSR.flux.flux_mode_for_units`). The result is projected so every output block sums
-        (``"conserve"``) or averages (``"mean"``) exactly to the first frame's pixel on the output's
-        exposure time (docs/architecture.md §4.3).
+        (:func:`sciSR.flux.flux_mode_for_units`). Each frame's projection (blocks of its own ×scale grid
+        summing, ``"conserve"``, or averaging, ``"mean"``, to its pixels on the output's exposure time) is
+        averaged over the frames (:func:`project_on_frames`, docs/architecture.md §4.3).
     tile, device, progress, cancel
         As for :func:`sciSR.upscale`; ``tile`` in output voxels (the network runs on the output grid).
 

@@ -2,7 +2,8 @@
 
 ``.. scisr-model-zoo::`` renders a table of the shipped models from their JSON cards
 (``sciSR/weights/*.json``, docs/architecture.md §6.3), so the page can never disagree with the files
-that ship: name, domain, scale, degradation family, held-out PSNR/SSIM against cubic, parameters and size.
+that ship: name, domain, scale, degradation family, the held-out gain that ``scisr models`` prints
+(:func:`sciSR.hub.model_summary`), held-out PSNR/SSIM against cubic, parameters and size.
 
 ``.. scisr-cli-examples::`` shows the examples of every ``scisr`` subcommand (the epilogs of
 ``sciSR.cli.build_parser``) as literal blocks: they are preformatted text, which sphinx-argparse would
@@ -66,9 +67,12 @@ def model_zoo_rows(weights: Path = WEIGHTS) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        Keys ``name``, ``domain``, ``scale``, ``degradation``, ``arch``, ``held_out`` (text, one line per
-        held-out image), ``parameters`` and ``size_mb``, sorted by name.
+        Keys ``name``, ``domain``, ``scale``, ``degradation``, ``arch``, ``gain`` (the mean held-out PSNR
+        gain over the baseline, as ``scisr models`` prints it), ``held_out`` (text, one line per held-out
+        image), ``parameters`` and ``size_mb``, sorted by name.
     """
+    from sciSR.hub import model_summary  # the same summary as `scisr models` and the napari picker
+
     rows = []
     for card_path in sorted(weights.glob("*.json")):
         card = json.loads(card_path.read_text())
@@ -77,12 +81,15 @@ def model_zoo_rows(weights: Path = WEIGHTS) -> list[dict[str, Any]]:
         for m in card.get("held_out_metrics", []):
             held_out.append(f"{m['image']}: PSNR {m['psnr']:.2f} dB (cubic {m['psnr_cubic']:.2f}), "
                             f"SSIM {m['ssim']:.3f} (cubic {m['ssim_cubic']:.3f})")
+        summary = model_summary(card)
+        gain = "—" if summary["gain_db"] is None else f"{summary['gain_db']:+.2f} dB vs {summary['baseline']}"
         rows.append({
             "name": card["name"],
             "domain": card["domain"],
             "scale": _scale_text(card["scale"]),
             "degradation": card.get("spec", {}).get("degradation") or "—",
             "arch": card["arch"],
+            "gain": gain,
             "held_out": held_out or ["—"],
             "parameters": safetensors_parameters(weights_path),
             "size_mb": weights_path.stat().st_size / 1e6,
@@ -100,12 +107,12 @@ class ModelZooDirective(SphinxDirective):
         rows = model_zoo_rows()
         for card_path in sorted(WEIGHTS.glob("*.json")):
             self.env.note_dependency(str(card_path))  # a retrained model rebuilds the page
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 12 8 8 10 12 40 10", "",
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 11 7 7 10 11 10 34 10", "",
                  "   * - Name", "     - Domain", "     - Scale", "     - Degradation", "     - Architecture",
-                 "     - Held-out images (model vs cubic B-spline)", "     - Size"]
+                 "     - Held-out gain", "     - Held-out images (model vs cubic B-spline)", "     - Size"]
         for row in rows:
             lines += [f"   * - ``{row['name']}``", f"     - {row['domain']}", f"     - {row['scale']}",
-                      f"     - {row['degradation']}", f"     - {row['arch']}",
+                      f"     - {row['degradation']}", f"     - {row['arch']}", f"     - {row['gain']}",
                       "     - " + "; ".join(row["held_out"]),
                       f"     - {row['parameters'] / 1e3:.0f} k parameters, {row['size_mb']:.2f} MB"]
         container = nodes.container()

@@ -250,25 +250,31 @@ class RandCTDownsample(RandDegradation):
 
 
 class RandTelescopeDownsample(RandDegradation):
-    """Random telescope degradation: seeing ``fwhm`` (HR pixels), Moffat ``beta`` and ``read_noise``
-    (image units per LR pixel) drawn per call; ``gain`` (e⁻ per image unit, None: no photon noise)."""
+    """Random telescope degradation: seeing ``fwhm`` (HR pixels), Moffat ``beta``, ``read_noise`` (image
+    units per LR pixel) and ``gain`` (e⁻ per image unit: a range varies the signal-to-noise ratio of the
+    photon noise; None: no photon noise) drawn per call."""
 
     flux_reduce = "sum"
 
     def __init__(self, scale: ScaleLike, psf: str | os.PathLike | np.ndarray | None = "gaussian",
-                 fwhm: Range = 2.0, beta: Range = 4.765, gain: float | None = 1.0, read_noise: Range = 0.0) -> None:
+                 fwhm: Range = 2.0, beta: Range = 4.765, gain: Range | None = 1.0, read_noise: Range = 0.0) -> None:
         super().__init__(scale)
-        self.psf, self.gain = psf, gain
+        self.psf = psf
+        self.gain = None if gain is None else _as_range(gain, "gain")
+        if self.gain is not None and self.gain[0] <= 0:
+            raise SciSRError(f"gain must be positive (e⁻ per image unit), got {gain!r}")
         self.fwhm, self.beta = _as_range(fwhm, "fwhm"), _as_range(beta, "beta")
         self.read_noise = _as_range(read_noise, "read_noise")
         self._fwhm = self._beta = self._read = 0.0
+        self._gain: float | None = None
 
     def sample(self) -> None:
         self._fwhm, self._beta, self._read = self._draw(self.fwhm), self._draw(self.beta), self._draw(self.read_noise)
+        self._gain = None if self.gain is None else self._draw(self.gain)
 
     def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
         psf = _psf(self.psf, self._fwhm, self._beta, len(scale))
-        return telescope_downsample(x, scale, psf, self.gain, self._read, self.R)
+        return telescope_downsample(x, scale, psf, self._gain, self._read, self.R)
 
 
 class RandBicubicDownsample(RandDegradation):
@@ -418,7 +424,7 @@ class RandTelescopeDownsampled(RandDegradationd):
     """Dictionary version of :class:`RandTelescopeDownsample` (``d[output_key] = transform(d[key])``)."""
 
     def __init__(self, keys: KeysCollection, scale: ScaleLike, psf: str | os.PathLike | np.ndarray | None = "gaussian",
-                 fwhm: Range = 2.0, beta: Range = 4.765, gain: float | None = 1.0, read_noise: Range = 0.0,
+                 fwhm: Range = 2.0, beta: Range = 4.765, gain: Range | None = 1.0, read_noise: Range = 0.0,
                  output_keys: KeysCollection | None = None, allow_missing_keys: bool = False) -> None:
         transform = RandTelescopeDownsample(scale, psf, fwhm, beta, gain, read_noise)
         super().__init__(keys, transform, output_keys, allow_missing_keys)

@@ -72,3 +72,18 @@ def test_option_errors_name_the_option():
         create_degradation("blur", 2)
     with pytest.raises(SciSRError, match="low ≤ high"):
         create_degradation("ct", 2, noise_std=[5, 1])
+
+
+def test_telescope_gain_range_varies_the_photon_noise():
+    """A gain range draws the signal-to-noise ratio per call: fewer electrons per count, more relative noise."""
+    flat = torch.full((1, 64, 64), 100.0)
+    spread = []
+    for gain in (0.25, 8.0):
+        t = RandTelescopeDownsample(2, psf=None, gain=(gain, gain))
+        t.set_random_state(0)
+        spread.append(float(t(flat).std()))
+    # Poisson: σ of a block sum of 400 counts is sqrt(400/g) counts.
+    assert spread[0] / spread[1] == pytest.approx(np.sqrt(8.0 / 0.25), rel=0.15)
+    with pytest.raises(SciSRError, match="gain must be positive"):
+        RandTelescopeDownsample(2, gain=(0.0, 1.0))
+    assert RandTelescopeDownsample(2, gain=None)(flat).std() == 0

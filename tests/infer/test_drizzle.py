@@ -233,6 +233,9 @@ def test_drizzle_through_upscale_and_list_models(sky):
     assert "drizzle" in sciSR.list_models()
     with pytest.raises(SciSRError, match="pass a list of frames"):
         sciSR.upscale(frames[0], "drizzle", 2)
+    with pytest.raises(SciSRError, match="drizzle takes its flux mode from BUNIT"):
+        sciSR.upscale(frames, "drizzle", 2, flux="mean")
+    assert sciSR.upscale(frames, "drizzle", 2, flux="conserve").meta["flux_mode"] == "conserve"  # BUNIT's own
 
 
 def test_a_fits_output_carries_the_weight_map_as_wht(sky, tmp_path):
