@@ -124,7 +124,9 @@ def test_a_network_runs_at_its_factor_then_resamples_onto_the_grid():
     step = out.meta["provenance"][-1]
     assert step["scale"] == [2, 2, 1]
     assert step["grid"] == {"from_shape": [48, 40, 6], "to_shape": [38, 32, 6], "method": "cubic B-spline"}
-    assert np.allclose(world_centroid(out), world_centroid(img), atol=0.05)
+    # A fifth of an output voxel: half a voxel misplaced (0.25 mm) fails, while the network's own intensity
+    # changes move the intensity centroid by up to 0.05 mm (even along the axis it does not resample).
+    assert np.allclose(world_centroid(out), world_centroid(img), atol=0.1)
 
 
 @pytest.mark.parametrize("kwargs,message", [
