@@ -47,6 +47,13 @@ def symmetries(factors: tuple[int, ...]) -> list[Symmetry]:
     list of Symmetry
         ``2^n`` flips times the permutations inside each group of equal factors: 8 for ``(2, 2)``, 4 for
         ``(2, 1)``, 16 for ``(1, 1, 4)``, 48 for ``(2, 2, 2)``.
+
+    Notes
+    -----
+    A 2D through-plane network on a volume runs on the planes that hold the thick axis and the first other
+    axis (:func:`sciSR.infer.predict.plan_axes`). Swapping the two thin axes therefore makes it run on the
+    other family of planes: for ``(1, 1, 4)`` half of the 16 members see the volume in each of the two
+    orientations of through-plane SR.
     """
     ndim = len(factors)
     groups: dict[int, list[int]] = {}

@@ -33,6 +33,19 @@ def test_symmetries_keep_the_scale_vector(factors, count):
         assert tuple(factors[a] for a in perm) == factors
 
 
+def test_through_plane_members_cover_both_orientations():
+    """A 2D through-plane network runs on (thin axis, thick axis) planes; the members swap the thin axes, so
+    half of them use the planes of each thin axis."""
+    from sciSR.infer.predict import plan_axes
+
+    orientations = []
+    for perm, _ in symmetries((1, 1, 4)):
+        model_axes, _ = plan_axes(2, (1, 4), tuple((1, 1, 4)[a] for a in perm), 3)
+        orientations.append(tuple(perm[a] for a in model_axes))  # the planes in the original volume's axes
+    assert sorted(set(orientations)) == [(0, 2), (1, 2)]
+    assert orientations.count((0, 2)) == orientations.count((1, 2)) == 8
+
+
 def test_spread_tracks_the_error_and_the_ensemble_mean_beats_one_pass(mri_pair):
     truth, lr = mri_pair
     single = sciSR.upscale(lr, "mri-x2")
