@@ -10,6 +10,7 @@ Run::
 
     .venv/bin/python benchmarks/self_supervised.py                       # knee phantom 128³ + anatomical.nii
     .venv/bin/python benchmarks/self_supervised.py --budget 60 --volumes knee
+    .venv/bin/python benchmarks/self_supervised.py --budget 60 --volumes knee --precision fp32 bf16
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ def volumes(names: list[str]) -> dict[str, tuple[sciSR.SciImage, int]]:
     return found
 
 
-def run(hr_image: sciSR.SciImage, axis: int, factor: int, budget: float, seed: int
+def run(hr_image: sciSR.SciImage, axis: int, factor: int, budget: float, seed: int, precisions: list[str]
         ) -> list[tuple[str, float, float, float]]:
-    """Rows ``(method, PSNR dB, SSIM, seconds)`` for cubic and self-supervised SR."""
+    """Rows ``(method, PSNR dB, SSIM, seconds)`` for cubic and self-supervised SR in each precision."""
     keep = hr_image.array.shape[axis] - hr_image.array.shape[axis] % factor
     hr = np.take(hr_image.array, np.arange(keep), axis=axis).astype(np.float32)
     factors = tuple(factor if a == axis else 1 for a in range(3))
@@ -55,16 +56,19 @@ def run(hr_image: sciSR.SciImage, axis: int, factor: int, budget: float, seed: i
     lr_image = sciSR.SciImage.from_array(lr, spacing=spacing, domain="mri")
     value_range = data_range(hr)
     rows = []
-    for method in ("cubic", "self-supervised"):
+    for method in ("cubic", *(f"self-supervised {p}" for p in precisions)):
         start = time.perf_counter()
         if method == "cubic":
             sr = sciSR.upscale(lr_image, "cubic", factors).array
         else:
-            result = sciSR.self_supervised(lr_image, time_budget_s=budget, seed=seed, device="cpu")
+            precision = method.split()[-1]
+            result = sciSR.self_supervised(lr_image, time_budget_s=budget, seed=seed, device="cpu",
+                                           precision=precision)
             sr = result.array
             info = result.meta["provenance"][-1]
-            print(f"  self-supervised: {info['steps']} steps, loss {info['loss']}, train {info['train_seconds']} s, "
-                  f"inference {info['infer_seconds']} s, profile {info['profile']}")
+            print(f"  {method}: {info['steps']} steps ({info['steps'] / info['train_seconds']:.1f}/s), loss "
+                  f"{info['loss']}, train {info['train_seconds']} s, inference {info['infer_seconds']} s, "
+                  f"profile {info['profile']}")
         seconds = time.perf_counter() - start
         rows.append((method, psnr(sr, hr, value_range), ssim(sr, hr, value_range), seconds))
     return rows
@@ -76,6 +80,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="time budget of self-supervised SR, s")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--volumes", nargs="+", default=["knee", "anatomical"], choices=("knee", "anatomical"))
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16", "auto"),
+                        help="self-supervised precisions to compare in the same run (issue 17: fp32 bf16)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1: on a shared machine two threads mostly wait for each other)")
     args = parser.parse_args()
@@ -87,11 +93,11 @@ def main() -> None:
     print(f"torch threads {torch.get_num_threads()}, CPUs {os.cpu_count()}, load average (1 min) {load:.2f}")
     for name, (image, axis) in volumes(args.volumes).items():
         print(f"\n{name}: {image.array.shape}, spacing {image.spacing}, through-plane ×{args.scale} (axis {axis})")
-        rows = run(image, axis, args.scale, args.budget, args.seed)
+        rows = run(image, axis, args.scale, args.budget, args.seed, args.precision)
         base = rows[0][1]
-        print(f"{'method':<18}{'PSNR dB':>9}{'SSIM':>8}{'ΔPSNR':>8}{'seconds':>9}")
+        print(f"{'method':<22}{'PSNR dB':>9}{'SSIM':>8}{'ΔPSNR':>8}{'seconds':>9}")
         for method, p, s, seconds in rows:
-            print(f"{method:<18}{p:>9.2f}{s:>8.4f}{p - base:>+8.2f}{seconds:>9.1f}")
+            print(f"{method:<22}{p:>9.2f}{s:>8.4f}{p - base:>+8.2f}{seconds:>9.1f}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
 from sciSR.infer.interpolate import interpolate, resample_grid
+from sciSR.infer.precision import resolve_precision
 from sciSR.infer.predict import predict_array
 from sciSR.infer.receptive_field import receptive_field_radius
 from sciSR.infer.tiled import resolve_device
@@ -354,11 +355,16 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
         if value < best["val_l1"]:
             best.update(val_l1=value, step=step, state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
+    warm_start = start
     while max_steps is None or step < max_steps:
         check()
         now = time.monotonic()
-        per_step = (now - start) / max(step, 1)
-        if step == _TIMING_STEPS:
+        if step == 1:
+            warm_start = now
+        # The first step carries one-off set-up (kernel selection, allocations, layout conversion), up to
+        # ten later steps' worth: the step time is measured without it and the inference reserve follows it.
+        per_step = (now - warm_start) / (step - 1) if step > 1 else now - start
+        if step >= _TIMING_STEPS:
             stop_at = deadline - max(infer_cost(per_step), _FINISH_RESERVE * (deadline - start))
         # Stop before a step that would end past the point where inference has to start.
         if now + per_step >= stop_at and step >= 1:
@@ -413,6 +419,7 @@ def self_supervised(
     seed: int = 0,
     arch: str = "edsr-baseline",
     options: dict[str, Any] | None = None,
+    precision: str = "fp32",
     progress: ProgressLike = False,
     cancel: threading.Event | None = None,
 ) -> SciImage | np.ndarray:
@@ -459,6 +466,12 @@ def self_supervised(
         A registry architecture (:func:`sciSR.models.list_models`) that can produce anisotropic scales.
     options : dict, optional
         Architecture options; None: :data:`DEFAULT_OPTIONS` for ``arch`` (else the paper defaults).
+    precision : str
+        ``"fp32"`` (default), ``"auto"``, ``"bf16"`` or ``"fp16"``: the autocast dtype of training and
+        inference (:func:`sciSR.infer.precision.resolve_precision`; ``"auto"`` is bf16 on CPUs with native
+        bf16 and on CUDA). Losses, optimiser state, normalisation and flux stay in fp32; the provenance
+        records the precision used. More steps fit the budget in bf16 (``benchmarks/self_supervised.py
+        --precision``).
     progress : bool or callable
         ``True`` for a bar on a terminal, or ``f(fraction_done)`` over training and inference.
     cancel : threading.Event, optional
@@ -551,7 +564,9 @@ def self_supervised(
         if grid_shape is not None:
             recipe.update(ratio=round(ratio, 6), recipe="SMORE-style 2D in-plane training at the true slice "
                           "ratio (network on the cubic B-spline grid), 2-orientation fusion")
-        infer_voxels = 2 * values.size * ratio
+        # Network input voxels at inference, in both orientations: the LR volume itself for an integer
+        # factor (the network upsamples), the fine grid when it runs on the cubic B-spline grid.
+        infer_voxels = 2 * values.size * (ratio if grid_shape is not None else 1)
     else:
         if slice_profile is not None or axis is not None:
             raise SciSRError("slice_profile and axis apply to volumes; this is a 2D frame", source)
@@ -578,6 +593,7 @@ def self_supervised(
         infer_voxels = values.size
 
     torch_device = resolve_device(device)
+    precision = resolve_precision(precision, torch_device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = create_model(arch, scale=model_scale, spatial_dims=2, in_channels=1,
@@ -600,7 +616,7 @@ def self_supervised(
     with progress_callback(progress, desc="self-supervised") as report:
         stats = train_on_pairs(model, data, device=torch_device, rng=rng, deadline=started + budget,
                                infer_cost=infer_cost, max_steps=None if max_steps is None else int(max_steps),
-                               report=report, check=check, validate=validate)
+                               report=report, check=check, validate=validate, precision=precision)
         # Never below cubic: when the best weights do not beat it on the held-out rows, cubic is the result.
         fallback = validate is not None and stats["val_l1"] >= cubic_l1
         if validate is not None:
@@ -625,14 +641,15 @@ def self_supervised(
                     moved = resample_grid(moved, (grid_shape[low_axis], *moved.shape[1:3]), "cubic")
                     run_factors = (1, 1, 1)
                 pred, _ = predict_array(model, moved, 3, run_factors, device=device,
-                                        progress=part(index, 2), cancel=cancel)
+                                        progress=part(index, 2), cancel=cancel, precision=precision)
                 pred = np.transpose(pred, np.argsort(order))
                 out = pred if out is None else (out + pred) * np.float32(0.5)
         elif fallback:
             out, params = interpolate(values, factors, "cubic"), {"method": "none"}
             stats["fallback"] = "cubic: the trained weights did not beat it on the held-out rows"
         else:
-            out, _ = predict_array(model, net_input, 2, factors, device=device, progress=part(0, 1), cancel=cancel)
+            out, _ = predict_array(model, net_input, 2, factors, device=device, progress=part(0, 1), cancel=cancel,
+                                   precision=precision)
         report(1.0)
     check()
     ran = factors

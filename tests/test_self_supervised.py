@@ -80,6 +80,15 @@ def test_numpy_in_numpy_out_with_explicit_axis_and_scale():
     assert out.shape == (12, 10, 16)
 
 
+def test_precision_is_used_for_training_and_recorded():
+    volume = np.random.default_rng(1).random((12, 10, 6)).astype(np.float32)
+    img = sciSR.SciImage.from_array(volume, spacing=(1.0, 1.0, 2.0), domain="mri")
+    sr = sciSR.self_supervised(img, max_steps=2, device="cpu", options=TINY, precision="bf16")
+    assert sr.meta["provenance"][-1]["precision"] == "bf16" and np.isfinite(sr.array).all()
+    with pytest.raises(sciSR.SciSRError, match="fp16"):
+        sciSR.self_supervised(img, max_steps=1, device="cpu", options=TINY, precision="fp16")
+
+
 def test_slice_thickness_from_dicom_header(knee):
     _, lr = knee
     # What the DICOM reader records for SliceThickness 3 mm: thicker than the 2 mm spacing (overlap).
