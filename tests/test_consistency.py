@@ -249,3 +249,31 @@ def test_strongest_baseline():
 def test_window_guess_needs_enough_voxels():
     assert estimate_window(np.ones((8, 64)), (0, 1)) is None
     assert estimate_window(np.ones((64, 64)), ()) is None
+
+
+def test_kspace_window_from_the_dicom_header(tmp_path):
+    """KSpaceFiltering (top level, or the enhanced-MR shared MR Modifier group) picks the window."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.KSpaceFiltering = "HAMMING"
+    ds.save_as(tmp_path / "top.dcm")
+    image = sciSR.read(tmp_path / "top.dcm")
+    assert image.meta["kspace_filtering"] == "HAMMING"
+    op = forward_model_for(image, 2, card_degradation={"type": "kspace", "window_prob": 0.0})
+    assert (op.window, op.source) == ("hamming", "header")
+    del ds.KSpaceFiltering
+    modifier, shared = Dataset(), Dataset()
+    modifier.KSpaceFiltering = "NONE"
+    shared.MRModifierSequence = Sequence([modifier])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    ds.save_as(tmp_path / "enhanced.dcm")
+    op = forward_model_for(sciSR.read(tmp_path / "enhanced.dcm"), 2,
+                           card_degradation={"type": "kspace", "window_prob": 0.9})
+    assert (op.window, op.source) == (None, "header")
+    # A window without an exact counterpart here falls back to the card rather than to a near miss.
+    other = sciSR.read(tmp_path / "top.dcm")
+    other.meta["kspace_filtering"] = "FERMI"
+    assert forward_model_for(other, 2, card_degradation={"type": "kspace", "window_prob": 0.9}).source == "card"

@@ -15,6 +15,10 @@ from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
 
 # Model-card degradation "type" -> forward-model kind (sciSR/weights/*.json, training recipes).
+HEADER_WINDOWS = {"NONE": None, "HAMMING": "hamming", "TUKEY": "tukey"}
+"""DICOM KSpaceFiltering values with an exact k-space window here (others, e.g. HANNING or FERMI, fall back
+to the card: a near miss would be imposed exactly by the projection)."""
+
 _CARD_KINDS = {"kspace": "kspace", "thick_slice": "slice_profile", "ct": "ct", "telescope": "flux", "bin": "flux"}
 
 
@@ -52,8 +56,10 @@ def forward_model_for(
       (``"card"``), else FWHM = factor (``"default"``). ``slice_profile`` records the thickness in mm.
     - **mri, in-plane**: ``"kspace"``. DICOM has no standard field for the reconstruction filter, and a
       guess from the spectrum (:func:`~sciSR.consistency.kspace.estimate_window`) mistakes a sharp
-      image's own fall-off for a window, so the window comes from the card (``window``, or
-      ``window_prob > 0.5`` → Hamming), else there is none. ``noise_sigma`` None: estimated from the image
+      image's own fall-off for a window, so the window comes from the enhanced-MR attribute
+      KSpaceFiltering when the reader found it (``meta["kspace_filtering"]``: NONE, HAMMING or TUKEY;
+      ``"header"``), else from the card (``window``, or ``window_prob > 0.5`` → Hamming), else there is
+      none. ``noise_sigma`` None: estimated from the image
       when projecting, so a noise-free image gets the exact projection and a noisy one the Wiener-weighted
       one instead of having its noise re-imposed (held-out MR_small/emri_small with Hamming + 2 % Rician
       noise: +0.07/+0.05 dB over the exact projection, sharp images within ±0.03 dB; benchmarks/quality.py).
@@ -107,7 +113,10 @@ def forward_model_for(
         return ForwardModel("slice_profile", factors, fwhm=tuple(widths))
     # The spectral window estimate is not used: a sharply truncated image's own spectral fall-off reads as
     # a Hamming window on real slices (emri_small: −9 dB after the wrong projection, benchmarks/quality.py).
-    if _CARD_KINDS.get(card.get("type")) == "kspace":
+    filtering = image.meta.get("kspace_filtering")
+    if filtering in HEADER_WINDOWS:
+        window, source = HEADER_WINDOWS[filtering], "header"
+    elif _CARD_KINDS.get(card.get("type")) == "kspace":
         window = card.get("window") or ("hamming" if float(card.get("window_prob", 0.0)) > 0.5 else None)
         source = "card"
     else:

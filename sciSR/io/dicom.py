@@ -640,6 +640,17 @@ def _slice_thickness(frames: list[_Frame], step: float, notes: list[str]) -> dic
     return {"slice_thickness": thicknesses[0], "slice_thickness_source": "dicom", "slice_axis": 2}
 
 
+def _kspace_filtering(header: Dataset) -> str | None:
+    """KSpaceFiltering (0018,9064), upper case: top level, or the shared MR Modifier functional group of an
+    enhanced MR file (the reconstruction window; classic MR images have no standard attribute for it)."""
+    value = header.get("KSpaceFiltering")
+    if value is None:
+        modifier = _item(_item(header, "SharedFunctionalGroupsSequence"), "MRModifierSequence")
+        value = None if modifier is None else modifier.get("KSpaceFiltering")
+    text = str(value or "").strip().upper()
+    return text or None
+
+
 def _check_pixel_length(path: Path, header: Dataset) -> None:
     """Refuse native pixel data whose length disagrees with Rows x Columns x frames x BitsAllocated.
 
@@ -822,6 +833,9 @@ def _image(path: Path, selected: _Files, notes: list[str], domain: str | None) -
                     channel_values=stack.channel_values)
     if n_spatial == 3:
         meta.update(_slice_thickness(frames, float(norms[2]), notes))
+    filtering = _kspace_filtering(header)
+    if filtering is not None:
+        meta["kspace_filtering"] = filtering
     if domain is None:
         domain = {"CT": "ct", "MR": "mri"}.get(modality) or infer_domain(volume, "generic")
     check_values(volume, where_from)
