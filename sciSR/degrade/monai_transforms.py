@@ -187,16 +187,22 @@ def _psf(psf: Any, fwhm: float, beta: float, spatial_ndim: int) -> np.ndarray | 
 
 
 class RandThickSlice(RandDegradation):
-    """Random thick slices: slice ``gap`` (HR voxels) and Rician ``noise_std`` (image units) drawn per call."""
+    """Random thick slices: slice ``gap`` (HR voxels) and Rician ``noise_std`` (image units) drawn per call;
+    the slice profile is a boxcar with probability ``boxcar_prob``, else ``profile``."""
 
-    def __init__(self, scale: ScaleLike, profile: str = "gaussian", gap: Range = 0.0, noise_std: Range = 0.0) -> None:
+    def __init__(self, scale: ScaleLike, profile: str = "gaussian", gap: Range = 0.0, noise_std: Range = 0.0,
+                 boxcar_prob: float = 0.0) -> None:
         super().__init__(scale)
+        if not 0.0 <= boxcar_prob <= 1.0:
+            raise SciSRError(f"boxcar_prob must lie in [0, 1], got {boxcar_prob}")
+        self.base_profile, self.boxcar_prob = profile, float(boxcar_prob)
         self.profile = profile
         self.gap, self.noise_std = _as_range(gap, "gap"), _as_range(noise_std, "noise_std")
         self._gap = self._noise = 0.0
 
     def sample(self) -> None:
         self._gap, self._noise = self._draw(self.gap), self._draw(self.noise_std)
+        self.profile = "boxcar" if self.boxcar_prob and self.R.uniform() < self.boxcar_prob else self.base_profile
 
     def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
         return thick_slice(x, scale, self.profile, self._gap, self._noise, self.R)
@@ -396,9 +402,10 @@ class RandThickSliced(RandDegradationd):
     """Dictionary version of :class:`RandThickSlice` (``d[output_key] = transform(d[key])``)."""
 
     def __init__(self, keys: KeysCollection, scale: ScaleLike, profile: str = "gaussian", gap: Range = 0.0,
-                 noise_std: Range = 0.0, output_keys: KeysCollection | None = None,
+                 noise_std: Range = 0.0, boxcar_prob: float = 0.0, output_keys: KeysCollection | None = None,
                  allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, RandThickSlice(scale, profile, gap, noise_std), output_keys, allow_missing_keys)
+        transform = RandThickSlice(scale, profile, gap, noise_std, boxcar_prob)
+        super().__init__(keys, transform, output_keys, allow_missing_keys)
 
 
 class RandKSpaceDownsampled(RandDegradationd):

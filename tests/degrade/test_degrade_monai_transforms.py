@@ -11,6 +11,7 @@ from sciSR.degrade import (
     RandCTDownsampled,
     RandKSpaceDownsample,
     RandTelescopeDownsample,
+    RandThickSlice,
     ThickSlice,
     create_degradation,
 )
@@ -87,3 +88,20 @@ def test_telescope_gain_range_varies_the_photon_noise():
     with pytest.raises(SciSRError, match="gain must be positive"):
         RandTelescopeDownsample(2, gain=(0.0, 1.0))
     assert RandTelescopeDownsample(2, gain=None)(flat).std() == 0
+
+
+def test_thick_slice_profile_mix():
+    """boxcar_prob draws a boxcar profile for that share of the calls, the given profile otherwise."""
+    t = RandThickSlice((1, 4), profile="gaussian", boxcar_prob=0.4)
+    t.set_random_state(0)
+    drawn = []
+    for _ in range(200):
+        t.randomize()
+        drawn.append(t.profile)
+    assert set(drawn) == {"gaussian", "boxcar"} and 0.3 < drawn.count("boxcar") / 200 < 0.5
+    fixed = RandThickSlice((1, 4))
+    fixed.set_random_state(0)
+    fixed.randomize()
+    assert fixed.profile == "gaussian"
+    with pytest.raises(SciSRError, match="boxcar_prob"):
+        RandThickSlice((1, 4), boxcar_prob=1.5)
