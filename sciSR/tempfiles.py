@@ -19,7 +19,6 @@ import re
 import shutil
 import signal
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -137,14 +136,24 @@ def new_temp(folder: str | os.PathLike, what: str, *, directory: bool = False, c
     """
     prefix = f"{TEMP_PREFIX}{os.getpid()}-{_HOST}-"
     suffix = "." + what[-_WHAT_MAX:]
-    if directory:
-        tmp = register_temp(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=folder))
-    else:
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
-        os.close(fd)
-        tmp = register_temp(name)
-        if not create:
-            os.unlink(tmp)
+    while True:
+        # Registered before it exists: a signal at any moment finds every temporary on disk in the registry
+        # (mkstemp first and register after left a window in which a SIGTERM orphaned the file).
+        tmp = register_temp(Path(folder) / f"{prefix}{os.urandom(6).hex()}{suffix}")
+        try:
+            if directory:
+                os.mkdir(tmp, 0o700)
+            else:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            unregister_temp(tmp)
+            continue
+        except BaseException:
+            unregister_temp(tmp)
+            raise
+        break
+    if not directory and not create:
+        os.unlink(tmp)
     return tmp
 
 
