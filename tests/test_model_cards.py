@@ -22,7 +22,7 @@ def test_summary_of_a_shipped_model_comes_from_its_card():
     assert summary["gain_db"] == pytest.approx(expected)
     assert summary["size_bytes"] == hub.shipped_models()["mri-thick-x4"].stat().st_size
     line = hub.summary_line(summary)
-    assert f"{expected:+.2f} dB vs cubic (2 held-out)" in line and "×1×4" in line and "KiB" in line
+    assert f"{expected:+.2f} dB vs cubic ({len(rows)} held-out)" in line and "×1×4" in line and "KiB" in line
 
 
 def test_summary_of_a_card_without_metrics(tmp_path):
