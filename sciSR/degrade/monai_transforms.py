@@ -26,6 +26,7 @@ from sciSR.blocks import bin_array
 from sciSR.degrade.ct import ct_downsample
 from sciSR.degrade.generic import bicubic_downsample
 from sciSR.degrade.mri import kspace_downsample, thick_slice
+from sciSR.degrade.noise import gaussian_noise
 from sciSR.degrade.telescope import load_psf, psf_kernel, telescope_downsample
 from sciSR.errors import SciSRError
 from sciSR.geometry import ScaleLike, normalize_scale
@@ -284,17 +285,27 @@ class RandTelescopeDownsample(RandDegradation):
 
 
 class RandBicubicDownsample(RandDegradation):
-    """Random generic degradation: antialiased bicubic plus Gaussian ``noise_std`` drawn per call."""
+    """Random generic degradation: antialiased bicubic, or with probability ``box_prob`` a block mean (a
+    camera's bigger pixels: what the bicubic kernel's negative lobes never produce), plus Gaussian
+    ``noise_std`` drawn per call."""
 
-    def __init__(self, scale: ScaleLike, antialias: bool = True, noise_std: Range = 0.0) -> None:
+    def __init__(self, scale: ScaleLike, antialias: bool = True, noise_std: Range = 0.0, box_prob: float = 0.0) -> None:
         super().__init__(scale)
+        if not 0 <= box_prob <= 1:
+            raise SciSRError(f"box_prob must lie in [0, 1], got {box_prob}")
         self.antialias, self.noise_std = antialias, _as_range(noise_std, "noise_std")
+        self.box_prob = float(box_prob)
         self._noise = 0.0
+        self._box = False
 
     def sample(self) -> None:
         self._noise = self._draw(self.noise_std)
+        self._box = bool(self.box_prob) and self.R.uniform() < self.box_prob
 
     def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
+        if self._box:
+            return gaussian_noise(bin_array(np.asarray(x, dtype=np.float32), scale, "mean").astype(np.float32),
+                                  self._noise, self.R)
         return bicubic_downsample(x, scale, self.antialias, self._noise, self.R)
 
 

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from sciSR.blocks import bin_array
 from sciSR.degrade import (
     DEGRADATIONS,
     BinDownsampled,
     KSpaceDownsample,
+    RandBicubicDownsample,
     RandCTDownsampled,
     RandKSpaceDownsample,
     RandTelescopeDownsample,
@@ -105,3 +107,23 @@ def test_thick_slice_profile_mix():
     assert fixed.profile == "gaussian"
     with pytest.raises(SciSRError, match="boxcar_prob"):
         RandThickSlice((1, 4), boxcar_prob=1.5)
+
+
+def test_bicubic_box_mix():
+    """box_prob swaps the bicubic kernel for an exact block mean in that share of the calls."""
+    x = np.random.default_rng(0).random((1, 16, 16)).astype(np.float32)
+    always = RandBicubicDownsample((2, 2), box_prob=1.0)
+    always.set_random_state(0)
+    np.testing.assert_allclose(always(x)[0], bin_array(x[0], (2, 2), "mean"), atol=1e-6)
+    never = RandBicubicDownsample((2, 2))
+    never.set_random_state(0)
+    assert np.abs(never(x)[0] - bin_array(x[0], (2, 2), "mean")).max() > 1e-3
+    mixed = RandBicubicDownsample((2, 2), box_prob=0.4)
+    mixed.set_random_state(0)
+    drawn = []
+    for _ in range(200):
+        mixed.randomize()
+        drawn.append(mixed._box)
+    assert 0.3 < sum(drawn) / 200 < 0.5
+    with pytest.raises(SciSRError, match="box_prob"):
+        RandBicubicDownsample((2, 2), box_prob=-0.1)
