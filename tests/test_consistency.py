@@ -277,3 +277,8 @@ def test_kspace_window_from_the_dicom_header(tmp_path):
     other = sciSR.read(tmp_path / "top.dcm")
     other.meta["kspace_filtering"] = "FERMI"
     assert forward_model_for(other, 2, card_degradation={"type": "kspace", "window_prob": 0.9}).source == "card"
+    # A result of an upscale is no longer on the scanner's grid: the header's window does not describe it.
+    up = sciSR.upscale(image, "linear", 2)
+    assert up.meta["kspace_filtering"] == "HAMMING"
+    op = forward_model_for(up, 2, card_degradation={"type": "kspace", "window_prob": 0.0})
+    assert (op.window, op.source) == (None, "card")

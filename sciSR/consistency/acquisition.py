@@ -58,7 +58,7 @@ def forward_model_for(
       guess from the spectrum (:func:`~sciSR.consistency.kspace.estimate_window`) mistakes a sharp
       image's own fall-off for a window, so the window comes from the enhanced-MR attribute
       KSpaceFiltering when the reader found it (``meta["kspace_filtering"]``: NONE, HAMMING or TUKEY;
-      ``"header"``), else from the card (``window``, or ``window_prob > 0.5`` → Hamming), else there is
+      ``"header"``; ignored once a scaled axis was resampled, ``meta["grid_factors"]`` ≠ 1), else from the card (``window``, or ``window_prob > 0.5`` → Hamming), else there is
       none. ``noise_sigma`` None: estimated from the image
       when projecting, so a noise-free image gets the exact projection and a noisy one the Wiener-weighted
       one instead of having its noise re-imposed (held-out MR_small/emri_small with Hamming + 2 % Rician
@@ -113,7 +113,11 @@ def forward_model_for(
         return ForwardModel("slice_profile", factors, fwhm=tuple(widths))
     # The spectral window estimate is not used: a sharply truncated image's own spectral fall-off reads as
     # a Hamming window on real slices (emri_small: −9 dB after the wrong projection, benchmarks/quality.py).
-    filtering = image.meta.get("kspace_filtering")
+    # The header's window describes the scanner's grid; once an in-plane axis was resampled (a re-upscale of
+    # a result) the image's spectrum is no longer windowed by it.
+    grid = image.meta.get("grid_factors") or ()
+    resampled = any(float(g) != 1 for a, g in enumerate(grid) if a < len(factors) and factors[a] > 1)
+    filtering = None if resampled else image.meta.get("kspace_filtering")
     if filtering in HEADER_WINDOWS:
         window, source = HEADER_WINDOWS[filtering], "header"
     elif _CARD_KINDS.get(card.get("type")) == "kspace":
