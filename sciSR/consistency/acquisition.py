@@ -58,11 +58,12 @@ def forward_model_for(
       guess from the spectrum (:func:`~sciSR.consistency.kspace.estimate_window`) mistakes a sharp
       image's own fall-off for a window, so the window comes from the enhanced-MR attribute
       KSpaceFiltering when the reader found it (``meta["kspace_filtering"]``: NONE, HAMMING or TUKEY;
-      ``"header"``; ignored once a scaled axis was resampled, ``meta["grid_factors"]`` ≠ 1), else from the card (``window``, or ``window_prob > 0.5`` → Hamming), else there is
-      none. ``noise_sigma`` None: estimated from the image
-      when projecting, so a noise-free image gets the exact projection and a noisy one the Wiener-weighted
-      one instead of having its noise re-imposed (held-out MR_small/emri_small with Hamming + 2 % Rician
-      noise: +0.07/+0.05 dB over the exact projection, sharp images within ±0.03 dB; benchmarks/quality.py).
+      ``"header"``; ignored once a scaled axis was resampled, ``meta["grid_factors"]`` ≠ 1), else from
+      the card (``window``, or ``window_prob > 0.5`` → Hamming), else there is none. ``noise_sigma``
+      None: estimated from the image when projecting, so a noise-free image gets the exact projection and a noisy
+      one the Wiener-weighted one instead of having its noise re-imposed (held-out MR_small/emri_small with
+      Hamming + 2 % Rician noise: +0.07/+0.05 dB over the exact projection, sharp images within ±0.03 dB;
+      benchmarks/quality.py).
     - **ct**: ``"ct"``, FWHM from the middle of the card's ``fwhm`` range, else 1.0. The DICOM
       ``ConvolutionKernel`` is a vendor name with no portable width, so it is not read.
     - **generic**: None (no consistency: the acquisition is unknown).

@@ -119,7 +119,7 @@ class PostUpsamplingModel(ZooModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head = self.head(x)
-        return self.tail(self.upsample(head + self.body(head)))
+        return self.tail(self.upsample(self.body(head).add_(head)))
 
 
 class PreUpsamplingModel(ZooModel):
