@@ -186,7 +186,8 @@ def _cmd_upscale_self_supervised(args: argparse.Namespace) -> int:
     check_output(target, overwrite=args.overwrite, inputs=(source,))
     img = api.read(source, series=args.series, domain=args.domain)
     result = self_supervised(img, args.scale, spacing=args.grid, axis=args.axis, time_budget_s=args.time_budget,
-                             device=args.device, precision=args.precision, progress=True)
+                             device=args.device, precision=args.precision, consistency=args.consistency or "auto",
+                             progress=True)
     path = api.write(result, target, overwrite=args.overwrite)
     step = result.meta["provenance"][-1]
     print(f"{source} -> {path} (self-supervised: {step['steps']} steps, scale {step['scale']}, "

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import sciSR
+from sciSR.consistency import ForwardModel, degrade, project
 from sciSR.data.phantoms import generic_scene, knee_phantom, star_field
 from sciSR.degrade import bin_array
 from sciSR.degrade.generic import bicubic_downsample
@@ -57,6 +58,11 @@ def test_volume_beats_cubic_through_plane(knee):
     np.testing.assert_allclose(sr.affine, cubic.affine)
     assert sr.spacing == pytest.approx((0.5, 0.5, 0.5))
     assert sr.array.shape == truth.shape and sr.array.dtype == np.float32
+    # Data consistency with the slice profile it trained on: thick-sliced again, the result is the input.
+    op = step["consistency"]
+    assert op["kind"] == "slice_profile" and op["fwhm"][0] == step["profile"]["width"]
+    again = degrade(sr.array, ForwardModel("slice_profile", (4, 1, 1), profile="gaussian", fwhm=tuple(op["fwhm"])))
+    np.testing.assert_allclose(again, lr.array, atol=1e-5 * float(np.abs(lr.array).max()))
 
 
 def test_same_seed_same_result_on_cpu(knee):
@@ -138,9 +144,19 @@ def test_mri_frame_is_never_below_cubic_and_learns_its_own_acquisition(steps):
     assert step["degradation"]["kind"] == "kspace" and step["degradation"]["window"] is None
     assert step["held_out_rows"] == 4 and step["best_step"] <= steps
     assert ("fallback" in step) == (step["val_l1"] >= step["cubic_val_l1"])
+    # Learned or cubic fallback, the result is projected onto the input's spectrum (Wiener-weighted: the real
+    # slice carries noise, estimated from the image), so k-space ×2 of it is far closer to the input than cubic's.
+    assert step["consistency"]["kind"] == "kspace" and step["consistency"]["window"] is None
+    residual = np.abs(kspace_downsample(sr.array, (2, 2)) - lr.array).mean()
+    assert residual < 0.5 * np.abs(kspace_downsample(cubic.array, (2, 2)) - lr.array).mean()
     if steps == 1:
         assert "fallback" in step
-        np.testing.assert_allclose(sr.array, cubic.array, rtol=1e-5, atol=1e-3)
+        operator = ForwardModel("kspace", (2, 2), noise_sigma=None)
+        projected = project(cubic.array.astype(np.float64), lr.array.astype(np.float64), operator)
+        np.testing.assert_allclose(sr.array, projected, rtol=1e-5, atol=1e-3)
+        off = sciSR.self_supervised(lr, 2, max_steps=steps, device="cpu", options=SMALL, consistency="off")
+        assert off.meta["provenance"][-1]["consistency"] == "off"
+        np.testing.assert_allclose(off.array, cubic.array, rtol=1e-5, atol=1e-3)
 
 
 def test_sky_frame_conserves_flux_and_masks_nans():
@@ -196,6 +212,7 @@ def test_time_budget_alone_stops_training(knee):
     (np.ones((16, 16), np.float32), {"scale": 2, "axis": 0}, "apply to volumes"),
     (np.ones((6, 6), np.float32), {"scale": 2}, "too small"),
     (np.full((8, 8, 8), np.nan, np.float32), {"scale": 2}, "every pixel is masked"),
+    (np.ones((16, 16), np.float32), {"scale": 2, "consistency": "yes"}, "consistency must be"),
 ])
 def test_bad_input_is_a_clear_error(array, kwargs, message):
     with pytest.raises(sciSR.SciSRError, match=message) as info:
