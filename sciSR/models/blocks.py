@@ -78,6 +78,10 @@ def pixel_shuffle_nd(x: torch.Tensor, scale: Sequence[int]) -> torch.Tensor:
     """
     scale = tuple(int(s) for s in scale)
     dims = len(scale)
+    if dims == 2 and scale[0] == scale[1]:
+        # The native kernel keeps a channels-last input channels-last (the generic permute below returns
+        # NCHW, which the next convolution reorders again): EDSR 16×64 ×2 at 192², 8 % of the forward.
+        return F.pixel_shuffle(x, scale[0])
     batch, channels = x.shape[0], x.shape[1]
     spatial = x.shape[2:]
     # reshape/permute only (no Python arithmetic on sizes beyond what the tracer records), so
