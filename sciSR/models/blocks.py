@@ -382,6 +382,11 @@ class ChannelAttention(nn.Module):
         return x * self.squeeze(pooled)
 
 
+def _relu_in_place() -> nn.Module:
+    """ReLU on the preceding convolution's fresh output, without a full-size temporary (autograd-safe)."""
+    return nn.ReLU(inplace=True)
+
+
 class ResidualBlock(nn.Module):
     """``x + res_scale · body(x)`` with ``body = conv → [BN] → act → conv → [BN] → [attention]``.
 
@@ -413,7 +418,7 @@ class ResidualBlock(nn.Module):
         spatial_dims: int,
         channels: int,
         *,
-        act: ActFactory = nn.ReLU,
+        act: ActFactory = _relu_in_place,
         batch_norm: bool = False,
         res_scale: float = 1.0,
         attention: nn.Module | None = None,
