@@ -217,6 +217,21 @@ def test_self_supervised_upscale_from_the_header(tmp_path):
     # FOV kept: the first output slice centre sits 3/8 of a thick slice before the first input slice centre.
     np.testing.assert_allclose(written.affine[2, 3], -0.75)
 
+    # Consistency (default on) makes the result thick-slice back to the input; --consistency off does not.
+    from sciSR.degrade.mri import thick_slice
+
+    torch.set_num_threads(1)
+    try:
+        rc, _, err = run("upscale", str(source), str(tmp_path / "raw.nii.gz"), "--self-supervised", "--time-budget",
+                         "2", "--device", "cpu", "--consistency", "off")
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0, err
+    lr = np.asarray(nib.load(source).dataobj, dtype=np.float64)
+    residual = {name: np.abs(thick_slice(np.asarray(nib.load(tmp_path / name).dataobj, dtype=np.float64),
+                                         (1, 1, 4)) - lr).max() for name in ("iso.nii.gz", "raw.nii.gz")}
+    assert residual["iso.nii.gz"] < 1e-3 * np.abs(lr).max() < residual["raw.nii.gz"], residual
+
 
 def test_self_supervised_usage_and_data_errors(tmp_path):
     source = _thick_knee(tmp_path)
