@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from sciSR.consistency.model import CT_FWHM, ForwardModel
-from sciSR.consistency.slice_profile import slice_profile_for
+from sciSR.consistency.slice_profile import resampled_since_read, slice_profile_for
 from sciSR.flux import flux_mode_for_units
 from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
@@ -116,9 +116,8 @@ def forward_model_for(
     # a Hamming window on real slices (emri_small: −9 dB after the wrong projection, benchmarks/quality.py).
     # The header's window describes the scanner's grid; once an in-plane axis was resampled (a re-upscale of
     # a result) the image's spectrum is no longer windowed by it.
-    grid = image.meta.get("grid_factors") or ()
-    resampled = any(float(g) != 1 for a, g in enumerate(grid) if a < len(factors) and factors[a] > 1)
-    filtering = None if resampled else image.meta.get("kspace_filtering")
+    scaled = [a for a, s in enumerate(factors) if s > 1]
+    filtering = None if resampled_since_read(image, scaled) else image.meta.get("kspace_filtering")
     if filtering in HEADER_WINDOWS:
         window, source = HEADER_WINDOWS[filtering], "header"
     elif _CARD_KINDS.get(card.get("type")) == "kspace":

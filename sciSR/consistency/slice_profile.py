@@ -123,6 +123,13 @@ class SliceProfile:
         return {**dataclasses.asdict(self), "gap_mm": self.gap_mm}
 
 
+def resampled_since_read(image: SciImage, axes: tuple[int, ...] | list[int]) -> bool:
+    """Whether any of ``axes`` was resampled since the reader recorded the header (``meta["grid_factors"]``
+    ≠ 1 there): what the header says about the acquisition along those axes no longer describes the grid."""
+    grid = image.meta.get("grid_factors") or ()
+    return any(float(grid[a]) != 1 for a in axes if a < len(grid))
+
+
 def recorded_slice_profile(image: SciImage, axis: int, *, kind: str = "gaussian") -> SliceProfile | None:
     """The slice profile across ``axis`` that the image's header gave, if any.
 
@@ -151,8 +158,7 @@ def recorded_slice_profile(image: SciImage, axis: int, *, kind: str = "gaussian"
     thickness = meta.get("slice_thickness")
     if thickness is None or meta.get("slice_axis") != axis:
         return None
-    grid = meta.get("grid_factors") or ()
-    if axis < len(grid) and grid[axis] != 1:
+    if resampled_since_read(image, (axis,)):
         return None
     try:
         thickness = float(thickness)

@@ -304,8 +304,7 @@ class RandBicubicDownsample(RandDegradation):
 
     def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
         if self._box:
-            return gaussian_noise(bin_array(np.asarray(x, dtype=np.float32), scale, "mean").astype(np.float32),
-                                  self._noise, self.R)
+            return gaussian_noise(bin_array(np.asarray(x, dtype=np.float32), scale, "mean"), self._noise, self.R)
         return bicubic_downsample(x, scale, self.antialias, self._noise, self.R)
 
 
