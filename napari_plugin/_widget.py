@@ -162,6 +162,14 @@ class UpscaleWidget(QWidget):
         self.uncertainty_box = QCheckBox("Uncertainty")
         self.uncertainty_box.setToolTip("Average the model over flips and axis swaps (8 passes for ×2 in 2D) and "
                                         "add a layer of the per-pixel spread between them (not with Guard)")
+        self.adapt_label = QLabel("Adapt")
+        self.adapt_box = QSpinBox()
+        self.adapt_box.setRange(0, MAX_BUDGET_S)
+        self.adapt_box.setSpecialValueText("off")
+        self.adapt_box.setSuffix(" s")
+        self.adapt_box.setToolTip("2D networks: fine-tune on this image first for this many seconds (test-time "
+                                  "adaptation; the adapted weights run only when they beat the shipped ones on "
+                                  "rows held out from it)")
         self.browse_button = QPushButton(BROWSE)
         self.budget_label = QLabel("Time budget")
         self.budget_box = QSpinBox()
@@ -242,6 +250,7 @@ class UpscaleWidget(QWidget):
         consistency_row.addWidget(self.guard_box)
         consistency_row.addWidget(self.uncertainty_box)
         form.addRow(self.consistency_label, consistency_row)
+        form.addRow(self.adapt_label, self.adapt_box)
         form.addRow(self.budget_label, self.budget_box)
         form.addRow(self.stacks_label, self.stacks_list)
         form.addRow(self.reference_label, self.reference_combo)
@@ -404,7 +413,8 @@ class UpscaleWidget(QWidget):
             widget.setVisible(reference)
         for widget in (self.budget_label, self.budget_box):
             widget.setVisible(self.model_combo.currentData() == SELF_SUPERVISED)
-        for widget in (self.consistency_label, self.consistency_combo, self.guard_box, self.uncertainty_box):
+        for widget in (self.consistency_label, self.consistency_combo, self.guard_box, self.uncertainty_box,
+                       self.adapt_label, self.adapt_box):
             widget.setEnabled(self.learned_model())
 
     def _refresh_extra_layers(self, *_: Any) -> None:
@@ -517,6 +527,8 @@ class UpscaleWidget(QWidget):
             if self.learned_model():
                 # Interpolation has no forward model to be consistent with and no self-check to guard by.
                 extra.update(consistency=self.consistency_combo.currentText(), guard=self.guard_box.isChecked())
+                if self.adapt_box.value() > 0 and inputs is img and "reference" not in extra:
+                    extra["adapt"] = float(self.adapt_box.value())
                 if self.uncertainty_box.isChecked() and inputs is img and "reference" not in extra:
                     extra.update(ensemble=True, uncertainty=True)
             worker = _upscale_job(inputs, model, scale, **grid_option, tile=tile,
@@ -616,7 +628,8 @@ def self_check_text(meta: dict[str, Any]) -> list[str]:
     -------
     list of str
         E.g. ``["self-check: model 31.2 dB vs zerofill 30.8 dB (+0.4)"]``, plus
-        ``"guard: returned zerofill instead of <model>"`` when the guard stepped in.
+        ``"guard: returned zerofill instead of <model>"`` when the guard stepped in, and after a test-time
+        adaptation (``"adaptation"``) ``"adapted: 412 steps, weights used"`` (or ``"shipped weights kept"``).
     """
     provenance = meta.get("provenance") or [{}]
     last = provenance[-1] if isinstance(provenance[-1], dict) else {}
@@ -626,6 +639,10 @@ def self_check_text(meta: dict[str, Any]) -> list[str]:
         return []
     phrases = [f"self-check: model {check['model_psnr']:.1f} dB vs {check['baseline']} "
                f"{check['baseline_psnr']:.1f} dB ({check['delta_db']:+.1f})"]
+    adaptation = last.get("adaptation")
+    if adaptation:
+        kept = "weights used" if adaptation.get("used") else "shipped weights kept"
+        phrases.append(f"adapted: {adaptation.get('steps', 0)} steps, {kept}")
     if guard:
         phrases.append(f"guard: returned {check['baseline']} instead of {guard.get('replaced', 'the model')}")
     return phrases

@@ -109,6 +109,7 @@ def upscale(
     precision: str = "fp32",
     ensemble: bool = False,
     uncertainty: bool = False,
+    adapt: float | None = None,
 ) -> SciImage | np.ndarray | tuple[SciImage, SciImage] | tuple[np.ndarray, np.ndarray]:
     """Super-resolve an image on the field-of-view-preserving grid.
 
@@ -181,6 +182,12 @@ def upscale(
         Learned models: also return the per-voxel standard deviation over those members, on the result's
         grid and in its units; the result is the ensemble mean with ``ensemble=True``, else the single pass.
         With ``spacing=`` both maps are resampled onto the voxel size asked for in the same way.
+    adapt : float, optional
+        Learned 2D models upscaling two in-plane axes: seconds of test-time adaptation before the upscale
+        (:func:`sciSR.adaptation.adapt_request`). The network is fine-tuned on the image and its own
+        degraded copy under the acquisition's forward model; the adapted weights run only when they beat
+        the shipped ones on a quarter of the rows held out from the fine-tuning. The provenance records
+        it (``adaptation``). None (default): the shipped weights as they are.
 
     Notes
     -----
@@ -199,6 +206,8 @@ def upscale(
     """
     if (ensemble or uncertainty) and (isinstance(img, list | tuple) or reference is not None or out is not None):
         raise SciSRError("ensemble and uncertainty work on one image, in memory (no stacks, reference or out)")
+    if adapt is not None and (isinstance(img, list | tuple) or reference is not None):
+        raise SciSRError("adapt= fine-tunes on one image; stacks and references are not adapted")
     if spacing is not None and (isinstance(img, list | tuple) or reference is not None):
         raise SciSRError("spacing= applies to one image; stacks and references take scale=")
     if isinstance(img, list | tuple) or reference is not None:
@@ -224,7 +233,8 @@ def upscale(
     as_array = not isinstance(img, SciImage)
     image = SciImage.from_array(np.asarray(img)) if as_array else img
     request = UpscaleRequest.build(image, model, scale, spacing=spacing, flux=flux, device=device, tile=tile,
-                                   consistency=consistency, guard=guard, precision=precision)
+                                   consistency=consistency, guard=guard, precision=precision, adapt=adapt)
+    request = _adapted(image, request, progress, cancel)
     if ensemble or uncertainty:
         result, spread = upscale_ensemble(image, request, ensemble=ensemble, progress=progress, cancel=cancel)
         if uncertainty:
@@ -232,6 +242,16 @@ def upscale(
     else:
         result = upscale_image(image, request, progress=progress, cancel=cancel, out=out)
     return result.array if as_array else result
+
+
+def _adapted(image: SciImage, request: UpscaleRequest, progress: ProgressLike,
+             cancel: threading.Event | None) -> UpscaleRequest:
+    """``request`` after the test-time adaptation it asks for (unchanged when ``adapt`` is None)."""
+    if request.adapt is None:
+        return request
+    from sciSR.adaptation import adapt_request  # torch: loaded only when adapting
+
+    return adapt_request(image, request, progress=progress, cancel=cancel)
 
 
 def upscale_file(
@@ -255,6 +275,7 @@ def upscale_file(
     precision: str = "fp32",
     ensemble: bool = False,
     uncertainty: bool = False,
+    adapt: float | None = None,
     progress: ProgressLike = False,
     cancel: threading.Event | None = None,
 ) -> Path:
@@ -264,8 +285,8 @@ def upscale_file(
     ----------
     input_path, output_path : str or os.PathLike
         Input file or DICOM series folder; output file (or folder for DICOM), format from the suffix.
-    model, scale, spacing, tile, device, flux, consistency, guard, precision, ensemble, progress, cancel
-        As for :func:`upscale`.
+    model, scale, spacing, tile, device, flux, consistency, guard, precision, ensemble, adapt, progress, cancel
+        As for :func:`upscale` (``adapt`` fine-tunes a copy of the network on each image it upscales).
     uncertainty : bool
         Also write the spread (see :func:`upscale`): in a FITS result as the image extension ``SR_STD``
         (with the result's WCS), otherwise to :func:`uncertainty_path_for` of the output, in the output's
@@ -299,7 +320,7 @@ def upscale_file(
     """
     job = _FileJob(ResolvedModel.of(model), scale, spacing=spacing, tile=tile, device=device, flux=flux, memmap=memmap,
                    force=force, consistency=consistency, guard=guard, precision=precision, ensemble=ensemble,
-                   uncertainty=uncertainty, progress=progress, cancel=cancel)
+                   uncertainty=uncertainty, adapt=adapt, progress=progress, cancel=cancel)
     if series == "all":
         if hdu is not None:
             raise SciSRError('hdu= is for FITS files; series="all" reads a DICOM folder', input_path)
@@ -347,6 +368,7 @@ class _FileJob:
     precision: str = "fp32"
     ensemble: bool = False
     uncertainty: bool = False
+    adapt: float | None = None
     progress: ProgressLike = False
     cancel: threading.Event | None = None
 
@@ -356,7 +378,8 @@ class _FileJob:
                                        device=self.device,
                                        tile=self.tile, output=output_path, overwrite=overwrite, inputs=inputs,
                                        force=self.force, consistency=self.consistency, guard=self.guard,
-                                       precision=self.precision)
+                                       precision=self.precision, adapt=self.adapt)
+        request = _adapted(img, request, self.progress, self.cancel)
         if self.ensemble or self.uncertainty:
             return self._ensemble(img, request, overwrite=overwrite, inputs=inputs)
         shape = request.result_shape(img)
@@ -494,6 +517,7 @@ def upscale_batch(
     precision: str = "fp32",
     ensemble: bool = False,
     uncertainty: bool = False,
+    adapt: float | None = None,
 ) -> list[JobResult]:
     """Upscale many files; on a Dask cluster when ``scheduler`` is given, else in a loop.
 
@@ -505,8 +529,8 @@ def upscale_batch(
         folder of that name (as ``upscale_file(..., series="all")``).
     out_dir : str or os.PathLike
         Existing folder; each result keeps its input's name and format.
-    model, scale, spacing, tile, device, flux, consistency, guard, precision, ensemble, uncertainty
-        As for :func:`upscale_file` (the spread beside each result).
+    model, scale, spacing, tile, device, flux, consistency, guard, precision, ensemble, uncertainty, adapt
+        As for :func:`upscale_file` (the spread beside each result; each file adapts its own copy).
     scheduler : str or distributed.Client, optional
         Dask distributed scheduler address or client.
     overwrite : bool
@@ -538,7 +562,7 @@ def upscale_batch(
     job = _BatchJob(out_dir=os.fspath(out_dir), model=resolved, scale=scale, spacing=spacing, overwrite=overwrite,
                     tile=tile,
                     device=device, flux=flux, hdu=hdu, force=force, consistency=consistency, guard=guard,
-                    precision=precision, ensemble=ensemble, uncertainty=uncertainty)
+                    precision=precision, ensemble=ensemble, uncertainty=uncertainty, adapt=adapt)
     return run_batch(files, job, scheduler=scheduler, on_done=on_done)
 
 
@@ -561,6 +585,7 @@ class _BatchJob:
     precision: str
     ensemble: bool
     uncertainty: bool
+    adapt: float | None = None
 
     def __call__(self, path: Path) -> Path:
         # A DICOM study folder: every series, into one folder named like the study (upscale_file's series="all").
@@ -569,7 +594,7 @@ class _BatchJob:
                             overwrite=self.overwrite, series=series, tile=self.tile, device=self.device,
                             flux=self.flux, hdu=self.hdu, force=self.force, consistency=self.consistency,
                             guard=self.guard, precision=self.precision, ensemble=self.ensemble,
-                            uncertainty=self.uncertainty)
+                            uncertainty=self.uncertainty, adapt=self.adapt)
 
 
 def evaluate(

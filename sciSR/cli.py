@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -69,6 +70,16 @@ def _positive_int(text: str) -> int:
 
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def _device(text: str) -> str:
@@ -208,6 +219,12 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     args.grid = "isotropic" if args.isotropic else args.spacing
     if args.grid is not None and (args.stack or args.reference):
         args.parser.error("--spacing/--isotropic apply to one image; --stack and --reference take --scale")
+    if args.adapt is not None:
+        for given, other in ((args.self_supervised, "--self-supervised (it trains from scratch)"),
+                             (args.stack, "--stack"), (args.reference, "--reference"),
+                             (is_interpolator(args.model), f"--model {args.model} (interpolation)")):
+            if given:
+                args.parser.error(f"--adapt cannot be combined with {other}")
     symmetric = [o for given, o in ((args.ensemble, "--ensemble"), (args.uncertainty, "--uncertainty")) if given]
     if symmetric:
         for given, other in ((args.self_supervised, "--self-supervised"), (args.stack, "--stack"),
@@ -243,7 +260,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
                             series=args.series, domain=args.domain, hdu=_hdu(args.hdu), progress=True,
                             tile=args.tile, device=args.device, flux=args.flux, force=args.force,
                             consistency=args.consistency or "auto", guard=args.guard, precision=args.precision,
-                            ensemble=args.ensemble, uncertainty=args.uncertainty)
+                            ensemble=args.ensemble, uncertainty=args.uncertainty, adapt=args.adapt)
     print(f"{source} -> {path}")
     if args.series == "all":
         print("\n".join(f"  {entry}" for entry in sorted(path.iterdir()) if entry.name != MARKER))
@@ -270,7 +287,7 @@ def _cmd_upscale_batch(args: argparse.Namespace) -> int:
                                 overwrite=args.overwrite, on_done=report, tile=args.tile, device=args.device,
                                 flux=args.flux, hdu=_hdu(args.hdu), force=args.force,
                                 consistency=args.consistency or "auto", guard=args.guard, precision=args.precision,
-                                ensemble=args.ensemble, uncertainty=args.uncertainty)
+                                ensemble=args.ensemble, uncertainty=args.uncertainty, adapt=args.adapt)
     failed = sum(not r.ok for r in results)
     print(f"{len(results) - failed} of {len(results)} upscaled, {failed} failed",
           file=sys.stderr if failed else sys.stdout)
@@ -418,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--uncertainty", action="store_true",
                     help="networks: also write the per-voxel spread over those passes: FITS extension SR_STD, "
                          "else OUT's <stem>_uncertainty<suffix>")
+    up.add_argument("--adapt", type=_positive_seconds, metavar="SECONDS",
+                    help="2D networks: fine-tune on IN itself for SECONDS first (test-time adaptation; the "
+                         "adapted weights run only when they beat the shipped ones on rows held out from it)")
     up.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
                     help="networks: arithmetic precision (default fp32; auto: bf16 where the hardware has it)")
     up.add_argument("--force", action="store_true",

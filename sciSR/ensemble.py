@@ -20,6 +20,7 @@ from sciSR.image import SciImage
 from sciSR.pipeline import (
     UpscaleRequest,
     finish,
+    network_provenance,
     prepare,
     project_in_place,
     regrid,
@@ -165,13 +166,8 @@ def upscale_ensemble(
     assert mean is not None and m2 is not None and first is not None
     spread = np.sqrt(m2 / len(syms)).astype(np.float32)
     result = mean.astype(np.float32) if ensemble else first
-    extra = {"precision": request.precision,
-             "consistency": request.operator.to_dict() if consistent else "off",
+    extra = {**network_provenance(request, consistent, checked),
              "ensemble": len(syms) if ensemble else 1, "uncertainty_members": len(syms)}
-    if checked is not None:
-        extra["self_check"] = checked
-    if request.model.card.get("weights_sha256"):
-        extra["weights_sha256"] = request.model.card["weights_sha256"]
     if request.shape is not None:
         # Both maps go onto the voxel size asked for the same way, so the spread stays in the result's units
         # (an interpolated standard deviation can dip below 0 between voxels: clipped).

@@ -396,6 +396,21 @@ def _check_tile(tile: int | Sequence[int] | None) -> int | tuple[int, ...] | Non
     return int(values[0]) if np.isscalar(tile) else tuple(int(v) for v in values)
 
 
+def check_adapt(adapt: Any, learned: bool, source: Any = None) -> float | None:
+    """``adapt=`` as seconds (None: no adaptation); anything else is a :class:`SciSRError` naming ``source``."""
+    if adapt is None:
+        return None
+    try:
+        seconds = float(adapt)
+    except (TypeError, ValueError):
+        raise SciSRError(f"adapt must be a number of seconds, got {adapt!r}", source) from None
+    if isinstance(adapt, bool) or not (math.isfinite(seconds) and seconds > 0):
+        raise SciSRError(f"adapt must be a positive number of seconds, got {adapt!r}", source)
+    if not learned:
+        raise SciSRError("adapt= fine-tunes a network's weights; an interpolation has none", source)
+    return seconds
+
+
 @dataclass(frozen=True)
 class UpscaleRequest:
     """Everything an upscale needs, resolved once from what the caller asked.
@@ -429,6 +444,10 @@ class UpscaleRequest:
         The output's spatial shape when the grid was chosen by voxel size (``spacing=``) and is not
         ``n·factors`` (:func:`resolve_grid`); None otherwise. The run at ``factors`` is then resampled
         onto it (:func:`to_grid`).
+    adapt : float or None
+        Seconds of test-time adaptation asked for (:func:`sciSR.adaptation.adapt_request`); None: none.
+    adaptation : dict or None
+        What the adaptation did (recorded in the provenance); None until it ran.
     """
 
     model: ResolvedModel
@@ -442,6 +461,8 @@ class UpscaleRequest:
     operator: ForwardModel | None = None
     precision: str = "fp32"
     shape: tuple[int, ...] | None = None
+    adapt: float | None = None
+    adaptation: dict[str, Any] | None = None
 
     @classmethod
     def build(
@@ -461,6 +482,7 @@ class UpscaleRequest:
         consistency: str = "auto",
         guard: bool = False,
         precision: str = "fp32",
+        adapt: float | None = None,
     ) -> UpscaleRequest:
         """Resolve a request for ``image``; every check that needs no computation happens here.
 
@@ -499,6 +521,8 @@ class UpscaleRequest:
             ``"fp32"`` (default), ``"bf16"``, ``"fp16"`` or ``"auto"`` (bf16 on CUDA and on CPUs with native
             bf16, when the model's spec lists it; see :func:`sciSR.infer.precision.resolve_precision`). The
             device is checked here too (an unavailable CUDA/MPS device is refused before any work).
+        adapt : float, optional
+            Seconds of test-time adaptation (positive; networks only), see the attribute.
 
         Raises
         ------
@@ -517,6 +541,7 @@ class UpscaleRequest:
         if consistency not in CONSISTENCY_MODES:
             raise SciSRError(f"consistency must be one of {', '.join(CONSISTENCY_MODES)}, got {consistency!r}")
         learned = not resolved.is_interpolator
+        adapt = check_adapt(adapt, learned, image.meta.get("source"))
         operator = None
         resolved_precision = "fp32"
         runs_on = None  # where a network runs: named when its run time is refused
@@ -529,7 +554,8 @@ class UpscaleRequest:
             resolved_precision = resolve_precision(precision, runs_on, resolved.spec)
         request = cls(model=resolved, factors=factors, flux=flux_mode, device=device,
                       tile=_check_tile(tile), consistency=consistency if learned else "off",
-                      guard=bool(guard) and learned, operator=operator, precision=resolved_precision, shape=shape)
+                      guard=bool(guard) and learned, operator=operator, precision=resolved_precision, shape=shape,
+                      adapt=adapt)
         if output is None:
             return request
         sources = [os.fspath(p) for p in inputs]
@@ -866,16 +892,24 @@ def upscale_image(
         out[...] = array
         array = out
     if not request.model.is_interpolator:
-        extra["precision"] = request.precision
-        extra["consistency"] = request.operator.to_dict() if consistent else "off"
-        if checked is not None:
-            extra["self_check"] = checked
-        if request.model.card.get("weights_sha256"):
-            extra["weights_sha256"] = request.model.card["weights_sha256"]
+        extra.update(network_provenance(request, consistent, checked))
     result = regrid(image, array, request.factors, request.model.name, flux=request.flux, mask=mask, **extra)
     if request.shape is not None and mask is not None:
         result.array[result.meta["mask"]] = np.nan  # the mask regrid put on the new grid
     return result
+
+
+def network_provenance(request: UpscaleRequest, consistent: bool, checked: dict[str, Any] | None) -> dict[str, Any]:
+    """What a network's provenance step records: precision, consistency, self-check, weights, adaptation."""
+    extra: dict[str, Any] = {"precision": request.precision,
+                             "consistency": request.operator.to_dict() if consistent else "off"}
+    if checked is not None:
+        extra["self_check"] = checked
+    if request.model.card.get("weights_sha256"):
+        extra["weights_sha256"] = request.model.card["weights_sha256"]
+    if request.adaptation is not None:
+        extra["adaptation"] = request.adaptation
+    return extra
 
 
 def use_consistency(request: UpscaleRequest, checked: dict[str, Any] | None) -> bool:
@@ -910,6 +944,38 @@ def _check_crop(x: np.ndarray, factors: tuple[int, ...]) -> np.ndarray | None:
         return None  # too small to say anything
     start = [(n - m) // 2 for n, m in zip(x.shape, shape, strict=False)]
     return np.ascontiguousarray(x[tuple(slice(a, a + m) for a, m in zip(start, shape, strict=True))])
+
+
+def own_degraded_copy(request: UpscaleRequest, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """``A(x)`` with the request's forward model, and ``A`` described, for learning or checking on ``x`` itself.
+
+    ``A`` is :attr:`UpscaleRequest.operator`; when the acquisition is unknown (generic images) it is the
+    antialiased bicubic reduction for a model trained on that family, else block means.
+
+    Parameters
+    ----------
+    request : UpscaleRequest
+        A network's request.
+    x : numpy.ndarray
+        ``(*spatial, [C])`` in the input's units, each scaled axis a multiple of its factor.
+
+    Returns
+    -------
+    y : numpy.ndarray
+        float32 ``(*spatial / factors, [C])``.
+    described : dict
+        The operator as :meth:`ForwardModel.to_dict` (``kind="bicubic"``, ``source="card"`` for the bicubic
+        family).
+    """
+    factors = request.factors
+    if request.operator is None and (request.model.training_degradation or {}).get("type") == "bicubic":
+        # Unknown acquisition (generic images): the family the model was trained for is the best guess.
+        from sciSR.degrade.generic import bicubic_downsample
+
+        return (bicubic_downsample(x, factors).astype(np.float32),
+                {"kind": "bicubic", "factors": list(factors), "source": "card"})
+    operator = request.operator or ForwardModel("flux", factors, flux="mean", source="default")
+    return degrade(x.astype(np.float64), operator).astype(np.float32), operator.to_dict()
 
 
 def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
@@ -956,15 +1022,7 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
     x = _check_crop(x, factors)
     if x is None:
         return None
-    if request.operator is None and (request.model.training_degradation or {}).get("type") == "bicubic":
-        # Unknown acquisition (generic images): the family the model was trained for is the best guess.
-        from sciSR.degrade.generic import bicubic_downsample
-
-        y = bicubic_downsample(x, factors).astype(np.float32)
-        described = {"kind": "bicubic", "factors": list(factors), "source": "card"}
-    else:
-        y = degrade(x.astype(np.float64), operator).astype(np.float32)
-        described = operator.to_dict()
+    y, described = own_degraded_copy(request, x)
     small = SciImage.from_array(y, domain=image.domain, meta={
         k: image.meta[k] for k in ("channel_axis", "channel_name", "units", "source") if k in image.meta})
     sky_flux = request.flux if operator.kind == "flux" else "none"

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,8 +64,8 @@ from sciSR.pipeline import (
 )
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
-__all__ = ["DEFAULT_OPTIONS", "TRAINING", "PatchPairs", "held_out_scorer", "self_supervised", "train_on_pairs",
-           "validation_split"]
+__all__ = ["DEFAULT_OPTIONS", "TRAINING", "PatchPairs", "crop_to_factors", "held_out_scorer", "self_supervised",
+           "train_on_pairs", "validation_split"]
 
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"edsr-baseline": {"n_blocks": 8, "features": 32}}
 """Architecture options used when ``options`` is None: small enough for thousands of steps on 2 CPU cores."""
@@ -292,7 +292,8 @@ def validation_split(lr: np.ndarray, hr: np.ndarray, factors: tuple[int, ...]
     return (lr[:cut], hr[:cut * factors[0]]), (lr[start:], hr[start * factors[0]:]), held, context
 
 
-def _crop(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+def crop_to_factors(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """``x`` cut at the end of each leading axis to a multiple of its factor (a view)."""
     return x[tuple(slice(0, n - n % f) for n, f in zip(x.shape, factors, strict=False))]
 
 
@@ -324,13 +325,17 @@ def held_out_scorer(val_pair: tuple[np.ndarray, np.ndarray], context_rows: int, 
 def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, rng: np.random.Generator,
            deadline: float, infer_cost: Callable[[float], float], max_steps: int | None,
            report: Callable[[float], None], check: Callable[[], None], precision: str = "fp32",
-           validate: Callable[[nn.Module], float] | None = None) -> dict[str, Any]:
+           validate: Callable[[nn.Module], float] | None = None, recipe: Mapping[str, Any] = TRAINING,
+           validate_start: bool = False) -> dict[str, Any]:
     """Adam + L1 until ``max_steps`` or until training plus the estimated inference would pass ``deadline``.
 
-    Stable at any budget: the learning rate warms up linearly over ``TRAINING["warmup_steps"]``, the
-    gradient norm is clipped to ``TRAINING["clip_norm"]``, and with ``validate`` (L1 of the model on data
+    Stable at any budget: the learning rate warms up linearly over ``recipe["warmup_steps"]``, the
+    gradient norm is clipped to ``recipe["clip_norm"]``, and with ``validate`` (L1 of the model on data
     it does not train on) the weights of the best validation are restored at the end, so a late divergence
-    cannot reach the result.
+    cannot reach the result. ``recipe`` has the keys of :data:`TRAINING` (``lr``, ``lr_final``,
+    ``warmup_steps``, ``clip_norm``, ``val_every``, ``batch``); ``validate_start`` also scores the
+    weights before the first step, so that pretrained weights are kept when no step improves on them
+    (``best_step`` 0).
 
     ``infer_cost(seconds_per_step)`` estimates the inference time from the measured step time. With
     ``max_steps`` the learning rate follows the steps (reproducible); otherwise it follows the clock.
@@ -346,7 +351,7 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
     amp = AUTOCAST_DTYPES[precision]
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     layout = {4: torch.channels_last, 5: torch.channels_last_3d}
-    lr0, lr1 = TRAINING["lr"], TRAINING["lr_final"]
+    lr0, lr1 = recipe["lr"], recipe["lr_final"]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr0)
     loss_fn = nn.L1Loss()
     model.train()
@@ -356,7 +361,7 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
     step = 0
     best = {"val_l1": math.inf, "step": 0, "state": None}
     # A short fixed run warms up over its first tenth at most, so that it still learns.
-    warmup = TRAINING["warmup_steps"] if max_steps is None else max(1, min(TRAINING["warmup_steps"], max_steps // 10))
+    warmup = recipe["warmup_steps"] if max_steps is None else max(1, min(recipe["warmup_steps"], max_steps // 10))
 
     def keep_if_best() -> None:
         value = validate(model)
@@ -364,6 +369,8 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
         if value < best["val_l1"]:
             best.update(val_l1=value, step=step, state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
+    if validate is not None and validate_start:
+        keep_if_best()
     warm_start = start
     while max_steps is None or step < max_steps:
         check()
@@ -383,7 +390,7 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
         warm = min(1.0, (step + 1) / warmup)
         for group in optimizer.param_groups:
             group["lr"] = warm * (lr1 + 0.5 * (lr0 - lr1) * (1 + math.cos(math.pi * fraction)))
-        low, high = data.batch(rng, TRAINING["batch"], step)
+        low, high = data.batch(rng, recipe["batch"], step)
         low_t, high_t = torch.from_numpy(low).to(device), torch.from_numpy(high).to(device)
         if step == 0:
             model.to(memory_format=layout[low_t.ndim])
@@ -394,17 +401,17 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
         loss = loss_fn(pred.float(), high_t)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), TRAINING["clip_norm"])
+        nn.utils.clip_grad_norm_(model.parameters(), recipe["clip_norm"])
         scaler.step(optimizer)
         scaler.update()
         losses.append(float(loss.detach()))
         step += 1
-        if validate is not None and step % TRAINING["val_every"] == 0:
+        if validate is not None and step % recipe["val_every"] == 0:
             keep_if_best()
         report(_TRAIN_SHARE_OF_PROGRESS * max(fraction, by_time))
     stats: dict[str, Any] = {}
     if validate is not None:
-        if step % TRAINING["val_every"]:
+        if step % recipe["val_every"]:
             keep_if_best()
         if best["state"] is not None:
             model.load_state_dict(best["state"])
@@ -568,7 +575,7 @@ def self_supervised(
         pairs = []
         for plane_axis in (0, 1):
             if grid_shape is None:
-                hr = _crop(volume, [factor if a == plane_axis else 1 for a in range(3)])
+                hr = crop_to_factors(volume, [factor if a == plane_axis else 1 for a in range(3)])
                 if hr.shape[plane_axis] < factor:
                     raise SciSRError(f"in-plane axis {in_plane[plane_axis]} is shorter than the scale {factor}",
                                      source)
@@ -601,7 +608,7 @@ def self_supervised(
         factors = normalize_scale(scale, 2)
         if all(f == 1 for f in factors):
             raise SciSRError(f"scale {factors} is 1 on every axis: nothing to super-resolve", source)
-        hr = _crop(values, factors)
+        hr = crop_to_factors(values, factors)
         if min(n // f for n, f in zip(hr.shape, factors, strict=False)) < 4:
             raise SciSRError(f"the frame {values.shape[:2]} is too small to learn ×{factors} from itself", source)
         operator, degrade_frame = _frame_degradation(SciImage.from_array(hr, domain=image.domain, meta={

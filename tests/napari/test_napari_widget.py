@@ -248,6 +248,39 @@ def test_napari_widget_passes_consistency_and_guard_to_learned_models(
 
 
 
+def test_napari_adapt_box_passes_seconds_to_learned_models_only(
+        viewer_with_volume: tuple, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, _, widget = viewer_with_volume
+    calls: list[dict[str, Any]] = []
+    real_upscale = sciSR.upscale
+    check = {"model_psnr": 31.24, "baseline_psnr": 30.81, "baseline": "zerofill", "delta_db": 0.43}
+
+    def spy(img: Any, model: Any, scale: Any, **options: Any) -> Any:
+        calls.append({"model": model, **options})
+        result = real_upscale(img, "cubic", scale, progress=options["progress"], cancel=options["cancel"])
+        if model != "cubic":
+            result.meta["provenance"][-1].update(self_check=check, adaptation={"steps": 412, "used": False})
+        return result
+
+    monkeypatch.setattr(sciSR, "upscale", spy)
+    widget.set_scale(1, 2, 2)
+    widget.model_combo.setCurrentIndex(widget.model_combo.findData("mri-x2"))
+    assert widget.adapt_box.isEnabled() and widget.adapt_box.value() == 0
+    widget.run_button.click()
+    _wait(widget, qtbot)
+    assert "adapt" not in calls[-1]  # 0 s reads "off"
+    widget.adapt_box.setValue(45)
+    widget.run_button.click()
+    _wait(widget, qtbot)
+    assert calls[-1]["model"] == "mri-x2" and calls[-1]["adapt"] == 45.0
+    assert widget.status_label.text().endswith("; adapted: 412 steps, shipped weights kept")
+    widget.model_combo.setCurrentText("cubic")
+    assert not widget.adapt_box.isEnabled()
+    widget.run_button.click()
+    _wait(widget, qtbot)
+    assert calls[-1]["model"] == "cubic" and "adapt" not in calls[-1]
+
+
 def test_napari_uncertainty_adds_the_ensemble_mean_and_a_spread_layer(viewer_with_volume: tuple, qtbot: Any) -> None:
     viewer, layer, widget = viewer_with_volume
     widget.set_scale(1, 2, 2)

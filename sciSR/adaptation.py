@@ -1,0 +1,182 @@
+"""Test-time adaptation: a shipped network fine-tuned on the image it is about to upscale.
+
+``upscale(img, "mri-x2", adapt=60)`` asks for it (:func:`adapt_request` does it). The image and its own
+degraded copy under the acquisition's forward model (:func:`sciSR.pipeline.own_degraded_copy`: the
+operator data consistency and the self-check use) form training pairs at the model's scale, as in ZSSR
+(Shocher et al., CVPR 2018), but starting from the shipped weights instead of from scratch. The rules of
+:func:`sciSR.self_supervision.train_on_pairs` make it stable at any budget: a small learning rate with
+linear warm-up and cosine decay, gradient-norm clipping, the last quarter of the rows held out, and the
+best validated weights kept, where the shipped weights themselves are the first candidate: adapted weights
+are used only when they beat the shipped ones on rows they never trained on. The upscale then runs as
+usual (consistency, self-check, guard) with whichever weights won.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from sciSR.consistency.kspace import estimate_noise_sigma
+from sciSR.errors import SciSRError
+from sciSR.image import SciImage
+from sciSR.infer.tiled import resolve_device
+from sciSR.intensity import normalize
+from sciSR.pipeline import UpscaleRequest, own_degraded_copy, prepare
+from sciSR.progress import ProgressLike, cancel_checker, progress_callback
+from sciSR.self_supervision import (
+    TRAINING,
+    PatchPairs,
+    crop_to_factors,
+    held_out_scorer,
+    train_on_pairs,
+    validation_split,
+)
+
+__all__ = ["ADAPTATION", "adapt_request"]
+
+LOG = logging.getLogger("sciSR")
+
+ADAPTATION: dict[str, Any] = {**TRAINING, "patch": 64, "batch": 8, "lr": 3e-5, "lr_final": 3e-7,
+                              "warmup_steps": 20, "val_every": 10}
+"""Fine-tuning recipe (keys as :data:`sciSR.self_supervision.TRAINING`): HR patches of 64² (the shipped
+models trained on 64² patches), 8 per step, Adam from 3e-5 (a thirtieth of training from scratch: the
+shipped weights are a good start and must not be forgotten) decaying to 3e-7, 20 warm-up steps, a
+validation every 10 steps. With 1e-4, mri-x2 adapted for 60 s on the held-out MR_small/emri_small cells of
+``benchmarks/quality.py`` lost up to 0.12 dB to the shipped weights; with 3e-5 at most 0.06 dB."""
+
+
+def _planes(x: np.ndarray, factors: tuple[int, ...], channels: bool) -> tuple[np.ndarray, tuple[int, int]]:
+    """``x`` as ``(n0, n1, depth)`` planes of the two scaled axes (other axes and channels stacked as depth).
+
+    The middle plane comes first: :func:`sciSR.self_supervision.held_out_scorer` scores the first one.
+    """
+    spatial = x.ndim - (1 if channels else 0)
+    scaled = [a for a in range(spatial) if factors[a] > 1]
+    others = [a for a in range(x.ndim) if a not in scaled]
+    planes = np.transpose(x, [*scaled, *others]).reshape(x.shape[scaled[0]], x.shape[scaled[1]], -1)
+    depth = planes.shape[2]
+    return np.roll(planes, -(depth // 2), axis=2), (factors[scaled[0]], factors[scaled[1]])
+
+
+def _match_noise(lr: np.ndarray, hr: np.ndarray, n_spatial: int, seed: int) -> tuple[np.ndarray, float]:
+    """``lr`` with white Gaussian noise added up to the noise level of ``hr``, and the σ added.
+
+    Degrading the input averages its noise away, so without this the network would learn from inputs
+    cleaner than the one it is then applied to, and learn to keep noise rather than remove it (ZSSR adds
+    noise to its LR copies for the same reason). Both levels are :func:`estimate_noise_sigma`'s robust
+    estimates; a noise-free input gets nothing added.
+    """
+    target = estimate_noise_sigma(hr, n_spatial)
+    present = estimate_noise_sigma(lr, n_spatial)
+    sigma = math.sqrt(max(target**2 - present**2, 0.0))
+    if sigma == 0.0:
+        return lr, 0.0
+    noise = np.random.default_rng(seed).normal(0.0, sigma, lr.shape).astype(np.float32)
+    return lr + noise, round(sigma, 6)
+
+
+def _check_supported(image: SciImage, request: UpscaleRequest) -> None:
+    """Refuse what the plane-wise fine-tuning cannot learn from, with one line naming the reason."""
+    source = image.meta.get("source")
+    spec = request.model.spec
+    scaled = [f for f in request.factors if f > 1]
+    plain = spec is not None and spec.inputs == "image" and not spec.input_on_output_grid
+    if not plain or spec.spatial_dims != 2 or spec.in_channels != 1:
+        raise SciSRError("adapt= fine-tunes single-input, one-channel 2D networks; this model is not one", source)
+    if len(scaled) != 2:
+        raise SciSRError(f"adapt= learns an in-plane scale from the image's own planes; scale {request.factors} "
+                         "scales one axis (through-plane: use sciSR.self_supervised, which learns from the "
+                         "sharp in-plane axes)", source)
+    if request.shape is not None:
+        raise SciSRError("adapt= runs at the model's own factors; give scale=, not spacing=", source)
+
+
+def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, max_steps: int | None = None,
+                  progress: ProgressLike = False, cancel: threading.Event | None = None) -> UpscaleRequest:
+    """``request`` with its network fine-tuned on ``image`` for ``request.adapt`` seconds.
+
+    Parameters
+    ----------
+    image : SciImage
+        The low-resolution input (2D frame, or a volume whose two scaled axes span its planes).
+    request : UpscaleRequest
+        Built with ``adapt=`` seconds (:meth:`UpscaleRequest.build`); returned unchanged when None.
+    seed : int
+        Seed of the patch sampling and of torch.
+    max_steps : int, optional
+        A step budget instead of the clock (reproducible on the CPU; the time budget still bounds it).
+    progress : bool or callable
+        ``True`` for a bar on a terminal, or ``f(fraction_done)`` over the adaptation.
+    cancel : threading.Event, optional
+        Checked every step; when set, :class:`sciSR.Cancelled` is raised.
+
+    Returns
+    -------
+    UpscaleRequest
+        With the adapted network when it beat the shipped one on the held-out rows (else the shipped one)
+        and :attr:`UpscaleRequest.adaptation`: ``seconds`` (asked), ``steps``, ``train_seconds``,
+        ``val_l1_start`` and ``val_l1`` (L1 in the model's normalised units on the held-out rows, with
+        the shipped and the kept weights), ``best_step``, ``used`` (whether the adapted weights run),
+        ``held_out_rows``, ``degradation`` (the forward model of the pairs), ``recipe`` and ``seed``.
+
+    Raises
+    ------
+    SciSRError
+        A model or scale that cannot be adapted, an image too small for it.
+    sciSR.Cancelled
+        When ``cancel`` is set.
+    """
+    if request.adapt is None:
+        return request
+    started = time.monotonic()
+    source = image.meta.get("source")
+    _check_supported(image, request)
+    check = cancel_checker(cancel)
+    check()
+    values, _ = prepare(image)
+    factors = request.factors
+    hr = crop_to_factors(values, factors)
+    if min(n // f for n, f in zip(hr.shape, factors, strict=False) if f > 1) < 12:
+        raise SciSRError(f"the image {image.spatial_shape} is too small to adapt ×{factors} on itself "
+                         "(at least 12 low-resolution voxels along each scaled axis)", source)
+    lr, described = own_degraded_copy(request, np.ascontiguousarray(hr))
+    lr, added_noise = _match_noise(lr, hr, len(factors), seed)
+    params = request.model.fit_normalization(values)
+    channels = image.channel_axis is not None
+    lr_planes, plane_factors = _planes(normalize(lr, params), factors, channels)
+    hr_planes, _ = _planes(normalize(hr, params), factors, channels)
+    train_pair, val_pair, held_rows, context_rows = validation_split(lr_planes, hr_planes, plane_factors)
+    data = PatchPairs([train_pair], plane_factors, ADAPTATION["patch"], isotropic=plane_factors[0] == plane_factors[1])
+    device = resolve_device(request.device)
+    net = copy.deepcopy(request.model.net).to(device)
+    validate, _ = held_out_scorer(val_pair, context_rows, plane_factors, device)
+    with torch.random.fork_rng(devices=[]), progress_callback(progress, desc="adapt") as report:
+        torch.manual_seed(seed)
+        start_l1 = validate(net)
+        stats = train_on_pairs(net, data, device=device, rng=np.random.default_rng(seed),
+                               deadline=started + request.adapt, infer_cost=lambda _: 0.0, max_steps=max_steps,
+                               report=report, check=check, precision=request.precision, validate=validate,
+                               recipe=ADAPTATION, validate_start=True)
+        report(1.0)
+    used = stats["best_step"] > 0
+    adaptation = {"seconds": request.adapt, **stats, "val_l1_start": round(start_l1, 6), "used": used,
+                  "held_out_rows": held_rows, "degradation": described, "added_noise_sigma": added_noise,
+                  "seed": seed,
+                  "recipe": {k: ADAPTATION[k] for k in ("patch", "batch", "lr", "lr_final", "warmup_steps",
+                                                        "clip_norm", "val_every", "val_fraction")}}
+    LOG.info(f"adaptation: {stats['steps']} steps in {stats['train_seconds']:.0f} s, held-out L1 "
+             f"{start_l1:.4g} (shipped) -> {stats['val_l1']:.4g}: "
+             + ("adapted weights used" if used else "no step beat the shipped weights; they run unchanged"))
+    if not used:
+        return dataclasses.replace(request, adaptation=adaptation)
+    net.eval()
+    adapted = dataclasses.replace(request.model, net=net)
+    return dataclasses.replace(request, model=adapted, adaptation=adaptation)
