@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -133,3 +134,35 @@ def test_precision_is_resolved_once_and_recorded(mr):
     if not torch.cuda.is_available():
         with pytest.raises(sciSR.SciSRError, match="CUDA is not available"):
             sciSR.upscale(mr, "mri-x2", device="cuda")
+
+
+def test_window_beyond_damps_only_what_the_reduction_drops() -> None:
+    from sciSR.consistency import window_beyond
+    from sciSR.degrade.mri import kspace_window
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 24))
+    out = window_beyond(x, (2, 2), "hamming")
+    ratio = np.fft.fft2(out) / np.fft.fft2(x)
+    k0, k1 = (np.rint(np.fft.fftfreq(n) * n) for n in x.shape)
+    inside = (np.abs(k0) <= 8)[:, None] & (np.abs(k1) <= 6)[None, :]
+    weight = kspace_window(k0, 32, "hamming")[:, None] * kspace_window(k1, 24, "hamming")[None, :]
+    np.testing.assert_allclose(ratio[inside], 1.0, atol=1e-9)
+    np.testing.assert_allclose(ratio[~inside], weight[~inside], atol=1e-9)
+
+
+def test_self_check_scores_a_windowed_input_against_its_window(mr):
+    from sciSR.degrade.mri import kspace_downsample
+
+    # A Hamming-windowed, noisy acquisition that the card does not describe (mri-x2 expects no window):
+    # compared with the damped outer frequencies of the input itself, restoring them would read as a loss.
+    sigma = 0.02 * float(np.percentile(mr.array, 99))
+    low = kspace_downsample(mr.array.astype(np.float32), (2, 2), "hamming", noise_std=sigma,
+                            rng=np.random.default_rng(0))
+    image = sciSR.SciImage.from_array(low, spacing=tuple(2 * d for d in mr.spacing), domain="mri")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a self-check loss would warn
+        result = sciSR.upscale(image, "mri-x2")
+    check = result.meta["provenance"][-1]["self_check"]
+    assert check["reference_window"] == "hamming (estimated)" and check["delta_db"] > 0
+    assert sciSR.upscale(mr, "mri-x2").meta["provenance"][-1]["self_check"]["reference_window"] is None

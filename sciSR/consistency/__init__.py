@@ -36,7 +36,7 @@ import numpy as np
 
 from sciSR.consistency.acquisition import forward_model_for, strongest_baseline
 from sciSR.consistency.blur import project_blur
-from sciSR.consistency.kspace import estimate_noise_sigma, estimate_window, project_kspace
+from sciSR.consistency.kspace import estimate_noise_sigma, estimate_window, project_kspace, window_beyond
 from sciSR.consistency.model import KINDS, SOURCES, ForwardModel, degrade
 from sciSR.consistency.slice_profile import (
     SliceProfile,
@@ -61,6 +61,7 @@ __all__ = [
     "recorded_slice_profile",
     "slice_profile_for",
     "strongest_baseline",
+    "window_beyond",
 ]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.fft
 
 from sciSR.consistency.model import ForwardModel
-from sciSR.degrade.mri import kspace_truncate
+from sciSR.degrade.mri import kspace_truncate, kspace_window
 
 # Window guess from the LR spectrum (noise floor removed): the power of the outer frequencies
 # (|f| ≥ 0.4 cycles/voxel) over that of the middle band (0.15 ≤ |f| < 0.25). Measured on k-space ×2
@@ -154,3 +154,42 @@ def estimate_window(lr: np.ndarray, axes: Sequence[int]) -> str | None:
     if all(r > _NONE_ABOVE for r in ratios):
         return "none"
     return None
+
+
+def window_beyond(x: np.ndarray, factors: Sequence[int], window: str) -> np.ndarray:
+    """``x`` with the frequencies a ``factors`` reduction drops weighted as ``window`` weights its own lines.
+
+    ``x`` is an acquisition of ``n`` lines per axis reconstructed with ``window``; a reduction by ``s``
+    keeps its central ``n // s`` lines (±``n // s // 2``). An estimate of the *unwindowed* object, compared with
+    ``x``, has to carry that window beyond the kept block (the separable product of each axis' weights);
+    inside the block it is the reduction's own data and stays as it is.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(*spatial, [C])`` on the acquisition's grid; the axes with a factor above 1 are transformed.
+    factors : sequence of int
+        Factor per leading spatial axis of the reduction.
+    window : str
+        ``"hamming"`` or ``"tukey"`` (:func:`sciSR.degrade.mri.kspace_window`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, the shape of ``x``.
+    """
+    axes = [a for a, s in enumerate(factors) if s > 1]
+    spectrum = scipy.fft.fftn(np.asarray(x, dtype=np.float64), axes=axes)
+    weight = np.ones((1,) * x.ndim)
+    inside = np.ones((1,) * x.ndim, dtype=bool)
+    for a in axes:
+        n = x.shape[a]
+        k = np.rint(np.fft.fftfreq(n) * n)
+        m = n // factors[a]
+        shape = [1] * x.ndim
+        shape[a] = n
+        weight = weight * kspace_window(k, n, window).reshape(shape)
+        # Both HR lines ±m/2 of an even m fold into the kept Nyquist line: kept alike, so real stays real.
+        inside = inside & (np.abs(k) <= m // 2).reshape(shape)
+    spectrum *= np.where(inside, 1.0, weight)
+    return scipy.fft.ifftn(spectrum, axes=axes).real

@@ -67,8 +67,8 @@ def thick_slice(
     return out if noise_std <= 0 else rician_magnitude(out.astype(np.complex64), noise_std, rng).astype(np.float32)
 
 
-def _window(k: np.ndarray, m: int, window: str | None) -> np.ndarray:
-    """Weight of the signed LR frequencies ``k`` (``m`` kept lines) under ``window``."""
+def kspace_window(k: np.ndarray, m: int, window: str | None) -> np.ndarray:
+    """Weight of the signed frequencies ``k`` of an ``m``-line acquisition under ``window`` (None: all 1)."""
     if window == "hamming":
         return 0.54 + 0.46 * np.cos(2 * np.pi * k / m)
     if window == "tukey":
@@ -124,7 +124,7 @@ def kspace_truncate(x: np.ndarray, scale: Sequence[int], window: str | None = No
             raise SciSRError(f"axis {axis} has {n} voxels, not a multiple of the factor {s}")
         m = n // s
         k = np.rint(np.fft.fftfreq(m) * m).astype(np.int64)  # signed frequencies in LR FFT order
-        factor = np.exp(2j * np.pi * k * (s - 1) / (2 * n)) * _window(k, m, window)
+        factor = np.exp(2j * np.pi * k * (s - 1) / (2 * n)) * kspace_window(k, m, window)
         if axis == first and partial < 1.0:
             factor = factor * (k >= (m + 1) // 2 - round(partial * m))  # the top round(partial·m) lines
         shape = [1] * z.ndim
