@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from sciSR.consistency.kspace import estimate_noise_sigma
-from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.infer.tiled import resolve_device
 from sciSR.intensity import normalize
@@ -83,22 +82,6 @@ def _match_noise(lr: np.ndarray, hr: np.ndarray, n_spatial: int, seed: int) -> t
     return lr + noise, round(sigma, 6)
 
 
-def _check_supported(image: SciImage, request: UpscaleRequest) -> None:
-    """Refuse what the plane-wise fine-tuning cannot learn from, with one line naming the reason."""
-    source = image.meta.get("source")
-    spec = request.model.spec
-    scaled = [f for f in request.factors if f > 1]
-    plain = spec is not None and spec.inputs == "image" and not spec.input_on_output_grid
-    if not plain or spec.spatial_dims != 2 or spec.in_channels != 1:
-        raise SciSRError("adapt= fine-tunes single-input, one-channel 2D networks; this model is not one", source)
-    if len(scaled) != 2:
-        raise SciSRError(f"adapt= learns an in-plane scale from the image's own planes; scale {request.factors} "
-                         "scales one axis (through-plane: use sciSR.self_supervised, which learns from the "
-                         "sharp in-plane axes)", source)
-    if request.shape is not None:
-        raise SciSRError("adapt= runs at the model's own factors; give scale=, not spacing=", source)
-
-
 def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, max_steps: int | None = None,
                   progress: ProgressLike = False, cancel: threading.Event | None = None) -> UpscaleRequest:
     """``request`` with its network fine-tuned on ``image`` for ``request.adapt`` seconds.
@@ -108,7 +91,8 @@ def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, ma
     image : SciImage
         The low-resolution input (2D frame, or a volume whose two scaled axes span its planes).
     request : UpscaleRequest
-        Built with ``adapt=`` seconds (:meth:`UpscaleRequest.build`); returned unchanged when None.
+        Built with ``adapt=`` seconds (:meth:`UpscaleRequest.build`, which refuses what cannot be adapted:
+        :func:`sciSR.pipeline.check_adapt`); returned unchanged when None.
     seed : int
         Seed of the patch sampling and of torch.
     max_steps : int, optional
@@ -129,24 +113,17 @@ def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, ma
 
     Raises
     ------
-    SciSRError
-        A model or scale that cannot be adapted, an image too small for it.
     sciSR.Cancelled
         When ``cancel`` is set.
     """
     if request.adapt is None:
         return request
     started = time.monotonic()
-    source = image.meta.get("source")
-    _check_supported(image, request)
     check = cancel_checker(cancel)
     check()
     values, _ = prepare(image)
     factors = request.factors
     hr = crop_to_factors(values, factors)
-    if min(n // f for n, f in zip(hr.shape, factors, strict=False) if f > 1) < 12:
-        raise SciSRError(f"the image {image.spatial_shape} is too small to adapt ×{factors} on itself "
-                         "(at least 12 low-resolution voxels along each scaled axis)", source)
     lr, described = own_degraded_copy(request, np.ascontiguousarray(hr))
     lr, added_noise = _match_noise(lr, hr, len(factors), seed)
     params = request.model.fit_normalization(values)

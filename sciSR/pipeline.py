@@ -404,18 +404,39 @@ def _check_tile(tile: int | Sequence[int] | None) -> int | tuple[int, ...] | Non
     return int(values[0]) if np.isscalar(tile) else tuple(int(v) for v in values)
 
 
-def check_adapt(adapt: Any, learned: bool, source: Any = None) -> float | None:
-    """``adapt=`` as seconds (None: no adaptation); anything else is a :class:`SciSRError` naming ``source``."""
+def check_adapt(adapt: Any, model: ResolvedModel, factors: tuple[int, ...], shape: tuple[int, ...] | None,
+                image: SciImage) -> float | None:
+    """``adapt=`` as seconds (None: no adaptation), checked against what it would fine-tune.
+
+    Test-time adaptation (:func:`sciSR.adaptation.adapt_request`) fine-tunes a single-input, one-channel 2D
+    network on the image's own planes, at the model's factors, on at least 12 low-resolution voxels along
+    each of its two scaled axes. Anything else is a one-line :class:`SciSRError` naming the image's source.
+    """
     if adapt is None:
         return None
+    source = image.meta.get("source")
     try:
         seconds = float(adapt)
     except (TypeError, ValueError):
         raise SciSRError(f"adapt must be a number of seconds, got {adapt!r}", source) from None
     if isinstance(adapt, bool) or not (math.isfinite(seconds) and seconds > 0):
         raise SciSRError(f"adapt must be a positive number of seconds, got {adapt!r}", source)
-    if not learned:
+    if model.is_interpolator:
         raise SciSRError("adapt= fine-tunes a network's weights; an interpolation has none", source)
+    spec = model.spec
+    plain = spec is not None and spec.inputs == "image" and not spec.input_on_output_grid
+    if not plain or spec.spatial_dims != 2 or spec.in_channels != 1:
+        raise SciSRError("adapt= fine-tunes single-input, one-channel 2D networks; this model is not one", source)
+    scaled = [a for a, f in enumerate(factors) if f > 1]
+    if len(scaled) != 2:
+        raise SciSRError(f"adapt= learns an in-plane scale from the image's own planes; scale {factors} "
+                         "scales one axis (through-plane: use sciSR.self_supervised, which learns from the "
+                         "sharp in-plane axes)", source)
+    if shape is not None:
+        raise SciSRError("adapt= runs at the model's own factors; give scale=, not spacing=", source)
+    if min(image.spatial_shape[a] // factors[a] for a in scaled) < 12:  # the degraded copy it learns from
+        raise SciSRError(f"the image {image.spatial_shape} is too small to adapt ×{factors} on itself "
+                         "(at least 12 low-resolution voxels along each scaled axis)", source)
     return seconds
 
 
@@ -530,7 +551,7 @@ class UpscaleRequest:
             bf16, when the model's spec lists it; see :func:`sciSR.infer.precision.resolve_precision`). The
             device is checked here too (an unavailable CUDA/MPS device is refused before any work).
         adapt : float, optional
-            Seconds of test-time adaptation (positive; networks only), see the attribute.
+            Seconds of test-time adaptation, see the attribute and :func:`check_adapt`.
 
         Raises
         ------
@@ -549,7 +570,7 @@ class UpscaleRequest:
         if consistency not in CONSISTENCY_MODES:
             raise SciSRError(f"consistency must be one of {', '.join(CONSISTENCY_MODES)}, got {consistency!r}")
         learned = not resolved.is_interpolator
-        adapt = check_adapt(adapt, learned, image.meta.get("source"))
+        adapt = check_adapt(adapt, resolved, factors, shape, image)
         operator = None
         resolved_precision = "fp32"
         runs_on = None  # where a network runs: named when its run time is refused

@@ -206,9 +206,9 @@ def test_napari_widget_model_tooltips_are_card_summaries(viewer_with_volume: tup
     assert "interpolation" in tips["cubic"]
 
 
-def test_napari_widget_passes_consistency_and_guard_to_learned_models(
-        viewer_with_volume: tuple, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    viewer, _, widget = viewer_with_volume
+def _spy_upscale(monkeypatch: pytest.MonkeyPatch, **learned: Any) -> list[dict[str, Any]]:
+    """Replace sciSR.upscale by cubic that records each call's options; a learned model's result gets the
+    provenance a real one holds (the self-check of sciSR.pipeline.self_check, plus ``learned``)."""
     calls: list[dict[str, Any]] = []
     real_upscale = sciSR.upscale
     check = {"model_psnr": 31.24, "baseline_psnr": 30.81, "baseline": "zerofill", "delta_db": 0.43}
@@ -217,11 +217,17 @@ def test_napari_widget_passes_consistency_and_guard_to_learned_models(
         calls.append({"model": model, **options})
         result = real_upscale(img, "cubic", scale, progress=options["progress"], cancel=options["cancel"])
         if model != "cubic":
-            # What a learned model's provenance holds: the self-check of sciSR.pipeline.self_check.
-            result.meta["provenance"][-1]["self_check"] = check
+            result.meta["provenance"][-1].update(self_check=check, **learned)
         return result
 
     monkeypatch.setattr(sciSR, "upscale", spy)
+    return calls
+
+
+def test_napari_widget_passes_consistency_and_guard_to_learned_models(
+        viewer_with_volume: tuple, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    viewer, _, widget = viewer_with_volume
+    calls = _spy_upscale(monkeypatch)
     widget.set_scale(1, 2, 2)
     widget.model_combo.setCurrentIndex(widget.model_combo.findData("mri-x2"))
     assert widget.consistency_combo.isEnabled() and widget.guard_box.isEnabled()
@@ -251,18 +257,7 @@ def test_napari_widget_passes_consistency_and_guard_to_learned_models(
 def test_napari_adapt_box_passes_seconds_to_learned_models_only(
         viewer_with_volume: tuple, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     _, _, widget = viewer_with_volume
-    calls: list[dict[str, Any]] = []
-    real_upscale = sciSR.upscale
-    check = {"model_psnr": 31.24, "baseline_psnr": 30.81, "baseline": "zerofill", "delta_db": 0.43}
-
-    def spy(img: Any, model: Any, scale: Any, **options: Any) -> Any:
-        calls.append({"model": model, **options})
-        result = real_upscale(img, "cubic", scale, progress=options["progress"], cancel=options["cancel"])
-        if model != "cubic":
-            result.meta["provenance"][-1].update(self_check=check, adaptation={"steps": 412, "used": False})
-        return result
-
-    monkeypatch.setattr(sciSR, "upscale", spy)
+    calls = _spy_upscale(monkeypatch, adaptation={"steps": 412, "used": False})
     widget.set_scale(1, 2, 2)
     widget.model_combo.setCurrentIndex(widget.model_combo.findData("mri-x2"))
     assert widget.adapt_box.isEnabled() and widget.adapt_box.value() == 0
