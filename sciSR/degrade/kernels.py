@@ -114,17 +114,8 @@ def downsample_axis(x: np.ndarray, axis: int, factor: int, profile: Profile, rad
         return x
     if n % factor:
         raise SciSRError(f"axis {axis} has {n} voxels, not a multiple of the factor {factor}")
-    delta = (factor - 1) / 2.0
-    taps = np.arange(int(np.ceil(delta - radius)), int(np.floor(delta + radius)) + 1)
-    weights = profile(taps - delta)
-    keep = weights != 0
-    taps, weights = taps[keep], weights[keep] / weights[keep].sum()
-    base = factor * np.arange(n // factor)
-    dtype = np.result_type(x.dtype, np.float32)
-    out = np.zeros((*x.shape[:axis], n // factor, *x.shape[axis + 1:]), dtype=dtype)
-    for tap, weight in zip(taps, weights, strict=True):
-        out += dtype.type(weight) * np.take(x, mirror_index(base + tap, n), axis=axis)
-    return out
+    # Integer factors are the special case of sample_axis whose centres fall on s·n + (s − 1)/2.
+    return sample_axis(x, axis, n // factor, profile, radius)
 
 
 def sample_axis(x: np.ndarray, axis: int, length: int, profile: Profile, radius: float) -> np.ndarray:
@@ -157,7 +148,8 @@ def sample_axis(x: np.ndarray, axis: int, length: int, profile: Profile, radius:
     first = np.floor(centres - radius).astype(int)
     taps = np.arange(int(np.ceil(2 * radius)) + 2)
     index = first[:, None] + taps[None, :]  # (length, taps)
-    weights = profile(index - centres[:, None])
+    offsets = index - centres[:, None]
+    weights = np.where(np.abs(offsets) <= radius, profile(offsets), 0.0)
     weights = weights / weights.sum(axis=1, keepdims=True)
     dtype = np.result_type(x.dtype, np.float32)
     moved = np.moveaxis(np.asarray(x), axis, 0)
