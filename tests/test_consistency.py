@@ -282,3 +282,25 @@ def test_kspace_window_from_the_dicom_header(tmp_path):
     assert up.meta["kspace_filtering"] == "HAMMING"
     op = forward_model_for(up, 2, card_degradation={"type": "kspace", "window_prob": 0.0})
     assert (op.window, op.source) == (None, "card")
+
+
+def test_window_from_reference_tells_hamming_from_sharp_and_tukey():
+    """Against the object itself (what a de-windowing network estimates), only a Hamming input reads as Hamming."""
+    from skimage import data
+
+    from sciSR.consistency import window_from_reference
+    from sciSR.degrade.mri import kspace_downsample
+
+    truth = data.camera()[128:384, 128:384].astype(np.float64)
+    rng = np.random.default_rng(0)
+    answers = {}
+    for window in (None, "hamming", "tukey"):
+        for noise in (0.0, 2.0):
+            low = kspace_downsample(truth, (2, 2), window, noise_std=noise, rng=rng)
+            answers[window, noise] = window_from_reference(low, truth, (2, 2))
+    assert answers[None, 0.0] == answers[None, 2.0] == "none"
+    assert answers["hamming", 0.0] == answers["hamming", 2.0] == "hamming"
+    assert answers["tukey", 0.0] != "hamming" and answers["tukey", 2.0] != "hamming"
+    # A window lives in k-space: a reduction of another object, or too few lines, says nothing.
+    assert window_from_reference(np.ones((8, 64)), np.ones((16, 128)), (2, 2)) is None
+    assert window_from_reference(kspace_downsample(truth, (2, 2), "hamming"), truth, (1, 1)) is None

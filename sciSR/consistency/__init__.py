@@ -36,7 +36,13 @@ import numpy as np
 
 from sciSR.consistency.acquisition import forward_model_for, strongest_baseline
 from sciSR.consistency.blur import project_blur
-from sciSR.consistency.kspace import estimate_noise_sigma, estimate_window, project_kspace, window_beyond
+from sciSR.consistency.kspace import (
+    estimate_noise_sigma,
+    estimate_window,
+    project_kspace,
+    window_beyond,
+    window_from_reference,
+)
 from sciSR.consistency.model import KINDS, SOURCES, ForwardModel, degrade
 from sciSR.consistency.slice_profile import (
     SliceProfile,
@@ -62,6 +68,7 @@ __all__ = [
     "slice_profile_for",
     "strongest_baseline",
     "window_beyond",
+    "window_from_reference",
 ]
 
 

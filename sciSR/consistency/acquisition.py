@@ -59,7 +59,9 @@ def forward_model_for(
       image's own fall-off for a window, so the window comes from the enhanced-MR attribute
       KSpaceFiltering when the reader found it (``meta["kspace_filtering"]``: NONE, HAMMING or TUKEY;
       ``"header"``; ignored once a scaled axis was resampled, ``meta["grid_factors"]`` ≠ 1), else from
-      the card (``window``, or ``window_prob > 0.5`` → Hamming), else there is none. ``noise_sigma``
+      the card (``window``, or ``window_prob > 0.5`` → Hamming), else there is none here; the upscale
+      then tests the input against the network's result for a Hamming window before it projects
+      (:func:`sciSR.pipeline.projection_operator`, source ``"estimated"``). ``noise_sigma``
       None: estimated from the image when projecting, so a noise-free image gets the exact projection and a noisy
       one the Wiener-weighted one instead of having its noise re-imposed (held-out MR_small/emri_small with
       Hamming + 2 % Rician noise: +0.07/+0.05 dB over the exact projection, sharp images within ±0.03 dB;
