@@ -29,7 +29,7 @@ OUTPUTS = {
     "generic-x4": ((1, 1, 64, 48), 1535.245188, (0.509029, 0.50976, 0.501555, 0.491655)),  # retrained, issue 19
     "mri-thick-x4": ((1, 1, 16, 48), -2.130902, (-0.00458, -0.005735, -0.008004, 0.001708)),  # retrained, issue 19
     "mri-x2": ((1, 1, 32, 24), 367.663059, (0.429838, 0.333434, 0.517429, 0.928982)),  # retrained, issue 19
-    "sky-x2": ((1, 1, 32, 24), -48.380091, (-0.037426, -0.0854, -0.076153, -0.07218)),  # retrained, issue 19
+    "sky-x2": ((1, 1, 32, 24), -69.480858, (-0.070202, -0.084575, -0.094116, -0.071843)),  # retrained, issue 19
 }
 DEGRADATIONS = {"ct-x2": "ct", "generic-x2": "bicubic", "generic-x4": "bicubic", "mri-thick-x4": "thick_slice",
                 "mri-x2": "kspace", "sky-x2": "telescope"}
