@@ -31,6 +31,7 @@ import torch
 import sciSR
 from sciSR.data.shipped import held_out, licences
 from sciSR.hub import WEIGHTS_DIR, save_model
+from sciSR.infer.receptive_field import receptive_field_radius
 from sciSR.training import list_recipes, load_config, recipe_path, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +88,10 @@ def train_one(name: str, runs: Path, weights: Path, extra: list[str]) -> dict[st
     rows = quality.evaluate_shipped(target)
     card["held_out_metrics"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                                  if not isinstance(v, np.ndarray)} for r in rows]
-    save_model(sciSR.load_model(target), target, overwrite=True, **card)
+    final = sciSR.load_model(target)
+    # Measured once here and declared in the card, so no load (a one-shot CLI run, a Dask worker) probes it.
+    receptive_field_radius(final, final.spec.spatial_dims, final.spec.scale, final.spec.in_channels)
+    save_model(final, target, overwrite=True, **card)
     print(f"{name}: {card['steps']} steps in {wall:.0f} s → {target} ({target.stat().st_size / 1e6:.2f} MB)")
     print(quality.table(rows), flush=True)
     return card

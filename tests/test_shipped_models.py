@@ -92,8 +92,8 @@ def test_card_spec_and_old_header_card_agree(name):
     stored = ModelSpec.from_dict(json.loads(weights.with_suffix(".json").read_text())["spec"])
     assert spec == load_model(name).spec == stored
     assert (spec.arch, spec.degradation, spec.global_pooling) == ("edsr-baseline", DEGRADATIONS[name], False)
-    # A card in the safetensors header written before specs existed derives the same spec; a newer one
-    # carries it.
+    # The card in the safetensors header (for a file copied without its sidecar) carries the same spec,
+    # receptive field included.
     with safe_open(str(weights), "pt") as f:
         header_card = json.loads(f.metadata()[CARD_METADATA_KEY])
     assert spec_from_card(header_card) == spec
@@ -140,3 +140,18 @@ def test_cli_upscales_a_small_file_by_name(name, tmp_path):
     model_scale = tuple(model.card["scale"]) + (1,) * (array.ndim - len(model.card["scale"]))
     assert result.shape == tuple(n * s for n, s in zip(array.shape, model_scale, strict=True))
     assert np.isfinite(result).all()
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_card_declares_the_measured_receptive_field(name):
+    """The card's radius spares every load the probe, so it has to be the one the probe finds."""
+    import dataclasses
+
+    from sciSR.infer.receptive_field import receptive_field_radius
+
+    model = load_model(name)
+    declared = model.spec.receptive_field
+    assert declared is not None
+    model.spec = dataclasses.replace(model.spec, receptive_field=None)
+    measured = receptive_field_radius(model, model.spec.spatial_dims, model.spec.scale, model.spec.in_channels)
+    assert not measured.global_pooling and measured.radius == tuple(declared)
