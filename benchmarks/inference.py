@@ -24,15 +24,18 @@ channels-last fp32, channels-last bf16 autocast) and of the whole network on the
 path (eager NCHW fp32 forward) and the new ones (:func:`predict_tiled` channels-last fp32, bf16, and
 ``torch.compile``), each as a fraction of the best single-convolution fp32 rate measured in the same run
 (the paths are interleaved, best of ``--repeats``, so load from other processes hits them alike), plus the
-first call of a fresh one-shot process. ``--fidelity`` prints, per shipped model, the PSNR of its bf16
-output against its fp32 output on real images (skimage camera and brick, pydicom CT_small and MR_small)
-scaled to unit range; ``precision="auto"`` may pick bf16 for a model only at ≥ 45 dB.
+first call of a fresh one-shot process: with the receptive field declared, as the shipped models' cards do
+(what a one-shot ``scisr upscale`` pays), and probed inside the call (a model file without one).
+``--fidelity`` prints, per shipped model, the PSNR of its bf16 output against its fp32 output on real images
+(skimage camera and brick, pydicom CT_small and MR_small) scaled to unit range; ``precision="auto"`` may
+pick bf16 for a model only at ≥ 45 dB.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import multiprocessing
 import resource
 import subprocess
@@ -190,10 +193,17 @@ def conv_rates(features: int, size: int, dims: int, device: torch.device, repeat
     return rates
 
 
-def _first_call_job(dims: int, size: int, scale: int, blocks: int, features: int, device: str) -> None:
-    """One-shot process: build the network, time its first prediction, then the best single-conv rate."""
+def _first_call_job(dims: int, size: int, scale: int, blocks: int, features: int, device: str,
+                    radius: int | None = None) -> None:
+    """One-shot process: build the network, time its first prediction, then the best single-conv rate.
+
+    ``radius``: the receptive field the network declares, as a shipped model's card does (None: probed
+    inside the timed call, as for a model file without one).
+    """
     torch.manual_seed(0)
     model = create_model("edsr-baseline", scale=scale, spatial_dims=dims, n_blocks=blocks, features=features).eval()
+    if radius is not None:
+        model.spec = dataclasses.replace(model.spec, receptive_field=radius)
     image = np.random.default_rng(0).random((1,) + (size,) * dims, dtype=np.float32)
     dev = resolve_device(device)
     flops = forward_flops(model, (1, *image.shape), dev)
@@ -260,13 +270,15 @@ def engine_table(args: argparse.Namespace, device: torch.device) -> None:
         psnr = f"{10 * np.log10(float(np.ptp(reference)) ** 2 / mse):.1f}" if mse > 0 else "exact"
         print(f"{name:<28} {rate:>8.1f} {rate / conv_fp32:>11.2f} {best['today: eager NCHW fp32'] / seconds:>8.2f} "
               f"{seconds:>8.3f} {float(np.abs(diff).max()):>17.1e} {psnr:>8}")
-    job = (f"import inference as b; b._first_call_job({args.dims}, {args.size}, {args.scale}, "
-           f"{args.blocks}, {args.features}, {str(device)!r})")
-    line = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parent).stdout.split()
-    seconds, rate, conv_first = (float(v) for v in line[-3:])
-    print(f"{'first call, one-shot process':<28} {rate:>8.1f} {rate / conv_first:>11.2f} {'':>8} {seconds:>8.3f}"
-          f"   (fp32, same process's single-conv rate {conv_first:.1f})")
+    radius = max(receptive_field_radius(model, args.dims, scale, 1).radius)
+    for label, declared in (("first call, one-shot process", radius), ("  … receptive field probed", None)):
+        job = (f"import inference as b; b._first_call_job({args.dims}, {args.size}, {args.scale}, "
+               f"{args.blocks}, {args.features}, {str(device)!r}, {declared!r})")
+        line = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.split()
+        seconds, rate, conv_first = (float(v) for v in line[-3:])
+        print(f"{label:<28} {rate:>8.1f} {rate / conv_first:>11.2f} {'':>8} {seconds:>8.3f}"
+              f"   (fp32, same process's single-conv rate {conv_first:.1f})")
 
 
 def fidelity_table(device: torch.device) -> None:
