@@ -46,6 +46,17 @@ def _kspace_axis(n: int, s: int, window: str | None) -> tuple[np.ndarray, np.nda
     return index, transfer
 
 
+def _reduced_spectrum(spectrum: np.ndarray, factors: Sequence[int], window: str | None) -> np.ndarray:
+    """The LR spectrum of :func:`kspace_truncate` from the HR one: the kept block times the transfer."""
+    kept = [_kspace_axis(spectrum.shape[a], s, window) for a, s in enumerate(factors)]
+    transfer = np.ones((1,) * spectrum.ndim, dtype=np.complex128)
+    for a, (_, t) in enumerate(kept):
+        shape = [1] * spectrum.ndim
+        shape[a] = t.size
+        transfer = transfer * t.reshape(shape)
+    return transfer * spectrum[np.ix_(*(index for index, _ in kept))]
+
+
 def project_kspace(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.ndarray | None) -> np.ndarray:
     """k-space projection: replace (or Wiener-correct) the kept block of the HR spectrum, keep it Hermitian.
 
@@ -198,9 +209,11 @@ def window_from_reference(lr: np.ndarray, reference: np.ndarray, factors: Sequen
     y = np.asarray(lr, dtype=np.float64)
     if not axes or any(y.shape[a] < _MIN_WINDOW_LENGTH for a in axes):
         return None
-    fine = np.asarray(reference, dtype=np.float64)
-    given = scipy.fft.fftn(y, axes=axes)
-    sharp, hamming = (scipy.fft.fftn(kspace_truncate(fine, factors, w), axes=axes) for w in (None, "hamming"))
+    leading = tuple(range(len(factors)))
+    given = scipy.fft.fftn(y, axes=leading)
+    # One HR transform; each reduction's LR spectrum is its kept block times its transfer (as in project_kspace).
+    spectrum = scipy.fft.fftn(np.asarray(reference, dtype=np.float64), axes=leading)
+    sharp, hamming = (_reduced_spectrum(spectrum, factors, w) for w in (None, "hamming"))
     radius = np.zeros(tuple(y.shape[a] for a in axes))
     for k, a in enumerate(axes):
         shape = [1] * len(axes)
