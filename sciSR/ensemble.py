@@ -163,8 +163,9 @@ def upscale_ensemble(
     m2: np.ndarray | None = None
     first: np.ndarray | None = None
     members = _members(request, image, values, blank, syms, consistent, progress, cancel)
+    projected_with = request.operator
     for n, (member, operator) in enumerate(members, start=1):
-        request = dataclasses.replace(request, operator=operator)
+        projected_with = operator
         if mean is None:
             first, mean, m2 = member, member.astype(np.float64), np.zeros(member.shape)
             continue
@@ -173,6 +174,7 @@ def upscale_ensemble(
         mean += delta / n
         m2 += delta * (member - mean)
     assert mean is not None and m2 is not None and first is not None
+    request = dataclasses.replace(request, operator=projected_with)
     spread = np.sqrt(m2 / len(syms)).astype(np.float32)
     result = mean.astype(np.float32) if ensemble else first
     extra = {**network_provenance(request, consistent, checked),

@@ -46,15 +46,20 @@ def _kspace_axis(n: int, s: int, window: str | None) -> tuple[np.ndarray, np.nda
     return index, transfer
 
 
-def _reduced_spectrum(spectrum: np.ndarray, factors: Sequence[int], window: str | None) -> np.ndarray:
-    """The LR spectrum of :func:`kspace_truncate` from the HR one: the kept block times the transfer."""
-    kept = [_kspace_axis(spectrum.shape[a], s, window) for a, s in enumerate(factors)]
-    transfer = np.ones((1,) * spectrum.ndim, dtype=np.complex128)
+def _kept_block(shape: Sequence[int], factors: Sequence[int], window: str | None
+                ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """``(block, transfer)`` of a reduction of an HR array of ``shape``: ``LR spectrum = transfer·HR[block]``.
+
+    ``block`` indexes the kept lines of the leading ``len(factors)`` axes (:func:`numpy.ix_`), ``transfer``
+    broadcasts against it (window, phase ramp and scale of :func:`kspace_truncate`).
+    """
+    kept = [_kspace_axis(shape[a], s, window) for a, s in enumerate(factors)]
+    transfer = np.ones((1,) * len(shape), dtype=np.complex128)
     for a, (_, t) in enumerate(kept):
-        shape = [1] * spectrum.ndim
-        shape[a] = t.size
-        transfer = transfer * t.reshape(shape)
-    return transfer * spectrum[np.ix_(*(index for index, _ in kept))]
+        axis_shape = [1] * len(shape)
+        axis_shape[a] = t.size
+        transfer = transfer * t.reshape(axis_shape)
+    return np.ix_(*(index for index, _ in kept)), transfer
 
 
 def project_kspace(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.ndarray | None) -> np.ndarray:
@@ -78,14 +83,7 @@ def project_kspace(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.nda
     """
     k = len(op.factors)
     axes = tuple(range(k))
-    trailing = (1,) * (x.ndim - k)
-    kept = [_kspace_axis(x.shape[a], s, op.window) for a, s in enumerate(op.factors)]
-    transfer = np.ones(trailing, dtype=np.complex128)
-    for a, (_, t) in enumerate(kept):
-        shape = [1] * x.ndim
-        shape[a] = t.size
-        transfer = transfer * t.reshape(shape)
-    block = np.ix_(*(index for index, _ in kept))
+    block, transfer = _kept_block(x.shape, op.factors, op.window)
     spectrum = scipy.fft.fftn(x, axes=axes)
     coeffs = spectrum[block]
     residual = y - scipy.fft.ifftn(transfer * coeffs, axes=axes)
@@ -103,7 +101,7 @@ def project_kspace(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.nda
     # A real image's spectrum is Hermitian. For an even LR size the kept Nyquist line (−M/2) has its
     # partner (+M/2) outside the kept block, which the forward model never sees: it must be the
     # conjugate, or dropping the imaginary part would halve the Nyquist line that A reads.
-    mirror = np.ix_(*(np.mod(-index, n) for (index, _), n in zip(kept, x.shape[:k], strict=True)))
+    mirror = np.ix_(*(np.mod(-index.ravel(), n) for index, n in zip(block, x.shape[:k], strict=True)))
     spectrum[mirror] = np.conj(coeffs)
     spectrum[block] = coeffs
     return scipy.fft.ifftn(spectrum, axes=axes).real
@@ -213,7 +211,8 @@ def window_from_reference(lr: np.ndarray, reference: np.ndarray, factors: Sequen
     given = scipy.fft.fftn(y, axes=leading)
     # One HR transform; each reduction's LR spectrum is its kept block times its transfer (as in project_kspace).
     spectrum = scipy.fft.fftn(np.asarray(reference, dtype=np.float64), axes=leading)
-    sharp, hamming = (_reduced_spectrum(spectrum, factors, w) for w in (None, "hamming"))
+    sharp, hamming = (transfer * spectrum[block] for block, transfer in
+                      (_kept_block(spectrum.shape, factors, w) for w in (None, "hamming")))
     radius = np.zeros(tuple(y.shape[a] for a in axes))
     for k, a in enumerate(axes):
         shape = [1] * len(axes)
