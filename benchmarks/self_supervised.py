@@ -22,11 +22,12 @@ The larger MR files the packages ship (MR2_UNCR.dcm, MR-SIEMENS-DICOM-WithOverla
 reconstructed onto a finer grid than they were acquired on (energy beyond half their Nyquist frequency < 1 %),
 so a ×2 reduction removes almost nothing and no truth exists to recover.
 
-Measured (2-core CPU, 1 thread, another process on the other core), Δ over cubic at 30 s / 60 s: MR_small sharp
-+0.45 / +0.45 and Hamming + Rician +0.10 / +0.10 (both the projected cubic fallback); emri_small +0.08 / +0.08 and
-+0.04 / +0.04; example4d sharp −0.74 / −0.81 (the network beat cubic on its held-out rows one scale down, not
-at the scale asked for), Hamming + Rician +0.05 / +0.05. Without the projection, example4d sharp peaks at
-+0.46 dB after 200 steps and falls below cubic past ~600: training longer fits the scale of the degraded copy.
+Measured (2-core CPU, 1 thread, a training on the other core), Δ over cubic at 30 s / 120 s: MR_small sharp
++0.45 / +0.45 and Hamming + Rician +0.10 / +0.10 (both the projected cubic fallback); emri_small +0.08 / +0.08
+and +0.04 / +0.04; example4d sharp +0.75 / +0.42 and Hamming + Rician +0.17 / +0.16. Longer budgets change
+nothing: the step cap (ten passes over the frame's patches, at least 500 steps) ends training first. Before
+the smaller training copies ("fathers") and the cap, example4d sharp fell to −0.74 / −0.81 dB at 30 / 60 s:
+the network fitted the scale of its degraded copy (held-out rows one scale down kept improving).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ recipes and returns the upscaled image on the same FOV-preserving grid as :func:
 - **2D frames** (ZSSR, Shocher et al., CVPR 2018): the frame and its own degraded copy (the acquisition's
   forward model, chosen as for data consistency: block sums or means for sky frames, k-space truncation
   for MRI, blur + block mean for CT; antialiased bicubic for generic images) form the training pairs; the
-  network is then applied to the frame itself. The last quarter of the rows is held out for validation:
+  network is then applied to the frame itself; smaller copies of the frame and their degraded copies
+  widen the scales it learns from (:func:`frame_fathers`). The last quarter of the rows is held out for validation:
   the best validated weights are kept, and cubic is returned when they do not beat it, so a frame never
   comes out below cubic on its own degraded copy. Sky frames get the flux projection of :mod:`sciSR.flux`
   afterwards, exactly as :func:`sciSR.upscale` does.
@@ -21,7 +22,9 @@ linear warm-up, gradient-norm clipping, cosine learning-rate decay, the 8 flips/
 (with the anisotropic volume model the rotation is the choice of which in-plane axis is degraded), and a
 network that learns the residual over cubic interpolation. The wall clock is checked every step so
 training + inference end within ``time_budget_s``; ``max_steps`` gives a step budget instead (then the
-run is reproducible: the same seed on the CPU gives identical results).
+run is reproducible: the same seed on the CPU gives identical results). Either way training stops after
+ten passes over the distinct patches the data offers (at least 500 steps): a small image trained longer is
+memorised at the scale of its degraded copy, which its held-out rows cannot see.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ import torch
 from torch import nn
 
 from sciSR.consistency import ForwardModel, degrade, forward_model_for, slice_profile_for
-from sciSR.degrade.generic import bicubic_downsample
+from sciSR.degrade.generic import bicubic_downsample, bicubic_resample
 from sciSR.degrade.kernels import boxcar_profile, gaussian_profile, sample_axis
-from sciSR.degrade.mri import PROFILES, thick_slice
+from sciSR.degrade.mri import PROFILES, kspace_resample, thick_slice
 from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
@@ -64,17 +67,29 @@ from sciSR.pipeline import (
 )
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
-__all__ = ["DEFAULT_OPTIONS", "TRAINING", "PatchPairs", "crop_to_factors", "held_out_scorer", "self_supervised",
-           "train_on_pairs", "validation_split"]
+__all__ = ["DEFAULT_OPTIONS", "TRAINING", "PatchPairs", "crop_to_factors", "frame_fathers", "held_out_scorer",
+           "self_supervised", "train_on_pairs", "validation_split"]
 
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"edsr-baseline": {"n_blocks": 8, "features": 32}}
 """Architecture options used when ``options`` is None: small enough for thousands of steps on 2 CPU cores."""
 
 TRAINING: dict[str, Any] = {"patch": 32, "batch": 16, "lr": 1e-3, "lr_final": 1e-5, "warmup_steps": 50,
-                             "clip_norm": 1.0, "val_every": 25, "val_fraction": 0.25}
+                             "clip_norm": 1.0, "val_every": 25, "val_fraction": 0.25,
+                             "father_scales": (0.9, 0.8, 0.7, 0.6), "max_epochs": 10,
+                             "min_step_cap": 500}
 """Training recipe: HR patch side (rounded up to a multiple of the scale), patches per step, Adam
 learning rate at the start and at the end of the cosine decay, linear warm-up steps, gradient-norm clip,
-steps between validations, and the share of a frame's rows held out for validation."""
+steps between validations, the share of a frame's rows held out for validation, the sizes (share of
+the frame's) of the smaller copies a frame also trains on (:func:`frame_fathers`), and the step cap: the
+most passes over the distinct patches the data offers (:meth:`PatchPairs.distinct_patches`), but at
+least ``min_step_cap`` steps. The fathers and the cap keep a small image from being memorised at the
+scale of its degraded copy, which the held-out rows cannot see (nibabel's example4d EPI slice, 64×48,
+sharp k-space ×2, with the fathers: +0.81 dB over cubic after 400 steps, about 5 passes, +0.10 after
+1600, −0.09 after 3200, while the held-out L1 kept falling); the floor lets the tiniest frames (32²,
+whose 10 passes are 25 steps) finish a warm-up and a decay, which they need and do not over-fit in
+(pydicom's emri_small frame, 32² ×2: +0.08 dB after 760 and after 1550 steps, −0.00 after 25). Images
+of 128² and more offer so many patches that the cap does not bind within any budget. Both numbers were
+chosen on those benchmark frames (``benchmarks/self_supervised.py --frames``), no others."""
 
 _TRAIN_SHARE_OF_PROGRESS = 0.9
 _INFER_COST_MARGIN = 1.5  # tiles overlap, and inference runs two orientations: stay clear of the budget
@@ -125,6 +140,13 @@ class PatchPairs:
             self.patch = (min(self.patch),) * 2
         self.patch = tuple(p - p % f for p, f in zip(self.patch, factors, strict=True))
         self.isotropic = isotropic
+
+    def distinct_patches(self) -> int:
+        """Patches the pairs offer: positions × planes × symmetries (4 flips, × 2 with the transpose)."""
+        (f0, f1), (p0, p1) = self.factors, self.patch
+        positions = sum((lr.shape[0] - p0 // f0 + 1) * (lr.shape[1] - p1 // f1 + 1) * lr.shape[2]
+                        for lr, _ in self.pairs)
+        return positions * (8 if self.isotropic else 4)
 
     def batch(self, rng: np.random.Generator, size: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """``(lr, hr)`` batches ``(size, 1, p0/f0, p1/f1)`` and ``(size, 1, p0, p1)`` float32."""
@@ -271,6 +293,40 @@ def _frame_degradation(image: SciImage, factors: tuple[int, ...]
     return operator, lambda x: degrade(x, operator)
 
 
+def frame_fathers(hr: np.ndarray, factors: tuple[int, ...], operator: ForwardModel | None) -> list[np.ndarray]:
+    """Smaller copies of a frame to train on beside the frame itself (ZSSR's "HR fathers").
+
+    A network trained on one pair (the frame's degraded copy → the frame) learns the content at that one
+    scale and, trained long, fits it at the cost of the scale it is applied at (nibabel's example4d EPI
+    slice, sharp k-space ×2: +0.49 dB over cubic after 200 steps, −0.11 dB after 800). Copies at
+    :data:`TRAINING` ``["father_scales"]`` of the frame's size widen the scales it sees: MRI frames are
+    re-imaged with fewer k-space lines (:func:`~sciSR.degrade.mri.kspace_resample`, a smaller acquisition
+    matrix over the same field of view), others shrunk by antialiased bicubic. Sizes are rounded to
+    multiples of the factors.
+
+    Parameters
+    ----------
+    hr : numpy.ndarray
+        ``(n0, n1, ...)`` the frame (each size a multiple of its factor).
+    factors : tuple of int
+        Scale per spatial axis.
+    operator : ForwardModel, optional
+        The frame's forward model (:func:`_frame_degradation`); None for generic frames.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        float32 copies, largest first; sizes equal to the frame's are left out.
+    """
+    shrink = kspace_resample if operator is not None and operator.kind == "kspace" else bicubic_resample
+    fathers = []
+    for share in TRAINING["father_scales"]:
+        shape = tuple(max(f, round(n * share / f) * f) for n, f in zip(hr.shape[:2], factors, strict=True))
+        if shape != hr.shape[:2]:
+            fathers.append(shrink(hr, shape))
+    return fathers
+
+
 _VAL_CONTEXT_ROWS = 8  # training rows above the held-out ones that the network sees but is not scored on
 
 
@@ -326,7 +382,7 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
            deadline: float, infer_cost: Callable[[float], float], max_steps: int | None,
            report: Callable[[float], None], check: Callable[[], None], precision: str = "fp32",
            validate: Callable[[nn.Module], float] | None = None, recipe: Mapping[str, Any] = TRAINING,
-           validate_start: bool = False) -> dict[str, Any]:
+           validate_start: bool = False, step_cap: int | None = None) -> dict[str, Any]:
     """Adam + L1 until ``max_steps`` or until training plus the estimated inference would pass ``deadline``.
 
     Stable at any budget: the learning rate warms up linearly over ``recipe["warmup_steps"]``, the
@@ -339,6 +395,9 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
 
     ``infer_cost(seconds_per_step)`` estimates the inference time from the measured step time. With
     ``max_steps`` the learning rate follows the steps (reproducible); otherwise it follows the clock.
+    ``step_cap`` ends training after that many steps whatever the budget (:data:`TRAINING`
+    ``["max_epochs"]``): it lowers ``max_steps``, and without ``max_steps`` the learning rate follows the
+    steps or the clock, whichever is nearer its end.
     ``precision`` (``"fp32"``, ``"bf16"``, ``"fp16"``; resolved, see
     :func:`sciSR.infer.precision.resolve_precision`) is the autocast dtype of the forward pass; the loss,
     the weights and Adam stay float32 (fp16 adds a gradient scaler). Weights and batches are channels-last,
@@ -361,7 +420,10 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
     step = 0
     best = {"val_l1": math.inf, "step": 0, "state": None}
     # A short fixed run warms up over its first tenth at most, so that it still learns.
-    warmup = recipe["warmup_steps"] if max_steps is None else max(1, min(recipe["warmup_steps"], max_steps // 10))
+    if step_cap is not None and max_steps is not None:
+        max_steps, step_cap = min(max_steps, step_cap), None
+    limit = max_steps if max_steps is not None else step_cap
+    warmup = recipe["warmup_steps"] if limit is None else max(1, min(recipe["warmup_steps"], limit // 10))
 
     def keep_if_best() -> None:
         value = validate(model)
@@ -372,7 +434,7 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
     if validate is not None and validate_start:
         keep_if_best()
     warm_start = start
-    while max_steps is None or step < max_steps:
+    while (max_steps is None or step < max_steps) and (step_cap is None or step < step_cap):
         check()
         now = time.monotonic()
         if step == 1:
@@ -386,7 +448,7 @@ def train_on_pairs(model: nn.Module, data: PatchPairs, *, device: torch.device, 
         if now + per_step >= stop_at and step >= 1:
             break
         by_time = min((now - start) / max(stop_at - start, 1e-9), 1.0)
-        fraction = step / max_steps if max_steps is not None else by_time
+        fraction = step / max_steps if max_steps is not None else max(by_time, step / (step_cap or math.inf))
         warm = min(1.0, (step + 1) / warmup)
         for group in optimizer.param_groups:
             group["lr"] = warm * (lr1 + 0.5 * (lr0 - lr1) * (1 + math.cos(math.pi * fraction)))
@@ -515,7 +577,9 @@ def self_supervised(
         frame's rows (``held_out_rows``) is not trained on, the weights of the best ``val_l1`` (at
         ``best_step``) are kept, and when they do not beat cubic there (``cubic_val_l1``) the result is
         the cubic B-spline upscale (then the consistency projection), with ``fallback`` saying so;
-        ``consistency`` records the operator projected with, or ``"off"``.
+        ``fathers`` lists the sizes of the smaller copies it also trained on (:func:`frame_fathers`);
+        ``consistency`` records the operator projected with, or ``"off"``. ``step_cap`` is the step
+        count training stops at whatever the budget (:data:`TRAINING`).
 
     Raises
     ------
@@ -618,9 +682,20 @@ def self_supervised(
         stack = (lambda x: x.reshape(*x.shape[:2], -1)) if channels else (lambda x: x[..., None])
         pair = (stack(normalize(lr, params)), stack(normalize(hr, params)))
         train_pair, val_pair, held_rows, context_rows = validation_split(*pair, factors)
-        data = PatchPairs([train_pair], factors, TRAINING["patch"], isotropic=factors[0] == factors[1])
+        # The fathers' held-out rows cover the frame's (same field of view), so only their training rows are
+        # used; a father whose training rows cannot hold a whole patch of the frame's is left out.
+        patch = [min(TRAINING["patch"], n) for n in train_pair[1].shape[:2]]
+        fathers, father_shapes = [], []
+        for father in frame_fathers(hr, factors, operator):
+            low = stack(normalize(degrade_frame(father).astype(np.float32), params))
+            train = validation_split(low, stack(normalize(father, params)), factors)[0]
+            if all(n >= p for n, p in zip(train[1].shape[:2], patch, strict=True)):
+                fathers.append(train)
+                father_shapes.append(list(father.shape[:2]))
+        data = PatchPairs([train_pair, *fathers], factors, TRAINING["patch"], isotropic=factors[0] == factors[1])
         model_scale = factors
-        recipe = {"recipe": "ZSSR: trained on the frame's own degraded copy", "degradation": name}
+        recipe = {"recipe": "ZSSR: trained on the frame's own degraded copy", "degradation": name,
+                  "fathers": father_shapes}
         infer_voxels = values.size
 
     torch_device = resolve_device(device)
@@ -633,6 +708,8 @@ def self_supervised(
     # Measured now (and cached on the model for predict_tiled) so that the time budget accounts for it.
     receptive_field_radius(model, 2, model.scale, 1)
     rng = np.random.default_rng(seed)
+    step_cap = max(TRAINING["min_step_cap"], math.ceil(TRAINING["max_epochs"] * data.distinct_patches()
+                                                       / TRAINING["batch"]))
     step_voxels = TRAINING["batch"] * math.prod(data.patch) / math.prod(model_scale)
 
     def infer_cost(seconds_per_step: float) -> float:
@@ -647,11 +724,13 @@ def self_supervised(
     with progress_callback(progress, desc="self-supervised") as report:
         stats = train_on_pairs(model, data, device=torch_device, rng=rng, deadline=started + budget,
                                infer_cost=infer_cost, max_steps=None if max_steps is None else int(max_steps),
-                               report=report, check=check, validate=validate, precision=precision)
+                               report=report, check=check, validate=validate, precision=precision,
+                               step_cap=step_cap)
         # Never below cubic: when the best weights do not beat it on the held-out rows, cubic is the result.
         fallback = validate is not None and stats["val_l1"] >= cubic_l1
         if validate is not None:
             stats.update(cubic_val_l1=round(cubic_l1, 6), held_out_rows=held_rows)
+        stats["step_cap"] = step_cap
         infer_start = time.monotonic()
         net_input = normalize(values, params)
         n_spatial = image.spatial_ndim

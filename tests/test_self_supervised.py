@@ -124,6 +124,8 @@ def test_frame_zssr_beats_cubic():
     value_range = data_range(truth)
     assert psnr(sr.array, truth, value_range) >= psnr(cubic.array, truth, value_range) - 0.05
     assert sr.meta["provenance"][-1]["degradation"] == "antialiased bicubic"
+    # It also trained on a 0.9× copy of the 48² frame; smaller ones cannot hold a 32² patch of training rows.
+    assert sr.meta["provenance"][-1]["fathers"] == [[44, 44]]
 
 
 @pytest.mark.parametrize("steps", [1, 400])
@@ -143,6 +145,7 @@ def test_mri_frame_is_never_below_cubic_and_learns_its_own_acquisition(steps):
     step = sr.meta["provenance"][-1]
     assert step["degradation"]["kind"] == "kspace" and step["degradation"]["window"] is None
     assert step["held_out_rows"] == 4 and step["best_step"] <= steps
+    assert step["fathers"] == []  # a 32² frame is too small for smaller copies that hold a training patch
     assert ("fallback" in step) == (step["val_l1"] >= step["cubic_val_l1"])
     # Learned or cubic fallback, the result is projected onto the input's spectrum (Wiener-weighted: the real
     # slice carries noise, estimated from the image), so k-space ×2 of it is far closer to the input than cubic's.
@@ -157,6 +160,36 @@ def test_mri_frame_is_never_below_cubic_and_learns_its_own_acquisition(steps):
         off = sciSR.self_supervised(lr, 2, max_steps=steps, device="cpu", options=SMALL, consistency="off")
         assert off.meta["provenance"][-1]["consistency"] == "off"
         np.testing.assert_allclose(off.array, cubic.array, rtol=1e-5, atol=1e-3)
+
+
+def test_a_small_frame_stops_at_its_step_cap_whatever_the_budget():
+    from sciSR.self_supervision import TRAINING, PatchPairs
+
+    # 12×16 LR rows and 24² patches: 1 × 5 positions, 8 symmetries.
+    pairs = PatchPairs([(np.zeros((12, 16, 1), np.float32), np.zeros((24, 32, 1), np.float32))], (2, 2), 32, True)
+    assert pairs.patch == (24, 24) and pairs.distinct_patches() == 40
+    truth = generic_scene((64, 64), seed=4).array
+    lr = sciSR.SciImage.from_array(bicubic_downsample(truth, (2, 2)), domain="generic")
+    # A 32² frame offers ten passes in far fewer steps than the floor: the floor ends training, not the budget.
+    sr = sciSR.self_supervised(lr, 2, time_budget_s=900, device="cpu", options=TINY)
+    step = sr.meta["provenance"][-1]
+    assert step["step_cap"] == TRAINING["min_step_cap"] and step["steps"] == step["step_cap"]
+    assert step["train_seconds"] < 900
+    value_range = data_range(truth)
+    assert psnr(sr.array, truth, value_range) >= psnr(sciSR.upscale(lr, "cubic", 2).array, truth, value_range) - 0.05
+
+
+def test_mri_fathers_are_smaller_acquisitions_of_the_same_field_of_view():
+    from sciSR.degrade.mri import kspace_resample
+    from sciSR.self_supervision import frame_fathers
+
+    frame = knee_phantom((64, 64, 64), seed=1).array[32]
+    fathers = frame_fathers(frame, (2, 2), ForwardModel("kspace", (2, 2)))
+    assert [f.shape for f in fathers] == [(58, 58), (52, 52), (44, 44), (38, 38)]
+    np.testing.assert_array_equal(fathers[1], kspace_resample(frame, (52, 52)))
+    generic = frame_fathers(frame, (2, 2), None)
+    assert [f.shape for f in generic] == [f.shape for f in fathers]
+    assert all(abs(float(f.mean()) - float(frame.mean())) < 1e-3 * float(frame.max()) for f in generic)
 
 
 def test_sky_frame_conserves_flux_and_masks_nans():

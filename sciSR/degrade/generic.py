@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sciSR.degrade.kernels import cubic_profile, downsample_axis
+from sciSR.degrade.kernels import cubic_profile, downsample_axis, sample_axis
 from sciSR.degrade.noise import RandomLike, gaussian_noise
 
 
@@ -43,3 +43,29 @@ def bicubic_downsample(
         if s > 1:
             out = downsample_axis(out, axis, s, *cubic_profile(s, antialias=antialias))
     return gaussian_noise(out, noise_std, rng)
+
+
+def bicubic_resample(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Antialiased bicubic shrink of the leading axes onto ``shape`` voxels, any ratio, field of view kept.
+
+    The non-integer sibling of :func:`bicubic_downsample` (kernel stretched by ``n/m``; sample ``j`` centred
+    on input position ``(j + 0.5)·n/m − 0.5``). Means are kept.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(*spatial, ...)`` values.
+    shape : sequence of int
+        New size of each leading spatial axis, each ≤ the old one.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(*shape, ...)``.
+    """
+    out = np.asarray(x, dtype=np.float32)
+    for axis, m in enumerate(shape):
+        n = out.shape[axis]
+        if m < n:
+            out = sample_axis(out, axis, int(m), *cubic_profile(n / m))
+    return out

@@ -61,7 +61,7 @@ def boxcar_profile(width: float) -> tuple[Profile, float]:
     return (lambda d: np.clip(np.minimum(d + 0.5, half) - np.maximum(d - 0.5, -half), 0.0, None)), half + 0.5
 
 
-def cubic_profile(factor: int, a: float = -0.5, antialias: bool = True) -> tuple[Profile, float]:
+def cubic_profile(factor: float, a: float = -0.5, antialias: bool = True) -> tuple[Profile, float]:
     """Keys cubic convolution kernel (``a = −0.5``: MATLAB ``imresize`` / PIL bicubic).
 
     With ``antialias`` the kernel is stretched by the factor (support ``4·s`` voxels), as an

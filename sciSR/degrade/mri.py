@@ -122,16 +122,54 @@ def kspace_truncate(x: np.ndarray, scale: Sequence[int], window: str | None = No
         n = z.shape[axis]
         if n % s:
             raise SciSRError(f"axis {axis} has {n} voxels, not a multiple of the factor {s}")
-        m = n // s
-        k = np.rint(np.fft.fftfreq(m) * m).astype(np.int64)  # signed frequencies in LR FFT order
-        factor = np.exp(2j * np.pi * k * (s - 1) / (2 * n)) * kspace_window(k, m, window)
-        if axis == first and partial < 1.0:
-            factor = factor * (k >= (m + 1) // 2 - round(partial * m))  # the top round(partial·m) lines
-        shape = [1] * z.ndim
-        shape[axis] = m
-        kept = np.take(scipy.fft.fft(z, axis=axis), np.mod(k, n), axis=axis)
-        z = scipy.fft.ifft(kept * factor.astype(np.complex64).reshape(shape), axis=axis) * np.float32(m / n)
+        z = _keep_lines(z, axis, n // s, window, partial if axis == first else 1.0)
     return z.astype(np.complex64, copy=False)
+
+
+def _keep_lines(z: np.ndarray, axis: int, m: int, window: str | None, partial: float) -> np.ndarray:
+    """The central ``m`` k-space lines of ``z`` along ``axis``, on the FOV grid of ``m`` samples, any ratio.
+
+    Sample ``j`` lies at input position ``(j + 0.5)·n/m − 0.5`` (the phase ramp); values are scaled by
+    ``m/n`` so means are kept.
+    """
+    n = z.shape[axis]
+    k = np.rint(np.fft.fftfreq(m) * m).astype(np.int64)  # signed frequencies in LR FFT order
+    factor = np.exp(2j * np.pi * k * (n / m - 1) / (2 * n)) * kspace_window(k, m, window)
+    if partial < 1.0:
+        factor = factor * (k >= (m + 1) // 2 - round(partial * m))  # the top round(partial·m) lines
+    shape = [1] * z.ndim
+    shape[axis] = m
+    kept = np.take(scipy.fft.fft(z, axis=axis), np.mod(k, n), axis=axis)
+    return scipy.fft.ifft(kept * factor.astype(np.complex64).reshape(shape), axis=axis) * np.float32(m / n)
+
+
+def kspace_resample(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """The same object imaged with fewer k-space lines: a magnitude image of ``shape`` voxels, any ratio.
+
+    The non-integer sibling of :func:`kspace_truncate` (sharp truncation, no window or noise): each
+    leading axis keeps its central ``shape[axis]`` lines on the FOV-preserving grid, so the result is what
+    a scanner with that matrix and the same field of view would reconstruct. Self-supervised SR makes its
+    smaller training images ("fathers") with it.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(*spatial, ...)`` magnitudes.
+    shape : sequence of int
+        New size of each leading spatial axis, each ≤ the old one.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 magnitudes ``(*shape, ...)``.
+    """
+    z = np.asarray(x).astype(np.complex64)
+    for axis, m in enumerate(shape):
+        if not 1 <= m <= z.shape[axis]:
+            raise SciSRError(f"axis {axis} has {z.shape[axis]} voxels; cannot keep {m} k-space lines")
+        if m < z.shape[axis]:
+            z = _keep_lines(z, axis, int(m), None, 1.0)
+    return np.abs(z).astype(np.float32)
 
 
 def kspace_downsample(

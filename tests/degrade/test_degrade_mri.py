@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from sciSR.degrade import kspace_downsample, kspace_truncate, thick_slice
+from sciSR.degrade import (
+    bicubic_downsample,
+    bicubic_resample,
+    kspace_downsample,
+    kspace_resample,
+    kspace_truncate,
+    thick_slice,
+)
 from sciSR.degrade.kernels import FWHM_PER_SIGMA
 from sciSR.errors import SciSRError
 
@@ -27,6 +34,35 @@ def test_kspace_truncation_keeps_retained_coefficients_exactly(shape, scale):
         view[axis] = m
         ramp = ramp * np.exp(2j * np.pi * k * (s - 1) / (2 * n)).reshape(view)
     np.testing.assert_allclose(lr_k, hr_k[kept] * ramp, rtol=1e-4, atol=1e-3)
+
+
+def test_kspace_resample_images_a_band_limited_object_on_the_fov_grid_at_any_ratio():
+    # A positive object made of frequencies every matrix keeps: fewer k-space lines sample it exactly at
+    # the FOV-grid positions (j + 0.5)·n/m − 0.5, whatever the ratio n/m.
+    n = (60, 48)
+
+    def image(p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
+        return (3.0 + np.cos(2 * np.pi * 3 * p0 / n[0] + 0.4) + 0.5 * np.sin(2 * np.pi * 5 * p1 / n[1])
+                * np.cos(2 * np.pi * 2 * p0 / n[0]))
+
+    x = image(*np.meshgrid(np.arange(n[0]), np.arange(n[1]), indexing="ij")).astype(np.float32)
+    for m in [(42, 34), (30, 24), (60, 37)]:
+        centres = [(np.arange(k) + 0.5) * (size / k) - 0.5 for k, size in zip(m, n, strict=True)]
+        expected = image(*np.meshgrid(*centres, indexing="ij"))
+        np.testing.assert_allclose(kspace_resample(x, m), expected, atol=1e-4)
+    # At an integer ratio it is the magnitude of the truncation the degradations use.
+    np.testing.assert_allclose(kspace_resample(x, (30, 24)), np.abs(kspace_truncate(x, (2, 2))), atol=1e-5)
+    with pytest.raises(SciSRError, match="cannot keep 61 k-space lines"):
+        kspace_resample(x, (61, 48))
+
+
+def test_bicubic_resample_is_the_antialiased_shrink_at_any_ratio():
+    x = np.random.default_rng(3).random((40, 36, 2)).astype(np.float32)
+    np.testing.assert_allclose(bicubic_resample(x, (20, 12)), bicubic_downsample(x, (2, 3)), atol=1e-6)
+    shrunk = bicubic_resample(x, (29, 36))
+    assert shrunk.shape == (29, 36, 2)
+    np.testing.assert_array_equal(shrunk[..., 1], bicubic_resample(x[..., 1], (29, 36)))
+    np.testing.assert_allclose(bicubic_resample(np.full((40, 36), 2.5, np.float32), (29, 25)), 2.5, rtol=1e-6)
 
 
 def test_kspace_keeps_the_mean_and_rings_at_edges_unless_windowed():
