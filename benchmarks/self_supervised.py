@@ -24,15 +24,16 @@ The larger MR files the packages ship (MR2_UNCR.dcm, MR-SIEMENS-DICOM-WithOverla
 reconstructed onto a finer grid than they were acquired on (energy beyond half their Nyquist frequency < 1 %),
 so a ×2 reduction removes almost nothing and no truth exists to recover.
 
-Measured (2-core CPU, 1 thread, a training on the other core), Δ over cubic at 30 s / 120 s: MR_small sharp
-+0.45 / +0.45 and Hamming + Rician +0.10 / +0.10 (both the projected cubic fallback); emri_small +0.08 / +0.08
-and +0.04 / +0.04; example4d sharp +0.75 / +0.42 and Hamming + Rician +0.17 / +0.16. Longer budgets change
-nothing: the step cap (ten passes over the frame's patches, at least 500 steps) ends training first. Before
-the smaller training copies ("fathers") and the cap, example4d sharp fell to −0.74 / −0.81 dB at 30 / 60 s:
-the network fitted the scale of its degraded copy (held-out rows one scale down kept improving). The knee
-phantom slice, sharp: −0.72 / −0.94 dB at 30 / 120 s (before: −2.06 / −0.94; the sagittal plane x = 40, not a
-row here, went from −0.03 / −0.30 to −0.59 / −1.29): trained on a ringing copy, the network rings where the
-phantom's truth does not, and its held-out rows, which ring too, cannot tell.
+Measured (2-core CPU, 1 thread, another process on the other core), Δ over cubic at 30 s / 120 s: MR_small sharp
++0.45 / +0.45 and Hamming + Rician +0.10 / +0.10 (both the projected cubic fallback); emri_small +0.25 / +0.25
+and +0.04 / +0.04 (fallback); example4d sharp +1.07 / +1.02 and Hamming + Rician +0.10 / +0.10; knee phantom
+sharp +0.90 / +0.89 and Hamming + Rician +0.19 / +0.15. Longer budgets change nothing: the step cap (ten
+passes over the frame's patches, at least 500 steps) ends training first. Without the smaller training
+copies ("fathers"), the cap and the half share of the network's detail, example4d sharp fell to −0.74 / −0.81
+dB at 30 / 60 s and the knee phantom slice to −2.06 / −0.94 dB at 30 / 120 s: the network fitted the scale of
+its degraded copy (held-out rows one scale down kept improving), and on the phantom, trained on a ringing
+copy, it rang where the truth does not. The half share alone, applied to the same trained networks: example4d
+sharp +0.72 → +1.08, knee sharp −0.36 → +1.02, emri_small sharp +0.08 → +0.25, example4d Hamming +0.15 → +0.09.
 """
 
 from __future__ import annotations

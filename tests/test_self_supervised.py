@@ -126,6 +126,8 @@ def test_frame_zssr_beats_cubic():
     assert sr.meta["provenance"][-1]["degradation"] == "antialiased bicubic"
     # It also trained on a 0.9× copy of the 48² frame; smaller ones cannot hold a 32² patch of training rows.
     assert sr.meta["provenance"][-1]["fathers"] == [[44, 44]]
+    # The learned result keeps half of its difference from cubic.
+    assert "fallback" not in sr.meta["provenance"][-1] and sr.meta["provenance"][-1]["detail_share"] == 0.5
 
 
 @pytest.mark.parametrize("steps", [1, 400])
@@ -153,13 +155,28 @@ def test_mri_frame_is_never_below_cubic_and_learns_its_own_acquisition(steps):
     residual = np.abs(kspace_downsample(sr.array, (2, 2)) - lr.array).mean()
     assert residual < 0.5 * np.abs(kspace_downsample(cubic.array, (2, 2)) - lr.array).mean()
     if steps == 1:
-        assert "fallback" in step
+        assert "fallback" in step and "detail_share" not in step
         operator = ForwardModel("kspace", (2, 2), noise_sigma=None)
         projected = project(cubic.array.astype(np.float64), lr.array.astype(np.float64), operator)
         np.testing.assert_allclose(sr.array, projected, rtol=1e-5, atol=1e-3)
         off = sciSR.self_supervised(lr, 2, max_steps=steps, device="cpu", options=SMALL, consistency="off")
         assert off.meta["provenance"][-1]["consistency"] == "off"
         np.testing.assert_allclose(off.array, cubic.array, rtol=1e-5, atol=1e-3)
+
+
+def test_a_learned_frame_keeps_a_share_of_its_difference_from_cubic(monkeypatch):
+    from sciSR.self_supervision import TRAINING
+
+    truth = generic_scene((96, 96), seed=2).array
+    lr = sciSR.SciImage.from_array(bicubic_downsample(truth, (2, 2)), domain="generic")
+    runs = {}
+    for share in (0.0, 0.5, 1.0):
+        monkeypatch.setitem(TRAINING, "detail_share", share)
+        runs[share] = sciSR.self_supervised(lr, 2, max_steps=80, device="cpu", options=SMALL)
+        assert "fallback" not in runs[share].meta["provenance"][-1]
+    np.testing.assert_allclose(runs[0.0].array, sciSR.upscale(lr, "cubic", 2).array, atol=1e-4)
+    np.testing.assert_allclose(runs[0.5].array, (runs[0.0].array + runs[1.0].array) / 2, atol=1e-4)
+    assert np.abs(runs[1.0].array - runs[0.0].array).max() > 0.05 * data_range(truth)  # the network changed it
 
 
 def test_a_small_frame_stops_at_its_step_cap_whatever_the_budget():

@@ -91,7 +91,7 @@ MRI_VOLUMES = (("nibabel", "example4d.nii.gz"), ("nibabel", "anatomical.nii"),
                ("nibabel", "reoriented_anat_moved.nii"), ("pydicom-data", "emri_small.dcm"))
 MRI_2D = (("pydicom", "MR_small.dcm"), ("pydicom-data", "MR2_UNCR.dcm"),
           ("pydicom-data", "MR-SIEMENS-DICOM-WithOverlays.dcm"))
-CT_2D = (("pydicom", "CT_small.dcm"), ("pydicom-data", "693_UNCR.dcm"))
+CT_2D = (("pydicom", "CT_small.dcm"),)
 CT_VOLUMES = (("pydicom-data", "eCT_Supplemental.dcm"),)
 # 2D image HDUs of astropy's test files with at least 64 × 64 pixels (the m13 variants are one image).
 SKY_FRAMES = ("io/fits/hdu/compressed/tests/data/m13.fits", "io/fits/tests/data/comp.fits",

@@ -31,7 +31,7 @@ def test_the_expected_images_are_there():
     assert "astronaut.png" not in names("skimage-gray")  # RGB: not a grey-level image
     assert {"anatomical.nii", "example4d.nii.gz", "emri_small.dcm"} <= names("mri-volumes")
     assert {"MR_small.dcm", "MR2_UNCR.dcm", "emri_small.dcm", "example4d.nii.gz"} <= names("mri-slices")
-    assert {"CT_small.dcm", "693_UNCR.dcm", "eCT_Supplemental.dcm"} <= names("ct-slices")
+    assert {"CT_small.dcm", "eCT_Supplemental.dcm"} <= names("ct-slices")
     assert "dss.14.29.56-62.41.05.fits.gz" in names("sky-frames")
 
 
