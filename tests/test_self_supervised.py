@@ -126,8 +126,8 @@ def test_frame_zssr_beats_cubic():
     assert sr.meta["provenance"][-1]["degradation"] == "antialiased bicubic"
     # It also trained on a 0.9× copy of the 48² frame; smaller ones cannot hold a 32² patch of training rows.
     assert sr.meta["provenance"][-1]["fathers"] == [[44, 44]]
-    # The learned result keeps half of its difference from cubic.
-    assert "fallback" not in sr.meta["provenance"][-1] and sr.meta["provenance"][-1]["detail_share"] == 0.5
+    # A bicubic-reduced frame keeps all the network adds (only extrapolated MRI k-space is shrunk).
+    assert "fallback" not in sr.meta["provenance"][-1] and "detail_share" not in sr.meta["provenance"][-1]
 
 
 @pytest.mark.parametrize("steps", [1, 400])
@@ -171,12 +171,24 @@ def test_a_learned_frame_keeps_a_share_of_its_difference_from_cubic(monkeypatch)
     lr = sciSR.SciImage.from_array(bicubic_downsample(truth, (2, 2)), domain="generic")
     runs = {}
     for share in (0.0, 0.5, 1.0):
-        monkeypatch.setitem(TRAINING, "detail_share", share)
+        monkeypatch.setitem(TRAINING, "detail_share", {"bicubic": share})
         runs[share] = sciSR.self_supervised(lr, 2, max_steps=80, device="cpu", options=SMALL)
         assert "fallback" not in runs[share].meta["provenance"][-1]
     np.testing.assert_allclose(runs[0.0].array, sciSR.upscale(lr, "cubic", 2).array, atol=1e-4)
     np.testing.assert_allclose(runs[0.5].array, (runs[0.0].array + runs[1.0].array) / 2, atol=1e-4)
     assert np.abs(runs[1.0].array - runs[0.0].array).max() > 0.05 * data_range(truth)  # the network changed it
+
+
+def test_a_learned_mri_frame_keeps_half_of_its_extrapolated_detail():
+    from sciSR.degrade.mri import kspace_downsample
+
+    truth = knee_phantom((128, 128, 128), seed=3).array[64]
+    lr = sciSR.SciImage.from_array(kspace_downsample(truth, (2, 2)), spacing=(1.0, 1.0), domain="mri")
+    sr = sciSR.self_supervised(lr, 2, max_steps=150, device="cpu", options=SMALL)
+    step = sr.meta["provenance"][-1]
+    assert "fallback" not in step and step["detail_share"] == 0.5 and len(step["fathers"]) == 3
+    value_range = data_range(truth)
+    assert psnr(sr.array, truth, value_range) >= psnr(sciSR.upscale(lr, "cubic", 2).array, truth, value_range) - 0.05
 
 
 def test_a_small_frame_stops_at_its_step_cap_whatever_the_budget():
