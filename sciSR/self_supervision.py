@@ -544,8 +544,9 @@ def self_supervised(
         Wall-clock seconds for training plus inference (> 0); inference time is estimated from the
         first training steps and reserved.
     max_steps : int, optional
-        Stop training after this many steps (also within the time budget); the learning-rate schedule
-        then follows the steps, so a fixed seed on the CPU gives identical results.
+        Stop training after this many steps (also within the time budget, and at most the step cap of
+        :data:`TRAINING`); the learning-rate schedule then follows the steps, so a fixed seed on the CPU
+        gives identical results.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
     seed : int
