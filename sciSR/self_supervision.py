@@ -788,16 +788,19 @@ def self_supervised(
         # the truth, the projection can only move an estimate closer to it (MR_small, sharp k-space ×2:
         # cubic 30.65 dB, projected 31.16 dB).
         project = consistency != "off" and operator is not None and operator.kind != "flux"
-        finish(out, values, params, factors, flux, None if project else blank)
-        if project:
-            project_in_place(out, values, operator, blank)
+
+        def constrain(array: np.ndarray, norm: dict[str, Any]) -> None:
+            finish(array, values, norm, factors, flux, None if project else blank)
+            if project:
+                project_in_place(array, values, operator, blank)
+
+        constrain(out, params)
         share = TRAINING["detail_share"].get("bicubic" if operator is None else operator.kind, 1.0)
         if image.spatial_ndim == 2 and not fallback and share != 1.0:
-            # Both ends satisfy the same constraints (flux, consistency), so every blend of them does too.
+            # Both ends satisfy the same constraints (flux, consistency), so every blend of them does too. The
+            # blend comes after them: normalisation (asinh) and the Wiener projection are not linear.
             base = interpolate(values, factors, "cubic")
-            finish(base, values, {"method": "none"}, factors, flux, None if project else blank)
-            if project:
-                project_in_place(base, values, operator, blank)
+            constrain(base, {"method": "none"})
             out -= base
             out *= np.float32(share)
             out += base
