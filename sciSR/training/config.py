@@ -32,7 +32,8 @@ directory):
 - ``gan``: adversarial fine-tuning (``srgan-d``/``esrgan-d`` discriminators; ``standard`` or
   ``relativistic`` loss) from ``start_step`` on.
 - ``optim``, ``schedule``: optimiser and learning-rate schedule (per iteration).
-- ``train``: steps, ``max_time_s`` (wall-clock limit; the model file is still written), validation/checkpoint
+- ``train``: steps, ``max_time_s`` (wall-clock limit; the model file is still written, and a cosine schedule
+  decays over it when it ends the run before ``max_steps``), validation/checkpoint
   cadence, EMA, gradient clipping, ``precision`` (``auto``/``fp32``/``bf16``/``fp16``), devices, strategy.
 - ``output``: where the model file goes.
 """

@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Timer
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -31,19 +32,29 @@ from sciSR.training.objective import SSIM_WINDOW, TrainingLoss
 class LRSchedule:
     """Learning-rate factor per iteration: ``cosine`` (with linear warm-up), ``step`` or ``constant``.
 
-    Plain attributes only, so its state is plain data in a checkpoint (loadable with ``weights_only``).
+    The cosine decays over whichever budget runs out first, ``max_steps`` or the clock
+    (``train.max_time_s``, fed in as :attr:`time_fraction` every iteration): a run the clock stops must
+    still end on a small learning rate, not in the middle of its schedule with noisy weights. Plain
+    attributes only, so its state is plain data in a checkpoint (loadable with ``weights_only``).
+
+    Attributes
+    ----------
+    time_fraction : float
+        Fraction of the wall-clock budget spent so far (0 when there is none).
     """
 
     def __init__(self, name: str, max_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.01,
                  step_size: int = 1000, gamma: float = 0.5) -> None:
         self.name, self.max_steps, self.warmup_steps = name, int(max_steps), int(warmup_steps)
         self.min_lr_ratio, self.step_size, self.gamma = float(min_lr_ratio), int(step_size), float(gamma)
+        self.time_fraction = 0.0
 
     def __call__(self, iteration: int) -> float:
         if iteration < self.warmup_steps:
             return (iteration + 1) / self.warmup_steps
         if self.name == "cosine":
-            progress = min(1.0, (iteration - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
+            by_steps = (iteration - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps)
+            progress = min(1.0, max(by_steps, self.time_fraction))
             return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
         if self.name == "step":
             return self.gamma ** (iteration // self.step_size)
@@ -147,6 +158,12 @@ class SRModule(L.LightningModule):
                       for net, lr in groups]
         return optimizers, [LambdaLR(opt, schedule) for opt in optimizers]
 
+    def _time_fraction(self) -> float:
+        """Share of ``train.max_time_s`` spent (Lightning's timer, which also counts resumed runs); 0 without."""
+        budget = self.cfg["train"]["max_time_s"]
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None) if budget else None
+        return 0.0 if timer is None else min(1.0, timer.time_elapsed("train") / float(budget))
+
     def _step(self, optimizer: Any, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -181,7 +198,10 @@ class SRModule(L.LightningModule):
             self._step(optimizers[1], d_loss)
             self.untoggle_optimizer(optimizers[1])
             logs["train/discriminator"] = d_loss.detach()
+        time_fraction = self._time_fraction()
         for scheduler in schedulers:
+            for schedule in scheduler.lr_lambdas:
+                schedule.time_fraction = time_fraction
             scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.generator)

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import itertools
 import os
 from pathlib import Path
 
@@ -156,3 +157,26 @@ def test_gan_training_with_perceptual_and_style_losses(tiny, tmp_path):
     for column in ("train/adversarial", "train/discriminator", "train/perceptual", "train/style"):
         assert column in header
     assert sciSR.load_model(result.model_path).card["arch"] == "rrdbnet"
+
+
+def test_cosine_schedule_decays_over_whichever_budget_ends_first():
+    from sciSR.training.module import LRSchedule
+
+    schedule = LRSchedule("cosine", max_steps=1000, warmup_steps=0, min_lr_ratio=0.01)
+    assert schedule(10) == pytest.approx(0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * 0.01)))
+    schedule.time_fraction = 0.5
+    assert schedule(10) == pytest.approx(0.505)
+    assert schedule(900) < 0.505  # the step budget still counts when it is ahead of the clock
+    schedule.time_fraction = 1.0
+    assert schedule(10) == pytest.approx(0.01)
+
+
+def test_a_run_the_clock_stops_ends_on_a_small_learning_rate(tiny):
+    cfg = tiny(train={"max_steps": 10**6, "max_time_s": 4, "val_every": 10**6, "checkpoint_every": 10**6,
+                      "log_every": 1})
+    result = run(cfg)
+    rows = list(csv.DictReader((result.log_dir / "metrics.csv").read_text().splitlines()))
+    rates = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
+    assert 20 < result.metrics["iterations"] < 10**6
+    assert rates[-1] < 0.1 * cfg["optim"]["lr"] < rates[0]
+    assert all(later <= earlier + 1e-12 for earlier, later in itertools.pairwise(rates))
