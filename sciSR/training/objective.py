@@ -16,12 +16,11 @@ from torch import nn
 
 from sciSR.errors import SciSRError
 from sciSR.losses import CharbonnierLoss, L1Loss, MSELoss
-
-SSIM_WINDOW = 11
+from sciSR.metrics import SSIM_SIGMA, SSIM_WINDOW
 
 
 class SSIMLoss(nn.Module):
-    """``1 − SSIM`` (Gaussian window 11, σ 1.5) over a data range of 1 (normalised units).
+    """``1 − SSIM`` (Gaussian window 11, σ 1.5: :func:`sciSR.metrics.ssim`'s) over a data range of 1 (normalised units).
 
     Parameters
     ----------
@@ -32,7 +31,7 @@ class SSIMLoss(nn.Module):
     def __init__(self, spatial_dims: int) -> None:
         super().__init__()
         self.ssim = _MonaiSSIM(spatial_dims=spatial_dims, data_range=1.0, kernel_type="gaussian",
-                               win_size=SSIM_WINDOW)
+                               win_size=SSIM_WINDOW, kernel_sigma=SSIM_SIGMA)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if min(target.shape[2:]) < SSIM_WINDOW:
