@@ -212,17 +212,21 @@ class RandThickSlice(RandDegradation):
 class RandKSpaceDownsample(RandDegradation):
     """Random k-space truncation, drawn per call: a Hamming window with probability ``window_prob``, a
     Tukey window with probability ``tukey_prob``, else sharp (Gibbs ringing); partial Fourier (fraction
-    drawn from ``partial``) with probability ``partial_prob``; Rician noise σ = ``noise_std`` (image units)
-    plus ``noise_rel`` × the 99th percentile of the HR image (a fraction of the bright foreground)."""
+    drawn from ``partial``) with probability ``partial_prob``; with probability ``noise_prob``, Rician noise
+    σ = ``noise_std`` (image units) plus ``noise_rel`` × the 99th percentile of the HR image (a fraction of
+    the bright foreground), else none (a high-SNR acquisition)."""
 
     def __init__(self, scale: ScaleLike, window_prob: float = 0.5, noise_std: Range = 0.0, tukey_prob: float = 0.0,
-                 partial_prob: float = 0.0, partial: Range = (0.625, 0.875), noise_rel: Range = 0.0) -> None:
+                 partial_prob: float = 0.0, partial: Range = (0.625, 0.875), noise_rel: Range = 0.0,
+                 noise_prob: float = 1.0) -> None:
         super().__init__(scale)
-        if window_prob < 0 or tukey_prob < 0 or window_prob + tukey_prob > 1 or not 0 <= partial_prob <= 1:
+        if (window_prob < 0 or tukey_prob < 0 or window_prob + tukey_prob > 1 or not 0 <= partial_prob <= 1
+                or not 0 <= noise_prob <= 1):
             raise SciSRError(f"k-space probabilities must lie in [0, 1] with window_prob + tukey_prob ≤ 1, got "
-                             f"window_prob={window_prob}, tukey_prob={tukey_prob}, partial_prob={partial_prob}")
+                             f"window_prob={window_prob}, tukey_prob={tukey_prob}, partial_prob={partial_prob}, "
+                             f"noise_prob={noise_prob}")
         self.window_prob, self.tukey_prob = float(window_prob), float(tukey_prob)
-        self.partial_prob = float(partial_prob)
+        self.partial_prob, self.noise_prob = float(partial_prob), float(noise_prob)
         self.noise_std, self.noise_rel = _as_range(noise_std, "noise_std"), _as_range(noise_rel, "noise_rel")
         self.partial = _as_range(partial, "partial")
         self._window: str | None = None
@@ -235,6 +239,9 @@ class RandKSpaceDownsample(RandDegradation):
         self._window = "hamming" if u < self.window_prob else "tukey" if tukey else None
         self._partial = self._draw(self.partial) if self.R.uniform() < self.partial_prob else 1.0
         self._noise, self._rel = self._draw(self.noise_std), self._draw(self.noise_rel)
+        # Drawn only when it can matter, so recipes without noise_prob keep their random stream.
+        if self.noise_prob < 1.0 and self.R.uniform() >= self.noise_prob:
+            self._noise = self._rel = 0.0
 
     def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
         sigma = self._noise + (self._rel * float(np.percentile(x, 99)) if self._rel > 0 else 0.0)
@@ -423,9 +430,10 @@ class RandKSpaceDownsampled(RandDegradationd):
 
     def __init__(self, keys: KeysCollection, scale: ScaleLike, window_prob: float = 0.5, noise_std: Range = 0.0,
                  tukey_prob: float = 0.0, partial_prob: float = 0.0, partial: Range = (0.625, 0.875),
-                 noise_rel: Range = 0.0, output_keys: KeysCollection | None = None,
+                 noise_rel: Range = 0.0, noise_prob: float = 1.0, output_keys: KeysCollection | None = None,
                  allow_missing_keys: bool = False) -> None:
-        transform = RandKSpaceDownsample(scale, window_prob, noise_std, tukey_prob, partial_prob, partial, noise_rel)
+        transform = RandKSpaceDownsample(scale, window_prob, noise_std, tukey_prob, partial_prob, partial, noise_rel,
+                                         noise_prob)
         super().__init__(keys, transform, output_keys, allow_missing_keys)
 
 

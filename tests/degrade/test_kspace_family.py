@@ -60,6 +60,21 @@ def test_random_family_draws_windows_partial_fourier_and_relative_noise():
         residuals.append(np.std((noisy - clean)[clean < 1]))  # background: Rician ≈ Rayleigh there
     assert residuals[1] / residuals[0] == pytest.approx(10.0, rel=0.05)
     assert create_degradation("kspace", (2, 2), tukey_prob=0.5, partial_prob=0.1, noise_rel=[0, 0.03])
-    for bad in (dict(window_prob=0.7, tukey_prob=0.4), dict(partial_prob=1.5), dict(noise_rel=(0.03, 0.01))):
+    for bad in (dict(window_prob=0.7, tukey_prob=0.4), dict(partial_prob=1.5), dict(noise_rel=(0.03, 0.01)),
+                dict(noise_prob=-0.1)):
         with pytest.raises(SciSRError):
             RandKSpaceDownsample((2, 2), **bad)
+
+
+def test_noise_prob_leaves_that_share_of_draws_noise_free():
+    hr = _phantom()
+    clean = kspace_downsample(hr, (2, 2))
+    t = RandKSpaceDownsample((2, 2), window_prob=0.0, noise_rel=(0.03, 0.03), noise_prob=0.6)
+    t.set_random_state(0)
+    noise_free = [np.allclose(t(torch.from_numpy(hr[None]))[0].numpy(), clean, atol=1e-5) for _ in range(200)]
+    assert np.mean(noise_free) == pytest.approx(0.4, abs=0.1)
+    # The default draws noise every time, from the same random stream as before the option existed.
+    always = RandKSpaceDownsample((2, 2), window_prob=0.0, noise_rel=(0.03, 0.03))
+    always.set_random_state(0)
+    assert not any(np.allclose(always(torch.from_numpy(hr[None]))[0].numpy(), clean, atol=1e-5) for _ in range(20))
+    assert create_degradation("kspace", (2, 2), noise_rel=[0, 0.03], noise_prob=0.6)
