@@ -28,7 +28,15 @@ from sciSR.consistency.kspace import estimate_noise_sigma
 from sciSR.image import SciImage
 from sciSR.infer.tiled import resolve_device
 from sciSR.intensity import normalize
-from sciSR.pipeline import UpscaleRequest, finish, own_degraded_copy, prepare, projection_operator, run
+from sciSR.pipeline import (
+    UpscaleRequest,
+    finish,
+    own_degraded_copy,
+    prepare,
+    projection_operator,
+    run,
+    window_unknown,
+)
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 from sciSR.self_supervision import (
     TRAINING,
@@ -50,10 +58,10 @@ models trained on 64² patches), 8 per step, Adam from 3e-5 (a thirtieth of trai
 shipped weights are a good start and must not be forgotten) decaying to 3e-7, 20 warm-up steps, a
 validation every 10 steps. With 1e-4, mri-x2 adapted for 60 s on the held-out MR_small/emri_small cells of
 ``benchmarks/quality.py`` lost up to 0.12 dB to the shipped weights; with 3e-5 at most 0.06 dB. Training
-stops at the step cap of :func:`sciSR.self_supervised` (10 passes over the distinct patches), at least 250
-steps: the shipped weights need no long warm-up, and longer adaptation fits the scale of the degraded copy
-(mri-x2 on a 64² knee-phantom slice, sharp k-space ×2: +0.77 dB over the shipped weights after 289 steps,
-−0.31 dB after 896, while the held-out L1 kept falling)."""
+stops at a step cap, as :func:`sciSR.self_supervised` does, but tighter: 4 passes over the distinct
+patches, at least 250 steps, whatever the budget. The shipped weights need no long warm-up, and longer
+adaptation fits the scale of the degraded copy (mri-x2 on a 64² knee-phantom slice, sharp k-space ×2:
++0.77 dB over the shipped weights after 289 steps, −0.31 dB after 896, while the held-out L1 kept falling)."""
 
 
 def _planes(x: np.ndarray, factors: tuple[int, ...], channels: bool) -> tuple[np.ndarray, tuple[int, int]]:
@@ -95,8 +103,7 @@ def _with_found_window(request: UpscaleRequest, image: SciImage, values: np.ndar
     emri_small with Hamming + 2 % Rician fell from +3.09 / +2.06 dB over cubic to +0.54 / +0.16 after 100
     steps), and the adapted network's own result can no longer reveal it to the final projection.
     """
-    operator = request.operator
-    if operator is None or operator.kind != "kspace" or operator.window is not None or operator.source == "header":
+    if not window_unknown(request.operator):
         return request
     result, params = run(dataclasses.replace(request, output=None), image, values, cancel=cancel)
     finish(result, values, params, request.factors, request.flux, None)

@@ -962,6 +962,13 @@ def use_consistency(request: UpscaleRequest, checked: dict[str, Any] | None) -> 
     return request.consistency == "on" or checked is None or bool(checked["consistency"])
 
 
+def window_unknown(operator: ForwardModel | None) -> bool:
+    """Whether ``operator`` is an in-plane k-space one whose window neither the header nor the card gives,
+    so :func:`projection_operator` looks for it in the input."""
+    return (operator is not None and operator.kind == "kspace" and operator.window is None
+            and operator.source != "header")
+
+
 def projection_operator(request: UpscaleRequest, values: np.ndarray, result: np.ndarray) -> ForwardModel | None:
     """The forward model a network's ``result`` is projected with: the request's, or its window, found.
 
@@ -987,7 +994,7 @@ def projection_operator(request: UpscaleRequest, values: np.ndarray, result: np.
         None when the request has no operator.
     """
     operator = request.operator
-    if operator is None or operator.kind != "kspace" or operator.window is not None or operator.source == "header":
+    if not window_unknown(operator):
         return operator
     if window_from_reference(values, result, operator.factors) != "hamming":
         return operator
