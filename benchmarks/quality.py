@@ -312,8 +312,9 @@ def variants(family: str, ndim: int, scale: int = 2) -> list[Variant]:
         ``"mri-inplane"`` (×2: sharp k-space truncation; Hamming window + Rician noise, σ = 2 % of the
         truth's 99th percentile), ``"mri-through"`` (×4 along axis 1 of a volume: Gaussian slice profile FWHM 4;
         boxcar of width 3, i.e. a 1-voxel gap), ``"ct"`` (×2: Gaussian FWHM 1.75, the middle of ct-x2's training
-        range, with and without 10 HU noise), ``"sky"`` (×2: 2 × 2 block sums in counts; sums + Poisson (gain 4)
-        + read noise 2.5 counts) or ``"generic"`` (×``scale``: antialiased bicubic; block mean).
+        range, without noise, with 10 HU and with 20 HU, the top of its noise range), ``"sky"`` (×2: 2 × 2
+        block sums in counts; sums + Poisson (gain 4) + read noise 2.5 counts) or ``"generic"``
+        (×``scale``: antialiased bicubic; block mean).
     ndim : int
         Spatial axes of the truth.
     scale : int
@@ -343,7 +344,8 @@ def variants(family: str, ndim: int, scale: int = 2) -> list[Variant]:
     if family == "ct":
         f = _pad((2, 2), ndim)
         return [Variant("gauss1.75", f, _noise_free(ForwardModel("ct", f, fwhm=1.75))),
-                Variant("gauss1.75+10HU", f, lambda hr, rng: ct_downsample(hr, f, 1.75, noise_std=10.0, rng=rng))]
+                Variant("gauss1.75+10HU", f, lambda hr, rng: ct_downsample(hr, f, 1.75, noise_std=10.0, rng=rng)),
+                Variant("gauss1.75+20HU", f, lambda hr, rng: ct_downsample(hr, f, 1.75, noise_std=20.0, rng=rng))]
     if family == "sky":
         f = _pad((2, 2), ndim)
         return [Variant("bin2 sum", f, _noise_free(ForwardModel("flux", f, flux="conserve")), flux="conserve"),

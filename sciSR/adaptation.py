@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sciSR.consistency.kspace import estimate_noise_sigma
+from sciSR.consistency.noise import estimate_noise_sigma
 from sciSR.image import SciImage
 from sciSR.infer.tiled import resolve_device
 from sciSR.intensity import normalize

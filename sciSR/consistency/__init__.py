@@ -21,7 +21,8 @@ Forward models (``LR`` voxel ``n`` centred on ``HR`` position ``s·n + (s − 1)
 
 Modules: :mod:`~sciSR.consistency.model` (:class:`ForwardModel`, :func:`degrade`),
 :mod:`~sciSR.consistency.kspace` and :mod:`~sciSR.consistency.blur` (the projections per forward model; the
-flux one is :func:`sciSR.flux.project_blocks`), :mod:`~sciSR.consistency.acquisition` (which operator an
+flux one is :func:`sciSR.flux.project_blocks`), :mod:`~sciSR.consistency.noise` (the input's noise level, which
+weights the k-space and blur projections), :mod:`~sciSR.consistency.acquisition` (which operator an
 image was acquired with, and the baseline to beat), :mod:`~sciSR.consistency.slice_profile` (the slice
 thickness from the header, or estimated from the image's spectra).
 
@@ -37,13 +38,13 @@ import numpy as np
 from sciSR.consistency.acquisition import forward_model_for, strongest_baseline
 from sciSR.consistency.blur import project_blur
 from sciSR.consistency.kspace import (
-    estimate_noise_sigma,
     estimate_window,
     project_kspace,
     window_beyond,
     window_from_reference,
 )
 from sciSR.consistency.model import KINDS, SOURCES, ForwardModel, degrade
+from sciSR.consistency.noise import estimate_noise_sigma
 from sciSR.consistency.slice_profile import (
     SliceProfile,
     estimate_slice_profile,
@@ -75,8 +76,9 @@ __all__ = [
 def project(hr: np.ndarray, lr: np.ndarray, op: ForwardModel, *, mask: np.ndarray | None = None) -> np.ndarray:
     """Data-consistency projection: the nearest ``x'`` to ``hr`` with ``degrade(x', op) == lr``.
 
-    ``x' = x + A⁺ (y − A x)`` with ``A⁺`` the pseudo-inverse (for ``"kspace"`` with noise, the Wiener
-    weighted version). On denormalised values (HU, image units, flux), never on network-normalised ones.
+    ``x' = x + A⁺ (y − A x)`` with ``A⁺`` the pseudo-inverse (for ``"kspace"``, ``"ct"`` and ``"slice_profile"``
+    with noise, the Wiener-weighted version). On denormalised values (HU, image units, flux), never on
+    network-normalised ones.
 
     Parameters
     ----------
@@ -94,11 +96,13 @@ def project(hr: np.ndarray, lr: np.ndarray, op: ForwardModel, *, mask: np.ndarra
     Returns
     -------
     numpy.ndarray
-        float64, the shape of ``hr``. Without mask, and for ``"kspace"`` with ``noise_sigma == 0``,
+        float64, the shape of ``hr``. Without mask, and with ``noise_sigma == 0`` (or kind ``"flux"``),
         ``degrade(result, op)`` equals ``lr`` to float32 rounding. With noise the k-space correction is
         weighted per coefficient ``conj(T)·P / (|T|²·P + M·σ²)`` (``T`` the transfer function incl.
         window, ``P = |X|²`` the power of the estimate's coefficient as pilot, ``M`` the LR voxel count):
         a Hamming edge weight of 0.08 is not inverted where noise dominates, so noise is not amplified.
+        The blur kinds weight the same way in the singular basis of ``A``
+        (:func:`~sciSR.consistency.blur.project_blur`).
 
     Raises
     ------

@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from sciSR.consistency.model import ForwardModel
+from sciSR.consistency.noise import estimate_noise_sigma
 from sciSR.degrade.ct import ct_downsample
 from sciSR.degrade.mri import thick_slice
+
+# Singular values below this fraction of the largest count as zero (numpy.linalg.pinv's default cutoff).
+_RCOND = 1e-15
 
 
 def _axis_matrix(op: ForwardModel, n: int, axis: int) -> np.ndarray:
@@ -23,11 +27,25 @@ def _along(matrix: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(np.tensordot(matrix, x, axes=(1, axis)), 0, axis)
 
 
-def project_blur(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.ndarray | None) -> np.ndarray:
-    """``x + A⁺(y − A x)`` for a separable blur-and-decimate ``A = ⊗ A_a``, with ``A⁺ = ⊗ pinv(A_a)``.
+def _svd(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD ``A_a = U S Vᵀ`` of one axis matrix, singular values below NumPy's pinv cutoff set to 0."""
+    u, s, vt = np.linalg.svd(matrix, full_matrices=False)
+    s = np.where(s > _RCOND * s.max(), s, 0.0)
+    return u, s, vt
 
-    The pseudo-inverse of a Kronecker product is the product of the axis pseudo-inverses, so the
-    least-squares correction costs one small dense ``(n, n/s)`` matrix per degraded axis (memory ``n²``).
+
+def project_blur(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.ndarray | None) -> np.ndarray:
+    """``x + A⁺(y − A x)`` for a separable blur-and-decimate ``A = ⊗ A_a``, Wiener-weighted when noisy.
+
+    The SVD of a Kronecker product is the product of the axis SVDs (``A_a = U_a S_a V_aᵀ``), so the
+    correction is computed coefficient by coefficient in that basis at the cost of one small dense
+    ``(n/s, n)`` SVD per degraded axis (memory ``n²``): the residual's coefficient ``r = Uᵀ(y − A x)``
+    becomes ``V (g · r)`` with ``g = 1/s`` (the pseudo-inverse) when noise-free, else
+    ``g = s·P / (s²·P + σ²)`` with ``P`` the squared coefficient of the estimate ``Vᵀ x`` as pilot, the
+    weighting of the k-space projection. Noise in ``y`` is otherwise deconvolved: on the held-out CT_small.dcm
+    with ct-x2's middle blur (FWHM 1.75) and 20 HU noise, the exact correction of the network's result is
+    2.7 dB below cubic, the weighted one 0.3 dB above (benchmarks/quality.py's CT cells: 10 HU +0.21 → +1.10,
+    noise-free +2.75 → +1.92, because the image's own quantum noise then counts as noise).
 
     Parameters
     ----------
@@ -36,7 +54,8 @@ def project_blur(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.ndarr
     y : numpy.ndarray
         ``(*spatial, ...)`` float64 LR input (masked samples already zero).
     op : ForwardModel
-        The operator (kind ``"slice_profile"`` or ``"ct"``).
+        The operator (kind ``"slice_profile"`` or ``"ct"``); ``noise_sigma`` None: estimated from ``y``
+        (:func:`~sciSR.consistency.noise.estimate_noise_sigma`).
     valid : numpy.ndarray or None
         ``(*spatial, 1, ...)`` 0/1 weights of the residual (None: all valid).
 
@@ -45,13 +64,28 @@ def project_blur(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.ndarr
     numpy.ndarray
         float64 like ``x``; see :func:`sciSR.consistency.project`.
     """
-    matrices = {a: _axis_matrix(op, x.shape[a], a) for a in op.axes}
+    bases = {a: _svd(_axis_matrix(op, x.shape[a], a)) for a in op.axes}
     estimate = x
-    for a, matrix in matrices.items():
-        estimate = _along(matrix, estimate, a)
+    for a, (u, s, vt) in bases.items():
+        estimate = _along((u * s) @ vt, estimate, a)
     residual = y - estimate
     if valid is not None:
         residual = residual * valid
-    for a, matrix in matrices.items():
-        residual = _along(np.linalg.pinv(matrix), residual, a)
-    return x + residual
+    for a, (u, _, _) in bases.items():
+        residual = _along(u.T, residual, a)
+    singular = np.ones((1,) * x.ndim)
+    for a, (_, s, _) in bases.items():
+        singular = singular * s.reshape(tuple(-1 if b == a else 1 for b in range(x.ndim)))
+    sigma = estimate_noise_sigma(y, len(op.factors)) if op.noise_sigma is None else op.noise_sigma
+    if sigma > 0:
+        pilot = x
+        for a, (_, _, vt) in bases.items():
+            pilot = _along(vt, pilot, a)
+        power = pilot**2
+        gain = singular * power / (singular**2 * power + sigma**2)
+    else:
+        gain = np.divide(1.0, singular, out=np.zeros_like(singular), where=singular > 0)
+    correction = gain * residual
+    for a, (_, _, vt) in bases.items():
+        correction = _along(vt.T, correction, a)
+    return x + correction

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.fft
 
 from sciSR.consistency.model import ForwardModel
+from sciSR.consistency.noise import estimate_noise_sigma
 from sciSR.degrade.mri import kspace_truncate, kspace_window
 
 # Window guess from the LR spectrum (noise floor removed): the power of the outer frequencies
@@ -27,8 +28,6 @@ _MIN_WINDOW_LENGTH = 16
 _BANDS = ((0.15, 0.3), (0.3, 0.51))
 _HAMMING_SHARES = (0.4, 0.45)
 _SHARP_SHARES = (0.15, 0.25)
-# Median absolute deviation of a Gaussian, in standard deviations.
-_MAD_PER_SIGMA = 0.6745
 
 
 def _kspace_axis(n: int, s: int, window: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -105,30 +104,6 @@ def project_kspace(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.nda
     spectrum[mirror] = np.conj(coeffs)
     spectrum[block] = coeffs
     return scipy.fft.ifftn(spectrum, axes=axes).real
-
-
-def estimate_noise_sigma(lr: np.ndarray, n_spatial: int) -> float:
-    """Robust white-noise σ of an image: MAD of its mixed finite difference over the spatial axes.
-
-    The mixed difference ``Δ₀Δ₁…`` of white noise σ has σ·√(2ᵏ); smooth structure mostly cancels, and
-    the median ignores the edges it leaves (Donoho's estimator, on differences instead of wavelets).
-
-    Parameters
-    ----------
-    lr : numpy.ndarray
-        ``(*spatial, ...)``, each spatial size ≥ 2.
-    n_spatial : int
-        Number of leading spatial axes.
-
-    Returns
-    -------
-    float
-        σ in image units (0 for a noise-free piecewise-constant image).
-    """
-    d = np.asarray(lr, dtype=np.float64)
-    for axis in range(n_spatial):
-        d = np.diff(d, axis=axis)
-    return float(np.median(np.abs(d)) / _MAD_PER_SIGMA / math.sqrt(2.0**n_spatial))
 
 
 def estimate_window(lr: np.ndarray, axes: Sequence[int]) -> str | None:

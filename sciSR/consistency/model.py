@@ -37,10 +37,10 @@ class ForwardModel:
     window : str or None
         ``"kspace"`` only: None (sharp truncation) or ``"hamming"``; ``"none"`` is accepted for None.
     noise_sigma : float or None
-        ``"kspace"`` only: noise σ of the LR image in image units. 0: noise-free, the projection is exact
-        (divides by the transfer function); > 0: a Wiener-weighted projection; None: unknown, estimated
-        from the LR image by :func:`sciSR.consistency.estimate_noise_sigma` when projecting. The other kinds always make
-        the exact least-squares correction.
+        Noise σ of the LR image in image units (``"kspace"``, ``"ct"``, ``"slice_profile"``; ``"flux"``
+        ignores it). 0: noise-free, the projection is exact (divides by the transfer function or the
+        singular values of ``A``); > 0: a Wiener-weighted projection; None: unknown, estimated from the LR
+        image by :func:`sciSR.consistency.estimate_noise_sigma` when projecting.
     profile : str
         ``"slice_profile"`` only: ``"gaussian"`` or ``"boxcar"``.
     fwhm : tuple of float or None
