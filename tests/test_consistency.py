@@ -200,6 +200,12 @@ def test_noise_sigma_estimate():
     rng = np.random.default_rng(10)
     image = _smooth((96, 96), 11) + rng.normal(0.0, 0.5, (96, 96))
     assert estimate_noise_sigma(image, 2) == pytest.approx(0.5, rel=0.15)
+    # A slice held as a volume (n, m, 1) and masked (NaN) samples: the same estimate, not NaN.
+    assert estimate_noise_sigma(image[..., None], 3) == pytest.approx(estimate_noise_sigma(image, 2))
+    holed = image.copy()
+    holed[:10] = np.nan
+    assert estimate_noise_sigma(holed, 2) == pytest.approx(0.5, rel=0.15)
+    assert estimate_noise_sigma(np.ones((1, 1)), 2) == 0.0
 
 
 def test_forward_model_validation_and_provenance():

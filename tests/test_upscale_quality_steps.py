@@ -46,23 +46,26 @@ def test_kspace_consistency_on_gives_the_input_back(mr):
     assert _reapplied_error(off, mr, operator) > 1e-3  # the network alone is not consistent
 
 
-def test_ct_and_thick_slice_consistency_through_the_api(ct):
-    # CT carries quantum noise, so its operator leaves σ to be estimated (a Wiener-weighted projection);
-    # told the input is noise-free, the projection is exact.
-    step = sciSR.upscale(ct, "ct-x2", consistency="on").meta["provenance"][-1]
-    assert step["consistency"]["kind"] == "ct" and step["consistency"]["noise_sigma"] is None
-    request = UpscaleRequest.build(ct, "ct-x2", consistency="on")
+def _exact_upscale(image: sciSR.SciImage, model: str) -> tuple[sciSR.SciImage, dict, ForwardModel]:
+    """The default upscale's provenance step, and the upscale told the input is noise-free, with its operator."""
+    step = sciSR.upscale(image, model, consistency="on").meta["provenance"][-1]
+    request = UpscaleRequest.build(image, model, consistency="on")
     operator = dataclasses.replace(request.operator, noise_sigma=0.0)
-    result = upscale_image(ct, dataclasses.replace(request, operator=operator))
+    return upscale_image(image, dataclasses.replace(request, operator=operator)), step, operator
+
+
+def test_ct_and_thick_slice_consistency_through_the_api(ct):
+    # Blur operators leave σ to be estimated (a Wiener-weighted projection: CT carries quantum noise);
+    # told the input is noise-free, the projection is exact.
+    result, step, operator = _exact_upscale(ct, "ct-x2")
+    assert step["consistency"]["kind"] == "ct" and step["consistency"]["noise_sigma"] is None
     assert _reapplied_error(result, ct, operator) <= 1e-5
     rng = np.random.default_rng(0)
     volume = sciSR.SciImage.from_array(rng.random((24, 24, 6)).astype(np.float32) + 1, spacing=(1.0, 1.0, 4.0),
                                        affine=np.diag([1.0, 1.0, 4.0, 1.0]), domain="mri")
-    thick = sciSR.upscale(volume, "mri-thick-x4", consistency="on")  # the factor goes to the thick axis
+    thick, step, operator = _exact_upscale(volume, "mri-thick-x4")  # the factor goes to the thick axis
     assert thick.array.shape == (24, 24, 24)
-    step = thick.meta["provenance"][-1]
-    assert step["consistency"]["kind"] == "slice_profile"
-    operator = ForwardModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in step["consistency"].items()})
+    assert step["consistency"]["kind"] == "slice_profile" and step["consistency"]["noise_sigma"] is None
     assert _reapplied_error(thick, volume, operator) <= 1e-5
 
 

@@ -15,20 +15,26 @@ def estimate_noise_sigma(lr: np.ndarray, n_spatial: int) -> float:
 
     The mixed difference ``Δ₀Δ₁…`` of white noise σ has σ·√(2ᵏ); smooth structure mostly cancels, and
     the median ignores the edges it leaves (Donoho's estimator, on differences instead of wavelets).
+    Spatial axes of size 1 (a 2D slice held as ``(n, m, 1)``) are left out of the difference; NaN samples
+    (masked) are ignored.
 
     Parameters
     ----------
     lr : numpy.ndarray
-        ``(*spatial, ...)``, each spatial size ≥ 2.
+        ``(*spatial, ...)``.
     n_spatial : int
         Number of leading spatial axes.
 
     Returns
     -------
     float
-        σ in image units (0 for a noise-free piecewise-constant image).
+        σ in image units (0 for a noise-free piecewise-constant image, or one with no axis of size ≥ 2).
     """
     d = np.asarray(lr, dtype=np.float64)
-    for axis in range(n_spatial):
+    axes = [a for a in range(n_spatial) if d.shape[a] >= 2]
+    for axis in axes:
         d = np.diff(d, axis=axis)
-    return float(np.median(np.abs(d)) / _MAD_PER_SIGMA / math.sqrt(2.0**n_spatial))
+    d = np.abs(d[np.isfinite(d)])
+    if not axes or d.size == 0:
+        return 0.0
+    return float(np.median(d) / _MAD_PER_SIGMA / math.sqrt(2.0 ** len(axes)))
