@@ -106,7 +106,7 @@ def _members(request: UpscaleRequest, image: SciImage, values: np.ndarray, mask:
             if consistent:
                 if k == 0:
                     operator = projection_operator(request, values, array)
-                project_in_place(array, values, operator, mask)
+                operator = project_in_place(array, values, operator, mask)
             yield array, operator
 
 

@@ -39,6 +39,7 @@ from sciSR.blocks import overlap_resample, replicate
 from sciSR.consistency import (
     ForwardModel,
     degrade,
+    estimate_noise_sigma,
     estimate_window,
     forward_model_for,
     project,
@@ -924,8 +925,8 @@ def upscale_image(
         blank = mask if on_grid else None
         finish(array, values, params, request.factors, request.flux, None if consistent else blank)
         if consistent:
-            request = dataclasses.replace(request, operator=projection_operator(request, values, array))
-            project_in_place(array, values, request.operator, blank)
+            applied = project_in_place(array, values, projection_operator(request, values, array), blank)
+            request = dataclasses.replace(request, operator=applied)
         if not on_grid:
             array, extra["grid"] = to_grid(array, request.shape, request.flux)
     if request.shape is not None and out is not None:
@@ -1001,15 +1002,25 @@ def projection_operator(request: UpscaleRequest, values: np.ndarray, result: np.
     return dataclasses.replace(operator, window="hamming", source="estimated")
 
 
-def project_in_place(out: np.ndarray, values: np.ndarray, operator: ForwardModel, mask: np.ndarray | None) -> None:
+def project_in_place(out: np.ndarray, values: np.ndarray, operator: ForwardModel,
+                     mask: np.ndarray | None) -> ForwardModel:
     """Replace ``out`` (denormalised, the input's units) by its data-consistent version, then blank the mask.
 
     The projection is global (a k-space projection needs the whole spectrum): a memory-mapped ``out`` is
     read whole, in float64.
+
+    Returns
+    -------
+    ForwardModel
+        The operator as applied, for the provenance: an unknown ``noise_sigma`` (None) replaced by the
+        input's estimated σ (:func:`sciSR.consistency.estimate_noise_sigma`, in the input's units).
     """
+    if operator.noise_sigma is None and operator.kind != "flux":
+        operator = dataclasses.replace(operator, noise_sigma=estimate_noise_sigma(values, len(operator.factors)))
     out[...] = project(out, values, operator, mask=mask).astype(np.float32)
     if mask is not None:
         out[replicate(mask, operator.factors)] = np.nan
+    return operator
 
 
 def _check_crop(x: np.ndarray, factors: tuple[int, ...]) -> np.ndarray | None:
