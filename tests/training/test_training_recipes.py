@@ -2,6 +2,7 @@
 file upscales a phantom."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -74,10 +75,27 @@ def test_load_config_takes_a_recipe_name_or_a_path(tmp_path, monkeypatch):
         recipe_path("ct_x3")
 
 
+def _checkout_copy(dest: Path) -> Path:
+    """The files git tracks or would track (not ignored) copied to ``dest``: what a fresh clone builds from.
+
+    Building in the checkout itself would write setuptools' ``build/`` there, and a stale ``build/lib``
+    carries files deleted since into the wheel.
+    """
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, check=True)
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
 def test_a_wheel_carries_the_recipes_and_a_plain_install_lists_them(tmp_path):
-    """Build the wheel, install it (not editable) into a folder, list the recipes from there."""
+    """Build the wheel from a copy of the checkout, install it (not editable) into a folder, list the recipes."""
+    source = _checkout_copy(tmp_path / "src")
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path / "wheel"), str(REPO)], capture_output=True, text=True)
+                            "-w", str(tmp_path / "wheel"), str(source)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp_path / "wheel").glob("scisr-*.whl")
     shipped = {f"sciSR/recipes/{name}.yaml" for name in _names_in(CONFIGS)}
