@@ -32,3 +32,19 @@ def test_unknown_phantom_or_option():
         generate("brain", 0)
     with pytest.raises(SciSRError, match="unknown option 'size'"):
         generate("ct_phantom", 0, size=3)
+
+
+def test_ct_phantom_noise_and_grain():
+    from sciSR.consistency import estimate_noise_sigma
+
+    def air(image):  # the corner outside the body: −1000 HU plus the noise alone
+        return image.array[:12, :12]
+
+    assert np.std(air(generate("ct_phantom", 0))) == pytest.approx(6.0, rel=0.2)  # the default, white
+    white = generate("ct_phantom", 0, noise=30.0)
+    grainy = generate("ct_phantom", 0, noise=30.0, grain=1.0)
+    assert np.std(air(white)) == pytest.approx(30.0, rel=0.2) and np.std(air(grainy)) == pytest.approx(30.0, rel=0.3)
+    # Correlated noise has little power at the highest frequencies, which a white-noise estimate reads.
+    assert estimate_noise_sigma(grainy.array, 2) < 0.5 * estimate_noise_sigma(white.array, 2)
+    drawn = [np.std(air(generate("ct_phantom", seed, noise=(10.0, 40.0)))) for seed in range(4)]
+    assert min(drawn) >= 7.0 and max(drawn) <= 48.0 and max(drawn) - min(drawn) > 3.0
