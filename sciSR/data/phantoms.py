@@ -167,6 +167,10 @@ def ct_phantom(shape: Sequence[int] = (128, 128), seed: int = 0, spacing: Sequen
     """
     if len(shape) != 2:
         raise SciSRError(f"ct_phantom makes 2D slices; shape must have 2 entries, got {tuple(shape)}")
+    for label, value in (("noise", noise), ("grain", grain)):
+        values = [value] if np.isscalar(value) else list(value)
+        if len(values) not in (1, 2) or not all(np.isfinite(v) and v >= 0 for v in values) or values != sorted(values):
+            raise SciSRError(f"ct_phantom {label} must be a value ≥ 0 or a range (low, high), got {value!r}")
     rng = np.random.default_rng(seed)
     noise, grain = (float(v) if np.isscalar(v) else float(rng.uniform(*v)) for v in (noise, grain))
     y, x = _grid(shape)

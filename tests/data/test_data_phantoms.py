@@ -32,6 +32,9 @@ def test_unknown_phantom_or_option():
         generate("brain", 0)
     with pytest.raises(SciSRError, match="unknown option 'size'"):
         generate("ct_phantom", 0, size=3)
+    for bad in (dict(noise=-1.0), dict(grain=(2.0, 1.0)), dict(noise=(1.0, 2.0, 3.0)), dict(noise=float("nan"))):
+        with pytest.raises(SciSRError, match=r"ct_phantom (noise|grain) must be"):
+            generate("ct_phantom", 0, **bad)
 
 
 def test_ct_phantom_noise_and_grain():
