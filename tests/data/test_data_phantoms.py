@@ -32,8 +32,9 @@ def test_unknown_phantom_or_option():
         generate("brain", 0)
     with pytest.raises(SciSRError, match="unknown option 'size'"):
         generate("ct_phantom", 0, size=3)
-    for bad in (dict(noise=-1.0), dict(grain=(2.0, 1.0)), dict(noise=(1.0, 2.0, 3.0)), dict(noise=float("nan"))):
-        with pytest.raises(SciSRError, match=r"ct_phantom (noise|grain) must be"):
+    for bad in (dict(noise=-1.0), dict(grain=(2.0, 1.0)), dict(noise=(1.0, 2.0, 3.0)), dict(noise=float("nan")),
+                dict(blur=-0.5)):
+        with pytest.raises(SciSRError, match=r"ct_phantom (noise|grain|blur) must be"):
             generate("ct_phantom", 0, **bad)
 
 
@@ -49,5 +50,8 @@ def test_ct_phantom_noise_and_grain():
     assert np.std(air(white)) == pytest.approx(30.0, rel=0.2) and np.std(air(grainy)) == pytest.approx(30.0, rel=0.3)
     # Correlated noise has little power at the highest frequencies, which a white-noise estimate reads.
     assert estimate_noise_sigma(grainy.array, 2) < 0.5 * estimate_noise_sigma(white.array, 2)
+    # A softer reconstruction kernel: wider edges (the 10–90 % rise across the chest wall).
+    sharp, soft = (generate("ct_phantom", 0, noise=0.0, blur=b).array[80, :40] for b in (0.5, 1.1))
+    assert np.sum(np.diff(sharp) > 50) < np.sum(np.diff(soft) > 50)
     drawn = [np.std(air(generate("ct_phantom", seed, noise=(10.0, 40.0)))) for seed in range(4)]
     assert min(drawn) >= 7.0 and max(drawn) <= 48.0 and max(drawn) - min(drawn) > 3.0
