@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sciSR.consistency.noise import estimate_noise_sigma
+from sciSR.consistency.noise import match_noise
 from sciSR.image import SciImage
 from sciSR.infer.tiled import resolve_device
 from sciSR.intensity import normalize
@@ -75,23 +75,6 @@ def _planes(x: np.ndarray, factors: tuple[int, ...], channels: bool) -> tuple[np
     planes = np.transpose(x, [*scaled, *others]).reshape(x.shape[scaled[0]], x.shape[scaled[1]], -1)
     depth = planes.shape[2]
     return np.roll(planes, -(depth // 2), axis=2), (factors[scaled[0]], factors[scaled[1]])
-
-
-def _match_noise(lr: np.ndarray, hr: np.ndarray, n_spatial: int, seed: int) -> tuple[np.ndarray, float]:
-    """``lr`` with white Gaussian noise added up to the noise level of ``hr``, and the σ added.
-
-    Degrading the input averages its noise away, so without this the network would learn from inputs
-    cleaner than the one it is then applied to, and learn to keep noise rather than remove it (ZSSR adds
-    noise to its LR copies for the same reason). Both levels are :func:`estimate_noise_sigma`'s robust
-    estimates; a noise-free input gets nothing added.
-    """
-    target = estimate_noise_sigma(hr, n_spatial)
-    present = estimate_noise_sigma(lr, n_spatial)
-    sigma = math.sqrt(max(target**2 - present**2, 0.0))
-    if sigma == 0.0:
-        return lr, 0.0
-    noise = np.random.default_rng(seed).normal(0.0, sigma, lr.shape).astype(np.float32)
-    return lr + noise, round(sigma, 6)
 
 
 def _with_found_window(request: UpscaleRequest, image: SciImage, values: np.ndarray,
@@ -155,7 +138,7 @@ def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, ma
     request = _with_found_window(request, image, values, cancel)
     hr = crop_to_factors(values, factors)
     lr, described = own_degraded_copy(request, np.ascontiguousarray(hr))
-    lr, added_noise = _match_noise(lr, hr, len(factors), seed)
+    lr, added_noise = match_noise(lr, hr, len(factors), seed)
     params = request.model.fit_normalization(values)
     channels = image.channel_axis is not None
     lr_planes, plane_factors = _planes(normalize(lr, params), factors, channels)

@@ -47,6 +47,7 @@ from sciSR.consistency import (
     window_beyond,
     window_from_reference,
 )
+from sciSR.consistency.noise import match_noise
 from sciSR.errors import SciSRError
 from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units, rescale_flux_keywords
 from sciSR.image import SciImage
@@ -1131,6 +1132,7 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
     if x is None:
         return None
     y, described = own_degraded_copy(request, x)
+    y, added_noise = match_noise(y, x, n, seed=0)
     small = SciImage.from_array(y, domain=image.domain, meta={
         k: image.meta[k] for k in ("channel_axis", "channel_name", "units", "source") if k in image.meta})
     sky_flux = request.flux if operator.kind == "flux" else "none"
@@ -1161,7 +1163,7 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
               "model_psnr_consistent": None if with_projection is None else round(with_projection, 3),
               "baseline": name, "baseline_psnr": round(baseline_psnr, 3),
               "delta_db": round(model_psnr - baseline_psnr, 3), "consistency": keep,
-              "forward_model": described, "voxels": int(x.size),
+              "forward_model": described, "added_noise_sigma": added_noise, "voxels": int(x.size),
               "reference_window": None if reference_window is None else f"{reference_window} (estimated)"}
     line = (f"self-check: {request.model.name} {model_psnr:.2f} dB vs {name} {baseline_psnr:.2f} dB "
             f"({model_psnr - baseline_psnr:+.2f} dB) on the input's own degraded copy")

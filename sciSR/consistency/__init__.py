@@ -44,7 +44,7 @@ from sciSR.consistency.kspace import (
     window_from_reference,
 )
 from sciSR.consistency.model import KINDS, SOURCES, ForwardModel, degrade
-from sciSR.consistency.noise import estimate_noise_sigma
+from sciSR.consistency.noise import estimate_noise_sigma, match_noise
 from sciSR.consistency.slice_profile import (
     SliceProfile,
     estimate_slice_profile,
@@ -64,6 +64,7 @@ __all__ = [
     "estimate_slice_profile",
     "estimate_window",
     "forward_model_for",
+    "match_noise",
     "project",
     "recorded_slice_profile",
     "slice_profile_for",

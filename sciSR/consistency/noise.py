@@ -38,3 +38,39 @@ def estimate_noise_sigma(lr: np.ndarray, n_spatial: int) -> float:
     if not axes or d.size == 0:
         return 0.0
     return float(np.median(d) / _MAD_PER_SIGMA / math.sqrt(2.0 ** len(axes)))
+
+
+def match_noise(lr: np.ndarray, hr: np.ndarray, n_spatial: int, seed: int) -> tuple[np.ndarray, float]:
+    """``lr`` with white Gaussian noise added up to the noise level of ``hr``, and the σ added.
+
+    Degrading an image averages its noise away, so a copy made from the input is cleaner than the input:
+    a network adapted on it would learn to keep noise rather than remove it (ZSSR adds noise to its LR
+    copies for the same reason), and a self-check on it would judge the projection on a cleaner image
+    than the one it is applied to. Both levels are :func:`estimate_noise_sigma`'s robust estimates; a
+    noise-free image gets nothing added.
+
+    Parameters
+    ----------
+    lr : numpy.ndarray
+        ``(*spatial, ...)`` the degraded copy.
+    hr : numpy.ndarray
+        ``(*spatial, ...)`` the image it was made from.
+    n_spatial : int
+        Number of leading spatial axes.
+    seed : int
+        Seed of the noise draw.
+
+    Returns
+    -------
+    lr : numpy.ndarray
+        float32, noise added.
+    sigma : float
+        The σ added, in image units (0: none).
+    """
+    target = estimate_noise_sigma(hr, n_spatial)
+    present = estimate_noise_sigma(lr, n_spatial)
+    sigma = math.sqrt(max(target**2 - present**2, 0.0))
+    if sigma == 0.0:
+        return lr, 0.0
+    noise = np.random.default_rng(seed).normal(0.0, sigma, lr.shape).astype(np.float32)
+    return lr + noise, round(sigma, 6)
