@@ -287,15 +287,14 @@ def fidelity_table(device: torch.device) -> None:
     from pydicom.data import get_testdata_file
     from skimage import data
 
-    from sciSR import list_models
-    from sciSR.hub import load_model
+    from sciSR.hub import load_model, shipped_models
     from sciSR.infer.predict import predict_array
 
     images = {"camera": data.camera(), "brick": data.brick(),
               "CT_small": pydicom.dcmread(get_testdata_file("CT_small.dcm")).pixel_array,
               "MR_small": pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array}
     unit = {k: ((v - v.min()) / np.ptp(v)).astype(np.float32) for k, v in images.items()}
-    names = [n for n in list_models() if n not in ("nearest", "linear", "cubic", "zerofill")]
+    names = sorted(shipped_models())
     print(f"bf16 vs fp32 output PSNR (dB, peak 1) on unit-range images, device {device}; bar {FIDELITY_BAR_DB} dB")
     print(f"{'model':<14}" + "".join(f"{k:>10}" for k in unit) + f"{'min':>8}  auto may pick bf16")
     for name in names:

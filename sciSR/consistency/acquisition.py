@@ -71,8 +71,8 @@ def forward_model_for(
     - **ct**: ``"ct"``, FWHM from the middle of the card's ``fwhm`` range, else 1.0. The DICOM
       ``ConvolutionKernel`` is a vendor name with no portable width, so it is not read. ``noise_sigma``
       None (estimated when projecting): CT always carries quantum noise, which the exact correction would
-      deconvolve (held-out CT_small.dcm, ct-x2, FWHM 1.75: 10 HU noise +0.21 → +1.10 dB over cubic, 20 HU
-      −2.72 → +0.27; the noise-free copy +2.75 → +1.92, its own noise then being weighted too).
+      deconvolve (held-out CT_small.dcm, ct-x2, FWHM 1.75: 10 HU noise +0.77 → +2.11 dB over cubic, 20 HU
+      −2.47 → +1.06; the noise-free copy +3.93 → +3.69, its own noise then being weighted too).
     - **generic**: None (no consistency: the acquisition is unknown).
 
     Parameters

@@ -43,9 +43,9 @@ def project_blur(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.ndarr
     becomes ``V (g · r)`` with ``g = 1/s`` (the pseudo-inverse) when noise-free, else
     ``g = s·P / (s²·P + σ²)`` with ``P`` the squared coefficient of the estimate ``Vᵀ x`` as pilot, the
     weighting of the k-space projection. Noise in ``y`` is otherwise deconvolved: on the held-out CT_small.dcm
-    with ct-x2's middle blur (FWHM 1.75) and 20 HU noise, the exact correction of the network's result is
-    2.7 dB below cubic, the weighted one 0.3 dB above (benchmarks/quality.py's CT cells: 10 HU +0.21 → +1.10,
-    noise-free +2.75 → +1.92, because the image's own quantum noise then counts as noise).
+    with ct-x2's middle blur (FWHM 1.75) and 20 HU noise, the exact correction of ct-x2's result is 2.5 dB
+    below cubic, the weighted one 1.1 dB above (benchmarks/quality.py's CT cells: 10 HU +0.77 → +2.11;
+    noise-free +3.93 → +3.69, because the slice's own quantum noise then counts as noise).
 
     Parameters
     ----------
