@@ -93,12 +93,12 @@ for fwhm, noise in ((0.0, 0.0), (1.75, 10.0), (2.5, 20.0)):
 
 # %%
 # On a plain block mean (no blur, no noise: an input unlike the training data) cubic wins; the blurrier
-# and noisier the input, the more the network alone gains. The projection helps a little where the input
-# matches the recorded forward model (the middle row) and costs where it does not (the last row: more blur
-# than the card's, and the projection restores the input's 20 HU of noise). The
-# :doc:`self-check </concepts/self_check>` measures with that same forward model, so it cannot see such a
-# mismatch; ``consistency="off"`` (``--consistency off``) is the choice when you know the scan is blurrier
-# or noisier than the card's.
+# and noisier the input, the more the network gains. The projection helps a little where the input matches
+# the recorded forward model (the middle row) and costs where it does not (the first row: no blur at all,
+# so undoing the card's blur sharpens too much). In the last row (more blur and noise than the card's) the
+# :doc:`self-check </concepts/self_check>`, run on a copy as noisy as the input, keeps the network's result
+# unprojected. The self-check measures with the card's forward model, so it cannot see a blur mismatch;
+# ``consistency="off"`` (``--consistency off``) is the choice when you know the scan was acquired differently.
 
 # %%
 # The model's card records its own held-out comparison on this slice (one draw of its training
