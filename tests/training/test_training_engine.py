@@ -177,6 +177,6 @@ def test_a_run_the_clock_stops_ends_on_a_small_learning_rate(tiny):
     result = run(cfg)
     rows = list(csv.DictReader((result.log_dir / "metrics.csv").read_text().splitlines()))
     rates = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
-    assert 20 < result.metrics["iterations"] < 10**6
+    assert 5 < result.metrics["iterations"] < 10**6  # a loaded machine runs a dozen steps in 4 s
     assert rates[-1] < 0.1 * cfg["optim"]["lr"] < rates[0]
     assert all(later <= earlier + 1e-12 for earlier, later in itertools.pairwise(rates))
