@@ -42,12 +42,12 @@ from sciSR.consistency import (
     estimate_noise_sigma,
     estimate_window,
     forward_model_for,
+    match_noise,
     project,
     strongest_baseline,
     window_beyond,
     window_from_reference,
 )
-from sciSR.consistency.noise import match_noise
 from sciSR.errors import SciSRError
 from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units, rescale_flux_keywords
 from sciSR.image import SciImage

@@ -1,4 +1,4 @@
-"""White-noise level of an image, for the noise-weighted projections and test-time adaptation."""
+"""White-noise level of an image, for the noise-weighted projections, the self-check and test-time adaptation."""
 
 from __future__ import annotations
 
