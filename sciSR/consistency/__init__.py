@@ -33,6 +33,8 @@ high-resolution array; the k-space one holds its complex128 spectrum, 16 bytes p
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from sciSR.consistency.acquisition import forward_model_for, strongest_baseline
@@ -88,7 +90,8 @@ def project(hr: np.ndarray, lr: np.ndarray, op: ForwardModel, *, mask: np.ndarra
     lr : numpy.ndarray
         ``(*spatial, ...)`` the low-resolution input (same trailing axes).
     op : ForwardModel
-        The acquisition's operator.
+        The acquisition's operator; ``noise_sigma`` None is estimated once from ``lr``
+        (:func:`estimate_noise_sigma`).
     mask : numpy.ndarray, optional
         ``(*spatial)`` bool, True where ``lr`` is invalid (e.g. the NaN mask of a FITS image): the
         residual there counts as zero, so those samples pull nothing (for ``"flux"`` their blocks are
@@ -122,6 +125,9 @@ def project(hr: np.ndarray, lr: np.ndarray, op: ForwardModel, *, mask: np.ndarra
         valid = keep.reshape(keep.shape + (1,) * (y.ndim - k)).astype(np.float64)
         # A masked sample may be NaN; it must not leak into the (zero-weighted) residual.
         y = np.where(valid > 0, y, 0.0)
+    if op.noise_sigma is None and op.kind != "flux":
+        # One estimate, from the input, for whichever weighted projection runs.
+        op = dataclasses.replace(op, noise_sigma=estimate_noise_sigma(y, k))
     if op.kind == "kspace":
         return project_kspace(x, y, op, valid)
     if op.kind == "flux":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from sciSR.consistency.model import ForwardModel
-from sciSR.consistency.noise import estimate_noise_sigma
 from sciSR.degrade.ct import ct_downsample
 from sciSR.degrade.mri import thick_slice
 
@@ -54,8 +53,8 @@ def project_blur(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.ndarr
     y : numpy.ndarray
         ``(*spatial, ...)`` float64 LR input (masked samples already zero).
     op : ForwardModel
-        The operator (kind ``"slice_profile"`` or ``"ct"``); ``noise_sigma`` None: estimated from ``y``
-        (:func:`~sciSR.consistency.noise.estimate_noise_sigma`).
+        The operator (kind ``"slice_profile"`` or ``"ct"``), its ``noise_sigma`` known
+        (:func:`sciSR.consistency.project` estimates an unknown one).
     valid : numpy.ndarray or None
         ``(*spatial, 1, ...)`` 0/1 weights of the residual (None: all valid).
 
@@ -64,10 +63,11 @@ def project_blur(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.ndarr
     numpy.ndarray
         float64 like ``x``; see :func:`sciSR.consistency.project`.
     """
-    bases = {a: _svd(_axis_matrix(op, x.shape[a], a)) for a in op.axes}
+    matrices = {a: _axis_matrix(op, x.shape[a], a) for a in op.axes}
+    bases = {a: _svd(matrix) for a, matrix in matrices.items()}
     estimate = x
-    for a, (u, s, vt) in bases.items():
-        estimate = _along((u * s) @ vt, estimate, a)
+    for a, matrix in matrices.items():
+        estimate = _along(matrix, estimate, a)
     residual = y - estimate
     if valid is not None:
         residual = residual * valid
@@ -76,7 +76,7 @@ def project_blur(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.ndarr
     singular = np.ones((1,) * x.ndim)
     for a, (_, s, _) in bases.items():
         singular = singular * s.reshape(tuple(-1 if b == a else 1 for b in range(x.ndim)))
-    sigma = estimate_noise_sigma(y, len(op.factors)) if op.noise_sigma is None else op.noise_sigma
+    sigma = op.noise_sigma
     if sigma > 0:
         pilot = x
         for a, (_, _, vt) in bases.items():

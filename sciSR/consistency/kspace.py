@@ -71,7 +71,8 @@ def project_kspace(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.nda
     y : numpy.ndarray
         ``(*spatial, ...)`` float64 LR input (masked samples already zero).
     op : ForwardModel
-        The operator (kind ``"kspace"``).
+        The operator (kind ``"kspace"``), its ``noise_sigma`` known (:func:`sciSR.consistency.project`
+        estimates an unknown one).
     valid : numpy.ndarray or None
         ``(*spatial, 1, ...)`` 0/1 weights of the residual (None: all valid).
 
@@ -89,7 +90,7 @@ def project_kspace(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.nda
     if valid is not None:
         residual = residual * valid
     residual = scipy.fft.fftn(residual, axes=axes)
-    sigma = estimate_noise_sigma(y, k) if op.noise_sigma is None else op.noise_sigma
+    sigma = op.noise_sigma
     if sigma > 0:
         power = np.abs(coeffs) ** 2
         noise_power = math.prod(y.shape[:k]) * sigma**2  # E|DFT of white noise|², unnormalised DFT
