@@ -29,6 +29,8 @@ def test_the_expected_images_are_there():
     names = lambda c: {f.source for f in shipped.collection(c)}  # noqa: E731
     assert {"camera.png", "moon.png", "coins.png"} <= names("skimage-gray")
     assert "astronaut.png" not in names("skimage-gray")  # RGB: not a grey-level image
+    assert {"astronaut.png", "chelsea.png", "coffee.png"} <= names("skimage-color")
+    assert "hubble_deep_field.jpg" not in names("skimage-color")  # reserved for outside evaluation
     assert {"anatomical.nii", "example4d.nii.gz", "emri_small.dcm"} <= names("mri-volumes")
     assert {"MR_small.dcm", "MR2_UNCR.dcm", "emri_small.dcm", "example4d.nii.gz"} <= names("mri-slices")
     assert {"CT_small.dcm", "eCT_Supplemental.dcm"} <= names("ct-slices")
@@ -44,6 +46,18 @@ def test_slices_are_every_plane_of_each_volume():
     assert first.spacing == pytest.approx(volume.spacing[:2])
     # Too small for a training patch: anatomical.nii (33 × 41) gives no slices.
     assert not [f for f in shipped.collection("mri-slices") if f.source == "anatomical.nii"]
+
+
+def test_colour_photographs_become_their_luminance():
+    from PIL import Image
+
+    (chelsea,) = [f for f in shipped.collection("skimage-color") if f.source == "chelsea.png"]
+    grey = sciSR.read(chelsea.path).array
+    rgb = np.asarray(Image.open(next(p for p in shipped.package_files("skimage-color") if p.name == "chelsea.png")))
+    assert grey.shape == rgb.shape[:2] == (300, 451)
+    np.testing.assert_allclose(grey, rgb[..., :3] @ np.array([0.2125, 0.7154, 0.0721]), rtol=1e-6)
+    assert 0 <= grey.min() < grey.max() <= 255
+    assert "astronaut.png" not in {f.source for f in shipped.collection("skimage-color", exclude=["astronaut.png"])}
 
 
 def test_exclude_removes_files_and_their_slices():
