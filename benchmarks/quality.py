@@ -48,7 +48,7 @@ import numpy as np
 import sciSR
 from sciSR.consistency import ForwardModel, strongest_baseline
 from sciSR.consistency import degrade as degrade_with
-from sciSR.data.shipped import held_out, package_files
+from sciSR.data.shipped import SKIMAGE_COLOR, held_out, luminance, package_files
 from sciSR.degrade.ct import ct_downsample
 from sciSR.degrade.generic import bicubic_downsample
 from sciSR.degrade.monai_transforms import RandDegradation, create_degradation
@@ -150,7 +150,7 @@ def held_out_cases(card: Mapping[str, Any]) -> list[tuple[Path, tuple[int, ...]]
     model_scale = tuple(card["scale"])
     cases = []
     for path in files:
-        ndim = sciSR.read(path).spatial_ndim
+        ndim = read_held_out(path).spatial_ndim
         cases.append((path, model_scale + (1,) * (ndim - len(model_scale))))
     return cases
 
@@ -162,7 +162,7 @@ def evaluate_shipped(name: str | Path, *, seed: int = 0) -> list[dict[str, Any]]
     kind, options = degradation_of(model.card)
     rows = []
     for path, factors in held_out_cases(model.card):
-        row = evaluate_case(model, sciSR.read(path), factors, kind, options, seed=seed, label=name)
+        row = evaluate_case(model, read_held_out(path), factors, kind, options, seed=seed, label=name)
         rows.append({"model": name, "image": path.name, **row})
     return rows
 
@@ -363,15 +363,16 @@ def variants(family: str, ndim: int, scale: int = 2) -> list[Variant]:
     raise SciSRError(f"unknown variant family {family!r}")
 
 
-def _skimage_file(name: str) -> Path:
-    import skimage
-
-    return Path(skimage.__file__).parent / "data" / name
+def read_held_out(path: Path) -> sciSR.SciImage:
+    """A held-out package file as training would have seen it: colour photographs as grey levels 0–255."""
+    if path.name in SKIMAGE_COLOR:
+        return sciSR.SciImage.from_array(luminance(path).astype(np.float32), domain="generic")
+    return sciSR.read(path)
 
 
 def _package_file(name: str) -> Path:
     """A package file of the shipped collections by file name (the held-out images)."""
-    for collection in ("mri-slices", "ct-slices", "sky-frames", "skimage-gray"):
+    for collection in ("mri-slices", "ct-slices", "sky-frames", "skimage-gray", "skimage-color"):
         for path in package_files(collection):
             if path.name == name:
                 return path
@@ -387,19 +388,13 @@ def _centre_crop(array: np.ndarray, size: int) -> np.ndarray:
 def load_truth(name: str, family: str, crop: int = GENERIC_CROP) -> tuple[sciSR.SciImage, Path]:
     """A held-out truth image for ``family`` and the package file it comes from.
 
-    Generic photographs are centre-cropped to ``crop`` (astronaut.png converted to grey levels 0–255);
-    through-plane, a 2D slice becomes a one-plane volume ``(n, m, 1)`` with isotropic spacing, so the
-    library recognises the ×4 axis as the thick-slice axis (``forward_model_for`` only does so for volumes).
+    Generic photographs are centre-cropped to ``crop`` (colour ones, astronaut.png, as grey levels 0–255:
+    :func:`read_held_out`); through-plane, a 2D slice becomes a one-plane volume ``(n, m, 1)`` with
+    isotropic spacing, so the library recognises the ×4 axis as the thick-slice axis (``forward_model_for``
+    only does so for volumes).
     """
-    if name == "astronaut.png":
-        from skimage.color import rgb2gray
-        from skimage.io import imread
-
-        path = _skimage_file(name)
-        grey = rgb2gray(imread(path)) * 255.0
-        return sciSR.SciImage.from_array(_centre_crop(grey, crop).astype(np.float32), domain="generic"), path
     path = _package_file(name)
-    image = sciSR.read(path)
+    image = read_held_out(path)
     array, spacing = image.array.astype(np.float32), tuple(image.spacing)
     if image.domain == "generic":
         array = _centre_crop(array, crop)

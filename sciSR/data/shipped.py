@@ -163,16 +163,20 @@ def _write_slice(plane: np.ndarray, spacing: Sequence[float], path: Path) -> Non
         nib.save(image, tmp)
 
 
-def _grey_of(photo: Path, out: Path) -> ShippedFile:
-    """Colour photograph ``photo`` as a cached 2D NIfTI of its luminance (0–255, float32, rows first)."""
+def luminance(photo: Path) -> np.ndarray:
+    """The grey levels of colour photograph ``photo``: float64 ``(rows, columns)``, 0–255 (:data:`LUMINANCE`)."""
     from PIL import Image
 
+    with Image.open(photo) as handle:
+        return np.asarray(handle.convert("RGB"), dtype=np.float64) @ np.asarray(LUMINANCE)
+
+
+def _grey_of(photo: Path, out: Path) -> ShippedFile:
+    """Colour photograph ``photo`` as a cached 2D NIfTI of its :func:`luminance` (float32)."""
     path = out / f"{photo.name}.nii.gz"
     if not path.is_file():
-        with Image.open(photo) as handle:
-            rgb = np.asarray(handle.convert("RGB"), dtype=np.float64)
         out.mkdir(parents=True, exist_ok=True)
-        _write_slice(rgb @ np.asarray(LUMINANCE), (1.0, 1.0), path)
+        _write_slice(luminance(photo), (1.0, 1.0), path)
     return ShippedFile(path, photo.name)
 
 
