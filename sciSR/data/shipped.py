@@ -4,12 +4,12 @@ Paths of package data differ per install (virtual environment, Python version), 
 collection (``data.collection: mri-slices``) instead of files. Only files already on disk are used: nothing
 is downloaded (scikit-image's ``brain()`` and pydicom's remote test files are left out on purpose).
 
-``skimage-color`` caches the luminance of each colour photograph the same way, so grey-level networks
-train on it. Collections of 2D slices (``mri-slices``, ``ct-slices``, ``mri-phantom-slices``) cut every slice of each
+``skimage-color`` caches the luminance of each colour photograph the same way, so grey-level networks train on
+it. Collections of 2D slices (``mri-slices``, ``ct-slices``, ``mri-phantom-slices``) cut every slice of each
 shipped volume (and every frame of 4D series) into a 2D NIfTI file in a cache folder (``$SCISR_CACHE`` or
-``~/.cache/scisr``; written once, atomically), so a 2D network sees every slice and can be trained on
-volumes and 2D images together. Slices smaller than :data:`MIN_SLICE` pixels per axis are left out (they
-cannot hold a training patch).
+``~/.cache/scisr``; written once, atomically), so a 2D network sees every slice and can be trained on volumes
+and 2D images together. Slices smaller than :data:`MIN_SLICE` pixels per axis are left out (they cannot hold a
+training patch).
 """
 
 from __future__ import annotations
@@ -77,8 +77,10 @@ def _astropy(relative: str) -> Path:
 
 LICENCES = {
     "skimage": "scikit-image sample data (BSD-3-Clause with the package; brick, grass, gravel: CC0 from "
-               "CC0Textures; camera, moon, coins, page, text and the others: public domain or contributed "
-               "to scikit-image, see skimage.data docstrings)",
+               "CC0Textures; chelsea, coffee, retina: CC0; astronaut (NASA), rocket (SpaceX): public domain; "
+               "ihc: no known copyright restrictions; motorcycle_left: Middlebury 2014 stereo benchmark, "
+               "offered for research, no licence stated by scikit-image; camera, moon, coins, page, text and "
+               "the others: public domain or contributed to scikit-image, see skimage.data docstrings)",
     "pydicom": "pydicom test files (MIT, pydicom licence; MR_small/CT_small downsized from NEMA WG04 samples)",
     "pydicom-data": "pydicom-data test files (MIT, pydicom-data licence)",
     "nibabel": "nibabel test data (MIT, nibabel licence)",
