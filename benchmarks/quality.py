@@ -143,15 +143,18 @@ def evaluate_case(model: Any, image: sciSR.SciImage, factors: Sequence[int], nam
     return row
 
 
-def held_out_cases(card: Mapping[str, Any]) -> list[tuple[Path, tuple[int, ...]]]:
-    """(file, factors) per held-out image of a shipped model: its own scale, plane-wise on volumes."""
+def held_out_cases(card: Mapping[str, Any]) -> list[tuple[Path, sciSR.SciImage, tuple[int, ...]]]:
+    """(file, image, factors) per held-out image of a shipped model: its own scale, plane-wise on volumes.
+
+    Each file is read once (:func:`read_held_out`); the image is what the evaluation degrades.
+    """
     data = card["training"]["data"]
     files = held_out(data.get("collection", []), data.get("exclude", []))
     model_scale = tuple(card["scale"])
     cases = []
     for path in files:
-        ndim = read_held_out(path).spatial_ndim
-        cases.append((path, model_scale + (1,) * (ndim - len(model_scale))))
+        image = read_held_out(path)
+        cases.append((path, image, model_scale + (1,) * (image.spatial_ndim - len(model_scale))))
     return cases
 
 
@@ -161,8 +164,8 @@ def evaluate_shipped(name: str | Path, *, seed: int = 0) -> list[dict[str, Any]]
     name = model.card.get("name", Path(name).stem)
     kind, options = degradation_of(model.card)
     rows = []
-    for path, factors in held_out_cases(model.card):
-        row = evaluate_case(model, read_held_out(path), factors, kind, options, seed=seed, label=name)
+    for path, image, factors in held_out_cases(model.card):
+        row = evaluate_case(model, image, factors, kind, options, seed=seed, label=name)
         rows.append({"model": name, "image": path.name, **row})
     return rows
 
