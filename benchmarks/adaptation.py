@@ -10,7 +10,8 @@ each budget (consistency ``auto`` both times, as a user gets it). The truths are
 (whose 32² inputs are too small to adapt: reported as refused) and two 128² slices of synthetic knee
 phantoms (an axial one of seed 3, a coronal one of seed 7; no shipped model trained on phantoms). Printed per
 cell: PSNR over cubic B-spline of both (dB, against the truth), the adaptation's steps, whether the adapted
-weights were used, its held-out L1 before → after, and the wall time (adaptation included). Timings are
+weights were used, its held-out L1 before → after (or why it was skipped), and the wall time (adaptation
+included). Timings are
 this machine's; the budget is wall-clock, so a loaded machine trains fewer steps.
 """
 
@@ -54,8 +55,8 @@ def cell(model: str, truth: sciSR.SciImage, variant: Any, budgets: list[float], 
             seconds = time.perf_counter() - start
             record = result.meta["provenance"][-1]["adaptation"]
             runs.append({"budget": budget, "psnr": psnr(result.array, hr, data_range), "seconds": seconds,
-                         "steps": record["steps"], "used": record["used"], "l1": (record["val_l1_start"],
-                                                                                  record["val_l1"])})
+                         "steps": record["steps"], "used": record["used"], "skipped": record.get("skipped"),
+                         "l1": (record.get("val_l1_start"), record.get("val_l1"))})
     return {**score, "runs": runs}
 
 
@@ -87,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
                         "over cubic")
                 for run in r["runs"]:
                     gains.append(run["psnr"] - r["shipped"])
-                    line += (f" | adapt {run['budget']:g} s: {run['psnr'] - r['cubic']:+5.2f} dB, "
-                             f"{run['steps']} steps, {'used' if run['used'] else 'not used'}, held-out L1 "
+                    line += f" | adapt {run['budget']:g} s: {run['psnr'] - r['cubic']:+5.2f} dB, "
+                    if run["skipped"]:
+                        line += f"skipped ({run['skipped']}), {run['seconds']:.0f} s"
+                        continue
+                    line += (f"{run['steps']} steps, {'used' if run['used'] else 'not used'}, held-out L1 "
                              f"{run['l1'][0]:.4g} → {run['l1'][1]:.4g}, {run['seconds']:.0f} s")
                 print(line, flush=True)
     print(f"\nadapted − shipped over {len(gains)} runs: median {np.median(gains):+.2f} dB "

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sciSR.consistency.noise import match_noise
+from sciSR.consistency.noise import estimate_noise_sigma, match_noise
 from sciSR.image import SciImage
 from sciSR.infer.tiled import resolve_device
 from sciSR.intensity import normalize
@@ -62,6 +62,17 @@ stops at a step cap, as :func:`sciSR.self_supervised` does, but tighter: 4 passe
 patches, at least 250 steps, whatever the budget. The shipped weights need no long warm-up, and longer
 adaptation fits the scale of the degraded copy (mri-x2 on a 64² knee-phantom slice, sharp k-space ×2:
 +0.77 dB over the shipped weights after 289 steps, −0.31 dB after 896, while the held-out L1 kept falling)."""
+
+
+WINDOWED_NOISE_LIMIT = 0.008
+"""Noise σ (estimated from the input, :func:`sciSR.consistency.noise.estimate_noise_sigma`) as a share of
+the input's 99th percentile from which a windowed k-space acquisition is not adapted: its own degraded
+copy then no longer tells whether adapted weights help. Knee phantom slices (axial seed 3, coronal seed 7),
+Hamming ×2, adapted − shipped (dB over cubic against the truth): noise-free +1.06 / +2.51, σ 0.5 %
+(estimated 0.66 / 0.56 %) −0.06 / +2.17, 0.75 % (0.95 / 0.81 %) −0.31 / +1.87, 1 % (1.23 / 1.06 %)
+−1.31 / +1.64, 2 % −1.44 / +0.74, while the held-out L1 fell 3–8× in every case: nothing the adaptation
+sees tells the slice that gains from the one that loses, so the loss is not risked. Sharp truncation has
+no such limit (2 %: +1.71 / +0.16)."""
 
 
 def _planes(x: np.ndarray, factors: tuple[int, ...], channels: bool) -> tuple[np.ndarray, tuple[int, int]]:
@@ -122,6 +133,8 @@ def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, ma
         the shipped and the kept weights), ``best_step``, ``used`` (whether the adapted weights run),
         ``step_cap`` (see :data:`ADAPTATION`),
         ``held_out_rows``, ``degradation`` (the forward model of the pairs), ``recipe`` and ``seed``.
+        A windowed k-space input noisier than :data:`WINDOWED_NOISE_LIMIT` is not adapted: the record
+        then holds ``seconds``, ``steps`` 0, ``used`` False, ``seed`` and ``skipped`` (why).
 
     Raises
     ------
@@ -136,6 +149,15 @@ def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, ma
     values, _ = prepare(image)
     factors = request.factors
     request = _with_found_window(request, image, values, cancel)
+    window = request.operator.window if request.operator is not None and request.operator.kind == "kspace" else None
+    noise = estimate_noise_sigma(values, len(factors)) / max(float(np.percentile(values, 99)), 1e-12)
+    if window is not None and noise >= WINDOWED_NOISE_LIMIT:
+        LOG.info(f"adaptation skipped: a {window}-windowed input with noise σ {100 * noise:.2g} % of its 99th "
+                 "percentile cannot be validated on itself; the shipped weights run unchanged")
+        return dataclasses.replace(request, adaptation={
+            "seconds": request.adapt, "steps": 0, "used": False, "seed": seed,
+            "skipped": f"{window} window with noise σ {noise:.4f} of the 99th percentile "
+                       f"(limit {WINDOWED_NOISE_LIMIT})"})
     hr = crop_to_factors(values, factors)
     lr, described = own_degraded_copy(request, np.ascontiguousarray(hr))
     lr, added_noise = match_noise(lr, hr, len(factors), seed)

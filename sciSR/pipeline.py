@@ -1087,6 +1087,23 @@ def _reference_window(operator: ForwardModel, x: np.ndarray, factors: tuple[int,
     return "hamming" if estimate_window(x, scaled) == "hamming" else None
 
 
+def _with_window_of(request: UpscaleRequest, image: SciImage, x: np.ndarray,
+                    cancel: threading.Event | None) -> tuple[UpscaleRequest, ForwardModel]:
+    """``request`` with the k-space window the network's result on ``x`` reveals, and that operator.
+
+    The projection of the real result looks for the window the same way (:func:`projection_operator`);
+    a self-check that degraded its copy without it would judge a different acquisition than the one the
+    projection assumes (mri-x2 on a knee phantom slice with Hamming + 2 % Rician ×2: the sharp copy turned
+    the projection off, +3.80 dB over cubic; with the window found, +4.97).
+    """
+    crop = SciImage.from_array(x, domain=image.domain, meta={
+        k: image.meta[k] for k in ("channel_axis", "channel_name", "units", "source") if k in image.meta})
+    result, params = run(dataclasses.replace(request, output=None), crop, x, cancel=cancel)
+    finish(result, x, params, request.factors, "none", None)
+    operator = projection_operator(request, x, result)
+    return dataclasses.replace(request, operator=operator), operator
+
+
 def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
                cancel: threading.Event | None = None) -> dict[str, Any] | None:
     """How the network does on the input's own degraded copy, against the strongest baseline.
@@ -1131,6 +1148,8 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
     x = _check_crop(x, factors)
     if x is None:
         return None
+    if window_unknown(operator):
+        request, operator = _with_window_of(request, image, x, cancel)
     y, described = own_degraded_copy(request, x)
     y, added_noise = match_noise(y, x, n, seed=0)
     small = SciImage.from_array(y, domain=image.domain, meta={

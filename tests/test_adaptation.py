@@ -135,3 +135,23 @@ def test_adaptation_stops_at_its_step_cap_whatever_the_budget() -> None:
     record = adapted.adaptation
     assert record["step_cap"] >= ADAPTATION["min_step_cap"]
     assert record["steps"] == record["step_cap"]
+
+
+@pytest.mark.parametrize(("noise", "skipped"), [(0.0, False), (0.02, True)])
+def test_a_noisy_windowed_acquisition_keeps_the_shipped_weights(noise: float, skipped: bool) -> None:
+    import dataclasses
+
+    from sciSR.adaptation import WINDOWED_NOISE_LIMIT
+    from sciSR.consistency import ForwardModel
+    from sciSR.degrade.mri import kspace_downsample
+
+    hr = _mri_frame((128, 128)).array
+    lr = kspace_downsample(hr, (2, 2), "hamming", noise * float(np.percentile(hr, 99)), np.random.default_rng(0))
+    image = sciSR.SciImage.from_array(lr, spacing=(2.0, 2.0), domain="mri")
+    request = UpscaleRequest.build(image, "mri-x2", adapt=600.0)
+    request = dataclasses.replace(request, operator=ForwardModel("kspace", (2, 2), window="hamming", source="header"))
+    record = adapt_request(image, request, max_steps=5).adaptation
+    assert ("skipped" in record) == skipped
+    assert record["steps"] == (0 if skipped else 5)
+    if skipped:
+        assert not record["used"] and f"limit {WINDOWED_NOISE_LIMIT}" in record["skipped"]

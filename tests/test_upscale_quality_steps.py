@@ -173,7 +173,8 @@ def test_self_check_scores_a_windowed_input_against_its_window(mr):
     from sciSR.degrade.mri import kspace_downsample
 
     # A Hamming-windowed, noisy acquisition that the card does not describe (mri-x2 expects no window):
-    # compared with the damped outer frequencies of the input itself, restoring them would read as a loss.
+    # the self-check finds the window as the projection does and degrades its copy with it; judged as a
+    # sharp acquisition against the input's damped outer frequencies, restoring them would read as a loss.
     sigma = 0.02 * float(np.percentile(mr.array, 99))
     low = kspace_downsample(mr.array.astype(np.float32), (2, 2), "hamming", noise_std=sigma,
                             rng=np.random.default_rng(0))
@@ -182,8 +183,10 @@ def test_self_check_scores_a_windowed_input_against_its_window(mr):
         warnings.simplefilter("error")  # a self-check loss would warn
         result = sciSR.upscale(image, "mri-x2")
     check = result.meta["provenance"][-1]["self_check"]
-    assert check["reference_window"] == "hamming (estimated)" and check["delta_db"] > 0
-    assert sciSR.upscale(mr, "mri-x2").meta["provenance"][-1]["self_check"]["reference_window"] is None
+    found = (check["forward_model"]["window"], check["forward_model"]["source"])
+    assert found == ("hamming", "estimated") and check["delta_db"] > 0 and check["consistency"]
+    sharp = sciSR.upscale(mr, "mri-x2").meta["provenance"][-1]["self_check"]
+    assert sharp["reference_window"] is None and sharp["forward_model"]["window"] is None
 
 
 def test_the_projection_finds_a_hamming_window_the_card_does_not_name(mr):
