@@ -218,11 +218,16 @@ def ct_phantom(shape: Sequence[int] = (128, 128), seed: int = 0, spacing: Sequen
                                meta={"source": f"ct_phantom(seed={seed})", "units": "HU"})
 
 
-def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 60,
+def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int | Sequence[int] = 60,
                fwhm: float | Sequence[float] = 2.5, beta: float | Sequence[float] = 3.0, sky: float = 100.0,
                gain: float = 4.0, read_noise: float = 2.0,
-               pixel_scale: float = 0.1 / 3600) -> SciImage:
+               pixel_scale: float = 0.1 / 3600, saturation: float | Sequence[float] | None = None,
+               nebula: float | Sequence[float] = 0.0) -> SciImage:
     """A star field: Moffat stars with power-law fluxes and a few galaxies on a sky, with noise.
+
+    Real frames are often crowded (the Galactic plane), sit on structured background (nebulosity, scattered
+    light) and have saturated bright stars (a CCD's full well, a photographic plate's density limit);
+    ``n_stars``, ``nebula`` and ``saturation`` as ranges give a training set of such frames.
 
     Parameters
     ----------
@@ -230,8 +235,8 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 
         ``(y, x)`` pixels (FITS order).
     seed : int
         Varies positions, fluxes and noise.
-    n_stars : int
-        Number of stars.
+    n_stars : int or (int, int)
+        Number of stars, or a range ``[low, high)`` drawn log-uniformly per image from ``seed``.
     fwhm : float or (float, float)
         Stellar FWHM in pixels; a range ``(low, high)`` draws one per image from ``seed`` (a training set
         with varied seeing).
@@ -245,6 +250,12 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 
         Read-noise σ in counts.
     pixel_scale : float
         Degrees per pixel (the spacing).
+    saturation : float or (float, float), optional
+        Counts at which the detector saturates (values are clipped there after the noise), or a range
+        drawn log-uniformly per image; None: no saturation.
+    nebula : float or (float, float)
+        Standard deviation in counts of a smooth random background (Gaussian-filtered white noise on a
+        scale of 2–16 pixels, clipped at −sky/2), or a range drawn per image; 0: a flat sky.
 
     Returns
     -------
@@ -256,6 +267,8 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 
         raise SciSRError(f"star_field makes 2D images; shape must have 2 entries, got {tuple(shape)}")
     rng = np.random.default_rng(seed)
     fwhm, beta = (float(v) if np.isscalar(v) else float(rng.uniform(*v)) for v in (fwhm, beta))
+    if not np.isscalar(n_stars):
+        n_stars = int(np.exp(rng.uniform(*np.log(n_stars))))
     ny, nx = shape
     img = np.full((ny, nx), float(sky))
     yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
@@ -277,7 +290,16 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int = 
         a = dx * np.cos(theta) + dy * np.sin(theta)
         b = (-dx * np.sin(theta) + dy * np.cos(theta)) / q
         img += rng.uniform(20, 80) * np.exp(-np.hypot(a, b) / scale)
+    if not np.isscalar(nebula) or nebula > 0:
+        amplitude = float(nebula) if np.isscalar(nebula) else float(rng.uniform(*nebula))
+        from scipy.ndimage import gaussian_filter
+
+        field = gaussian_filter(rng.normal(size=(ny, nx)), rng.uniform(2.0, 16.0), mode="wrap")
+        img += np.maximum(amplitude * field / max(float(field.std()), 1e-12), -sky / 2)
     noisy = rng.poisson(img * gain) / gain + rng.normal(0.0, read_noise, img.shape)
+    if saturation is not None:
+        level = float(saturation) if np.isscalar(saturation) else float(np.exp(rng.uniform(*np.log(saturation))))
+        noisy = np.minimum(noisy, level)
     from astropy.wcs import WCS
 
     # A north-up TAN frame so sky coordinates (and the science report's arcsec shifts) exist.

@@ -55,3 +55,19 @@ def test_ct_phantom_noise_and_grain():
     assert np.sum(np.diff(sharp) > 50) < np.sum(np.diff(soft) > 50)
     drawn = [np.std(air(generate("ct_phantom", seed, noise=(10.0, 40.0)))) for seed in range(4)]
     assert min(drawn) >= 7.0 and max(drawn) <= 48.0 and max(drawn) - min(drawn) > 3.0
+
+
+def test_star_fields_can_be_crowded_nebulous_and_saturated():
+    plain = generate("star_field", 4, gain=1e6, read_noise=0.0).array
+    # Defaults draw nothing new: a seed still gives the frame it always gave.
+    assert np.array_equal(plain, generate("star_field", 4, gain=1e6, read_noise=0.0, nebula=0.0).array)
+    level = float(np.percentile(plain, 99.5))
+    clipped = generate("star_field", 4, gain=1e6, read_noise=0.0, saturation=level).array
+    assert clipped.max() == pytest.approx(level) and np.array_equal(clipped, np.minimum(plain, level))
+    ranges = {"n_stars": [100, 2000], "nebula": [20.0, 60.0], "saturation": [500.0, 5000.0]}
+    drawn = [generate("star_field", seed, gain=1e6, read_noise=0.0, **ranges).array for seed in range(3)]
+    assert all(300.0 <= d.max() <= 5000.0 + 1e-3 for d in drawn)
+    assert len({float(d.max()) for d in drawn}) == 3  # one level per image
+    # Structured background: the sky's median absolute deviation grows far beyond the flat sky's.
+    mad = [float(np.median(np.abs(d - np.median(d)))) for d in (plain, drawn[0])]
+    assert mad[1] > 5 * max(mad[0], 1e-3)
