@@ -83,6 +83,13 @@ def train_one(name: str, runs: Path, weights: Path, extra: list[str]) -> dict[st
         "wall_time_s": round(wall, 1),
         "machine": machine(),
     }
+    if cfg["model"]["init"]:
+        # A fine-tuning run: the card names the weights it started from, so the chain can be followed.
+        start_card = sciSR.load_model(cfg["model"]["init"]).card
+        card["initialised_from"] = {"model": os.fspath(cfg["model"]["init"]),
+                                    "weights_sha256": start_card["weights_sha256"],
+                                    "steps": start_card.get("steps"), "wall_time_s": start_card.get("wall_time_s"),
+                                    "recipe": start_card.get("recipe")}
     target = weights / f"{name}.safetensors"
     save_model(net, target, overwrite=True, **card)
     rows = quality.evaluate_shipped(target)

@@ -629,7 +629,8 @@ def self_check_text(meta: dict[str, Any]) -> list[str]:
     list of str
         E.g. ``["self-check: model 31.2 dB vs zerofill 30.8 dB (+0.4)"]``, plus
         ``"guard: returned zerofill instead of <model>"`` when the guard stepped in, and after a test-time
-        adaptation (``"adaptation"``) ``"adapted: 412 steps, weights used"`` (or ``"shipped weights kept"``).
+        adaptation (``"adaptation"``) ``"adapted: 412 steps, weights used"`` (or ``"shipped weights kept"``;
+        ``"not adapted: <why>; shipped weights kept"`` when it was skipped).
     """
     provenance = meta.get("provenance") or [{}]
     last = provenance[-1] if isinstance(provenance[-1], dict) else {}
@@ -640,7 +641,9 @@ def self_check_text(meta: dict[str, Any]) -> list[str]:
     phrases = [f"self-check: model {check['model_psnr']:.1f} dB vs {check['baseline']} "
                f"{check['baseline_psnr']:.1f} dB ({check['delta_db']:+.1f})"]
     adaptation = last.get("adaptation")
-    if adaptation:
+    if adaptation and adaptation.get("skipped"):
+        phrases.append(f"not adapted: {adaptation['skipped']}; shipped weights kept")
+    elif adaptation:
         kept = "weights used" if adaptation.get("used") else "shipped weights kept"
         phrases.append(f"adapted: {adaptation.get('steps', 0)} steps, {kept}")
     if guard:

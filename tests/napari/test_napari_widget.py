@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from napari.layers import Image
 from napari_scisr._layers import SCISR_KEY, image_layer
-from napari_scisr._widget import UpscaleWidget
+from napari_scisr._widget import UpscaleWidget, self_check_text
 
 import sciSR
 
@@ -323,3 +323,10 @@ def test_napari_widget_spacing_and_isotropic_put_a_non_integer_grid_on_the_input
     widget.spacing_edit.setText("0")
     widget.run_button.click()
     assert widget.status_label.text().startswith("error: spacing must be positive")
+
+
+def test_status_says_why_an_adaptation_was_skipped() -> None:
+    check = {"model_psnr": 30.0, "baseline": "zerofill", "baseline_psnr": 29.5, "delta_db": 0.5}
+    why = "hamming window with noise σ 0.0223 of the 99th percentile (limit 0.008)"
+    meta = {"provenance": [{"self_check": check, "adaptation": {"steps": 0, "used": False, "skipped": why}}]}
+    assert self_check_text(meta)[-1] == f"not adapted: {why}; shipped weights kept"
