@@ -915,7 +915,7 @@ def upscale_image(
         # One interpolation straight onto the grid asked for, not two.
         with progress_callback(progress) as report:
             array = resample_grid(values, request.shape, request.model.name, progress=report,
-                                  cancel_check=cancel_checker(cancel))
+                                  cancel_check=cancel_checker(cancel), out=out)
         extra["grid"] = {"to_shape": list(request.shape), "method": f"{request.model.name} (direct)"}
     else:
         on_grid = request.shape is None
@@ -930,7 +930,7 @@ def upscale_image(
             request = dataclasses.replace(request, operator=applied)
         if not on_grid:
             array, extra["grid"] = to_grid(array, request.shape, request.flux)
-    if request.shape is not None and out is not None:
+    if request.shape is not None and out is not None and array is not out:
         out[...] = array
         array = out
     if not request.model.is_interpolator:

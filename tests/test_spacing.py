@@ -74,6 +74,15 @@ def test_resample_grid_equals_interpolate_on_integer_grids_and_samples_the_fov_g
     assert np.allclose(out[5:-5, 0], expected[5:-5], atol=1e-5)
 
 
+def test_resample_grid_writes_into_out_and_refuses_a_wrong_one(tmp_path):
+    x = np.random.default_rng(2).random((20, 15, 2), dtype=np.float32)
+    out = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.float32, shape=(33, 28, 2))
+    result = resample_grid(x, (33, 28), out=out)
+    assert result is out and np.array_equal(out, resample_grid(x, (33, 28)))
+    with pytest.raises(SciSRError, match=r"out has shape \(33, 28\); the result has \(33, 28, 2\)"):
+        resample_grid(x, (33, 28), out=np.empty((33, 28), np.float32))
+
+
 def test_overlap_resampling_keeps_flux_exactly():
     rng = np.random.default_rng(1)
     counts = rng.poisson(50, (33, 29)).astype(np.float64)

@@ -110,6 +110,7 @@ def resample_grid(
     *,
     progress: Callable[[float], None] | None = None,
     cancel_check: Callable[[], None] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Resample the leading (spatial) axes of ``array`` onto ``shape`` voxels, field of view kept.
 
@@ -127,21 +128,27 @@ def resample_grid(
         ``"nearest"``, ``"linear"`` or ``"cubic"`` (interpolating cubic B-spline).
     progress, cancel_check
         As for :func:`interpolate`.
+    out : numpy.ndarray, optional
+        float32 ``(*shape, [C])`` (e.g. a ``numpy.memmap``) that the last pass writes into, so a large
+        result is never held twice.
 
     Returns
     -------
     numpy.ndarray
-        float32 ``(*shape, [C])``.
+        float32 ``(*shape, [C])``: ``out`` when given.
 
     Raises
     ------
     SciSRError
-        ``"zerofill"``, whose k-space padding needs an integer factor.
+        ``"zerofill"``, whose k-space padding needs an integer factor, or an ``out`` of another shape.
     """
     if method == "zerofill" or method not in INTERPOLATORS:
         raise SciSRError(f"{method!r} cannot resample onto a non-integer grid; use cubic, linear or nearest")
     x = np.asarray(array, dtype=np.float32)
-    return _resample_passes(x, tuple(int(n) for n in shape), INTERPOLATORS[method], None, progress, cancel_check)
+    shape = tuple(int(n) for n in shape)
+    if out is not None and tuple(out.shape) != (*shape, *x.shape[len(shape):]):
+        raise SciSRError(f"out has shape {tuple(out.shape)}; the result has {(*shape, *x.shape[len(shape):])}")
+    return _resample_passes(x, shape, INTERPOLATORS[method], out, progress, cancel_check)
 
 
 def _resample_passes(x: np.ndarray, shape: tuple[int, ...], order: int, out: np.ndarray | None,
