@@ -330,3 +330,26 @@ def test_status_says_why_an_adaptation_was_skipped() -> None:
     why = "hamming window with noise σ 0.0223 of the 99th percentile (limit 0.008)"
     meta = {"provenance": [{"self_check": check, "adaptation": {"steps": 0, "used": False, "skipped": why}}]}
     assert self_check_text(meta)[-1] == f"not adapted: {why}; shipped weights kept"
+
+
+def test_napari_adapts_a_real_slice_off_the_ui_thread(make_napari_viewer: Callable, qtbot: Any) -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:64, :64]
+    slice_ = sum(rng.uniform(50, 200) * ((yy - rng.uniform(0, 64)) ** 2 + (xx - rng.uniform(0, 64)) ** 2
+                                        < rng.uniform(4, 14) ** 2) for _ in range(10))
+    image = sciSR.SciImage.from_array(ndimage.gaussian_filter(slice_.astype(np.float32), 1.0), spacing=(1.0, 1.0),
+                                      domain="mri", meta={"source": "blobs"})
+    viewer = make_napari_viewer()
+    data, kwargs, _ = image_layer(image, name="slice")
+    viewer.add_image(data, **kwargs)
+    widget = UpscaleWidget(viewer)
+    widget.model_combo.setCurrentIndex(widget.model_combo.findData("mri-x2"))
+    widget.adapt_box.setValue(2)
+    widget.run_button.click()
+    qtbot.waitUntil(widget.run_button.isEnabled, timeout=120_000)
+    assert "adapted: " in widget.status_label.text(), widget.status_label.text()
+    result = viewer.layers[-1]
+    assert result.data.shape == (128, 128)
+    assert result.metadata[SCISR_KEY].meta["provenance"][-1]["adaptation"]["seconds"] == 2.0
