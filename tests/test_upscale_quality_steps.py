@@ -210,3 +210,23 @@ def test_the_projection_finds_a_hamming_window_the_card_does_not_name(mr):
     sharp = sciSR.SciImage.from_array(kspace_downsample(truth, (2, 2)), spacing=spacing, domain="mri")
     step = sciSR.upscale(sharp, "mri-x2", consistency="on").meta["provenance"][-1]["consistency"]
     assert (step["window"], step["source"]) == (None, "card")
+
+
+def test_a_volume_is_searched_for_its_window_on_one_plane(monkeypatch):
+    from sciSR import pipeline
+
+    rng = np.random.default_rng(0)
+    volume = sciSR.SciImage.from_array(rng.random((48, 40, 6), dtype=np.float32) * 100, spacing=(1.0, 1.0, 3.0),
+                                       domain="mri")
+    shapes = []
+    real_run = pipeline.run
+
+    def spy(request, image, values, **kwargs):
+        shapes.append(tuple(values.shape))
+        return real_run(request, image, values, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run", spy)
+    request = pipeline.UpscaleRequest.build(volume, "mri-x2", (2, 2, 1))
+    pipeline.self_check(request, volume, volume.array)
+    # The window search sees the middle plane; the check itself the degraded copy of the whole crop.
+    assert shapes == [(48, 40, 1), (24, 20, 6)]
