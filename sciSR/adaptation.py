@@ -68,11 +68,11 @@ WINDOWED_NOISE_LIMIT = 0.008
 """Noise σ (estimated from the input, :func:`sciSR.consistency.noise.estimate_noise_sigma`) as a share of
 the input's 99th percentile from which a windowed k-space acquisition is not adapted: its own degraded
 copy then no longer tells whether adapted weights help. Knee phantom slices (axial seed 3, coronal seed 7),
-Hamming ×2, adapted − shipped (dB over cubic against the truth): noise-free +1.06 / +2.51, σ 0.5 %
-(estimated 0.66 / 0.56 %) −0.06 / +2.17, 0.75 % (0.95 / 0.81 %) −0.31 / +1.87, 1 % (1.23 / 1.06 %)
-−1.31 / +1.64, 2 % −1.44 / +0.74, while the held-out L1 fell 3–8× in every case: nothing the adaptation
-sees tells the slice that gains from the one that loses, so the loss is not risked. Sharp truncation has
-no such limit (2 %: +1.71 / +0.16)."""
+Hamming ×2, the mri-x2 of commit cc08eb4, adapted − shipped (dB over cubic against the truth): noise-free
++1.06 / +2.51, σ 0.5 % (estimated 0.66 / 0.56 %) −0.06 / +2.17, 0.75 % (0.95 / 0.81 %) −0.31 / +1.87,
+1 % (1.23 / 1.06 %) −1.31 / +1.64, 2 % −1.44 / +0.74, while the held-out L1 fell 3–8× in every case:
+nothing the adaptation sees tells the slice that gains from the one that loses, so the loss is not risked.
+Sharp truncation has no such limit (2 %: +1.71 / +0.16)."""
 
 
 def _planes(x: np.ndarray, factors: tuple[int, ...], channels: bool) -> tuple[np.ndarray, tuple[int, int]]:
