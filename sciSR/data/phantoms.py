@@ -222,7 +222,7 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int | 
                fwhm: float | Sequence[float] = 2.5, beta: float | Sequence[float] = 3.0, sky: float = 100.0,
                gain: float = 4.0, read_noise: float = 2.0,
                pixel_scale: float = 0.1 / 3600, saturation: float | Sequence[float] | None = None,
-               nebula: float | Sequence[float] = 0.0) -> SciImage:
+               nebula: float | Sequence[float] = 0.0, soft_saturation: float = 0.0) -> SciImage:
     """A star field: Moffat stars with power-law fluxes and a few galaxies on a sky, with noise.
 
     Real frames are often crowded (the Galactic plane), sit on structured background (nebulosity, scattered
@@ -253,6 +253,9 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int | 
     saturation : float or (float, float), optional
         Counts at which the detector saturates (values are clipped there after the noise), or a range
         drawn log-uniformly per image; None: no saturation.
+    soft_saturation : float
+        Probability that an image saturates softly, ``level·tanh(x / level)`` (a photographic plate's
+        compressed cores, a CCD's non-linearity near full well), instead of being clipped at ``level``.
     nebula : float or (float, float)
         Standard deviation in counts of a smooth random background (Gaussian-filtered white noise on a
         scale of 2–16 pixels, clipped at −sky/2), or a range drawn per image; 0: a flat sky.
@@ -299,7 +302,8 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int | 
     noisy = rng.poisson(img * gain) / gain + rng.normal(0.0, read_noise, img.shape)
     if saturation is not None:
         level = float(saturation) if np.isscalar(saturation) else float(np.exp(rng.uniform(*np.log(saturation))))
-        noisy = np.minimum(noisy, level)
+        soft = soft_saturation > 0 and rng.uniform() < soft_saturation
+        noisy = level * np.tanh(noisy / level) if soft else np.minimum(noisy, level)
     from astropy.wcs import WCS
 
     # A north-up TAN frame so sky coordinates (and the science report's arcsec shifts) exist.

@@ -64,6 +64,9 @@ def test_star_fields_can_be_crowded_nebulous_and_saturated():
     level = float(np.percentile(plain, 99.5))
     clipped = generate("star_field", 4, gain=1e6, read_noise=0.0, saturation=level).array
     assert clipped.max() == pytest.approx(level) and np.array_equal(clipped, np.minimum(plain, level))
+    soft = generate("star_field", 4, gain=1e6, read_noise=0.0, saturation=level, soft_saturation=1.0).array
+    assert np.allclose(soft, level * np.tanh(plain.astype(np.float64) / level), rtol=1e-5)
+    assert soft.max() < level
     ranges = {"n_stars": [100, 2000], "nebula": [20.0, 60.0], "saturation": [500.0, 5000.0]}
     drawn = [generate("star_field", seed, gain=1e6, read_noise=0.0, **ranges).array for seed in range(3)]
     assert all(300.0 <= d.max() <= 5000.0 + 1e-3 for d in drawn)
