@@ -28,15 +28,7 @@ from sciSR.consistency.noise import estimate_noise_sigma, match_noise
 from sciSR.image import SciImage
 from sciSR.infer.tiled import resolve_device
 from sciSR.intensity import normalize
-from sciSR.pipeline import (
-    UpscaleRequest,
-    finish,
-    own_degraded_copy,
-    prepare,
-    projection_operator,
-    run,
-    window_unknown,
-)
+from sciSR.pipeline import UpscaleRequest, own_degraded_copy, prepare, with_found_window
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 from sciSR.self_supervision import (
     TRAINING,
@@ -88,22 +80,6 @@ def _planes(x: np.ndarray, factors: tuple[int, ...], channels: bool) -> tuple[np
     return np.roll(planes, -(depth // 2), axis=2), (factors[scaled[0]], factors[scaled[1]])
 
 
-def _with_found_window(request: UpscaleRequest, image: SciImage, values: np.ndarray,
-                       cancel: threading.Event | None) -> UpscaleRequest:
-    """``request`` with the k-space window the shipped network's result reveals (:func:`projection_operator`).
-
-    Found before adapting, for two reasons: the pairs must be degraded with the acquisition's window (pairs
-    made sharp from a Hamming input taught mri-x2 to stop undoing the window: held-out MR_small and
-    emri_small with Hamming + 2 % Rician fell from +3.09 / +2.06 dB over cubic to +0.54 / +0.16 after 100
-    steps), and the adapted network's own result can no longer reveal it to the final projection.
-    """
-    if not window_unknown(request.operator):
-        return request
-    result, params = run(dataclasses.replace(request, output=None), image, values, cancel=cancel)
-    finish(result, values, params, request.factors, request.flux, None)
-    return dataclasses.replace(request, operator=projection_operator(request, values, result))
-
-
 def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, max_steps: int | None = None,
                   progress: ProgressLike = False, cancel: threading.Event | None = None) -> UpscaleRequest:
     """``request`` with its network fine-tuned on ``image`` for ``request.adapt`` seconds.
@@ -148,10 +124,15 @@ def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, ma
     check()
     values, _ = prepare(image)
     factors = request.factors
-    request = _with_found_window(request, image, values, cancel)
+    # The window is found before adapting, for two reasons: the pairs must be degraded with the
+    # acquisition's window (pairs made sharp from a Hamming input taught mri-x2 to stop undoing the window:
+    # held-out MR_small and emri_small with Hamming + 2 % Rician fell from +3.09 / +2.06 dB over cubic to
+    # +0.54 / +0.16 after 100 steps), and the adapted network's own result can no longer reveal it.
+    request = with_found_window(request, image, values, cancel)
     window = request.operator.window if request.operator is not None and request.operator.kind == "kspace" else None
-    noise = estimate_noise_sigma(values, len(factors)) / max(float(np.percentile(values, 99)), 1e-12)
-    if window is not None and noise >= WINDOWED_NOISE_LIMIT:
+    noise = None if window is None else (estimate_noise_sigma(values, len(factors))
+                                         / max(float(np.percentile(values, 99)), 1e-12))
+    if noise is not None and noise >= WINDOWED_NOISE_LIMIT:
         LOG.info(f"adaptation skipped: a {window}-windowed input with noise σ {100 * noise:.2g} % of its 99th "
                  "percentile cannot be validated on itself; the shipped weights run unchanged")
         return dataclasses.replace(request, adaptation={

@@ -1087,24 +1087,25 @@ def _reference_window(operator: ForwardModel, x: np.ndarray, factors: tuple[int,
     return "hamming" if estimate_window(x, scaled) == "hamming" else None
 
 
-def _with_window_of(request: UpscaleRequest, image: SciImage, x: np.ndarray,
-                    cancel: threading.Event | None) -> tuple[UpscaleRequest, ForwardModel]:
-    """``request`` with the k-space window the network's result on ``x`` reveals, and that operator.
-
-    The projection of the real result looks for the window the same way (:func:`projection_operator`);
-    a self-check that degraded its copy without it would judge a different acquisition than the one the
-    projection assumes (mri-x2 on a knee phantom slice with Hamming + 2 % Rician ×2: the sharp copy turned
-    the projection off, +3.80 dB over cubic; with the window found, +4.97). A volume is searched on its middle
-    plane across the unscaled axes only, so the extra network pass stays one plane's.
-    """
-    x = x[tuple(slice(n // 2, n // 2 + 1) if f == 1 else slice(None)
-                for n, f in zip(x.shape, request.factors, strict=False))]
-    crop = SciImage.from_array(x, domain=image.domain, meta={
+def _like(image: SciImage, array: np.ndarray) -> SciImage:
+    """``array`` as an image of ``image``'s domain, channels, units and source (a crop or copy of it)."""
+    return SciImage.from_array(array, domain=image.domain, meta={
         k: image.meta[k] for k in ("channel_axis", "channel_name", "units", "source") if k in image.meta})
-    result, params = run(dataclasses.replace(request, output=None), crop, x, cancel=cancel)
-    finish(result, x, params, request.factors, "none", None)
-    operator = projection_operator(request, x, result)
-    return dataclasses.replace(request, operator=operator), operator
+
+
+def with_found_window(request: UpscaleRequest, image: SciImage, values: np.ndarray,
+                      cancel: threading.Event | None = None) -> UpscaleRequest:
+    """``request`` with the k-space window the network's result on ``values`` reveals.
+
+    Runs the network once on ``values`` (the input or a crop of it) and asks :func:`projection_operator`,
+    as the projection of the real result does; unchanged when the window is not unknown
+    (:func:`window_unknown`). The self-check and test-time adaptation degrade their copies with it.
+    """
+    if not window_unknown(request.operator):
+        return request
+    result, params = run(dataclasses.replace(request, output=None), _like(image, values), values, cancel=cancel)
+    finish(result, values, params, request.factors, request.flux, None)
+    return dataclasses.replace(request, operator=projection_operator(request, values, result))
 
 
 def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
@@ -1151,12 +1152,16 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
     x = _check_crop(x, factors)
     if x is None:
         return None
-    if window_unknown(operator):
-        request, operator = _with_window_of(request, image, x, cancel)
+    # A self-check that degraded its copy without the window the projection finds would judge another
+    # acquisition (mri-x2 on a knee phantom slice with Hamming + 2 % Rician ×2: the sharp copy turned the
+    # projection off, +3.80 dB over cubic; with the window found, +4.97). A volume is searched on its middle
+    # plane across the unscaled axes only, so the extra network pass stays one plane's.
+    plane = tuple(slice(n // 2, n // 2 + 1) if f == 1 else slice(None) for n, f in zip(x.shape, factors, strict=False))
+    request = with_found_window(request, image, x[plane], cancel)
+    operator = request.operator or operator
     y, described = own_degraded_copy(request, x)
     y, added_noise = match_noise(y, x, n, seed=0)
-    small = SciImage.from_array(y, domain=image.domain, meta={
-        k: image.meta[k] for k in ("channel_axis", "channel_name", "units", "source") if k in image.meta})
+    small = _like(image, y)
     sky_flux = request.flux if operator.kind == "flux" else "none"
     pred, params = run(dataclasses.replace(request, output=None), small, y, cancel=cancel)
     finish(pred, y, params, factors, sky_flux, None)

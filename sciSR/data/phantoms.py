@@ -295,9 +295,7 @@ def star_field(shape: Sequence[int] = (128, 128), seed: int = 0, n_stars: int | 
         img += rng.uniform(20, 80) * np.exp(-np.hypot(a, b) / scale)
     if not np.isscalar(nebula) or nebula > 0:
         amplitude = float(nebula) if np.isscalar(nebula) else float(rng.uniform(*nebula))
-        from scipy.ndimage import gaussian_filter
-
-        field = gaussian_filter(rng.normal(size=(ny, nx)), rng.uniform(2.0, 16.0), mode="wrap")
+        field = ndimage.gaussian_filter(rng.normal(size=(ny, nx)), rng.uniform(2.0, 16.0), mode="wrap")
         img += np.maximum(amplitude * field / max(float(field.std()), 1e-12), -sky / 2)
     noisy = rng.poisson(img * gain) / gain + rng.normal(0.0, read_noise, img.shape)
     if saturation is not None:
