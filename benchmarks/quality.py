@@ -46,9 +46,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 import sciSR
+from sciSR.blocks import bin_array
 from sciSR.consistency import ForwardModel, strongest_baseline
 from sciSR.consistency import degrade as degrade_with
-from sciSR.data.shipped import SKIMAGE_COLOR, held_out, luminance, package_files
+from sciSR.data.shipped import SKIMAGE_COLOR, evaluation_files, held_out, luminance, package_files
 from sciSR.degrade.ct import ct_downsample
 from sciSR.degrade.generic import bicubic_downsample
 from sciSR.degrade.monai_transforms import RandDegradation, create_degradation
@@ -57,7 +58,8 @@ from sciSR.degrade.telescope import psf_kernel, telescope_downsample
 from sciSR.errors import SciSRError
 from sciSR.hub import shipped_models
 from sciSR.metrics import data_range, psnr, ssim
-from sciSR.pipeline import ResolvedModel
+from sciSR.padding import outside_field, padding_value
+from sciSR.pipeline import ResolvedModel, prepare
 
 
 def degradation_of(card: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -306,6 +308,26 @@ def _noise_free(op: ForwardModel) -> Make:
     return lambda hr, rng: degrade_with(hr.astype(np.float64), op).astype(np.float32)
 
 
+def _padded(make: Make, factors: tuple[int, ...]) -> Make:
+    """``make`` for a CT truth with padding outside its reconstructed disc, acquired as a scanner would.
+
+    The low-resolution scan reconstructs the same disc: the anatomy is degraded with the padding replaced
+    by its nearest field-of-view neighbour (:func:`sciSR.pipeline.prepare`), and low-resolution pixels
+    wholly outside the disc get the fill value back (blurring the fill into the disc would make values
+    no scanner stores).
+    """
+    def padded(hr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        truth = sciSR.SciImage.from_array(hr, domain="ct")
+        outside = outside_field(truth)
+        if outside is None:
+            return make(hr, rng)
+        lr = np.asarray(make(prepare(truth)[0], rng), dtype=np.float32)
+        lr[bin_array(outside.astype(np.float32), factors) == 1] = padding_value(truth, outside)
+        return lr
+
+    return padded
+
+
 def variants(family: str, ndim: int, scale: int = 2) -> list[Variant]:
     """The degradation variants of a domain family for a truth with ``ndim`` spatial axes.
 
@@ -315,7 +337,8 @@ def variants(family: str, ndim: int, scale: int = 2) -> list[Variant]:
         ``"mri-inplane"`` (×2: sharp k-space truncation; Hamming window + Rician noise, σ = 2 % of the
         truth's 99th percentile), ``"mri-through"`` (×4 along axis 1 of a volume: Gaussian slice profile FWHM 4;
         boxcar of width 3, i.e. a 1-voxel gap), ``"ct"`` (×2: Gaussian FWHM 1.75, the middle of ct-x2's training
-        range, without noise, with 10 HU and with 20 HU, the top of its noise range), ``"sky"`` (×2: 2 × 2
+        range, without noise, with 10 HU and with 20 HU, the top of its noise range; padding outside the
+        reconstructed disc stays padding, :func:`_padded`), ``"sky"`` (×2: 2 × 2
         block sums in counts; sums + Poisson (gain 4) + read noise 2.5 counts) or ``"generic"``
         (×``scale``: antialiased bicubic; block mean).
     ndim : int
@@ -346,9 +369,11 @@ def variants(family: str, ndim: int, scale: int = 2) -> list[Variant]:
                                                                           fwhm=(1, 3, 1))), through_plane=True)]
     if family == "ct":
         f = _pad((2, 2), ndim)
-        return [Variant("gauss1.75", f, _noise_free(ForwardModel("ct", f, fwhm=1.75))),
-                Variant("gauss1.75+10HU", f, lambda hr, rng: ct_downsample(hr, f, 1.75, noise_std=10.0, rng=rng)),
-                Variant("gauss1.75+20HU", f, lambda hr, rng: ct_downsample(hr, f, 1.75, noise_std=20.0, rng=rng))]
+        return [Variant("gauss1.75", f, _padded(_noise_free(ForwardModel("ct", f, fwhm=1.75)), f)),
+                Variant("gauss1.75+10HU", f, _padded(lambda hr, rng: ct_downsample(hr, f, 1.75, noise_std=10.0,
+                                                                                   rng=rng), f)),
+                Variant("gauss1.75+20HU", f, _padded(lambda hr, rng: ct_downsample(hr, f, 1.75, noise_std=20.0,
+                                                                                   rng=rng), f))]
     if family == "sky":
         f = _pad((2, 2), ndim)
         return [Variant("bin2 sum", f, _noise_free(ForwardModel("flux", f, flux="conserve")), flux="conserve"),
@@ -374,11 +399,14 @@ def read_held_out(path: Path) -> sciSR.SciImage:
 
 
 def _package_file(name: str) -> Path:
-    """A package file of the shipped collections by file name (the held-out images)."""
+    """A package file of the shipped collections or of the evaluation-only files, by file name."""
     for collection in ("mri-slices", "ct-slices", "sky-frames", "skimage-gray", "skimage-color"):
         for path in package_files(collection):
             if path.name == name:
                 return path
+    for path in evaluation_files():
+        if path.name == name:
+            return path
     raise SciSRError(f"{name} is not installed (see sciSR.data.shipped)")
 
 
@@ -413,7 +441,7 @@ MATRIX: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "generic-x2": [("mri-inplane", MRI_HELD_OUT), ("generic", GENERIC_HELD_OUT)],
     "generic-x4": [("generic", GENERIC_HELD_OUT)],
     "mri-thick-x4": [("mri-through", MRI_HELD_OUT)],
-    "ct-x2": [("ct", ("CT_small.dcm",))],
+    "ct-x2": [("ct", ("CT_small.dcm", "J2K_pixelrep_mismatch.dcm", "explicit_VR-UN.dcm", "bad_sequence.dcm"))],
     "sky-x2": [("sky", ("dss.14.29.56-62.41.05.fits.gz",))],
 }
 """Model → (variant family, held-out images). generic-x2 also runs on MRI (it never saw MRI in training)."""
@@ -498,10 +526,13 @@ def evaluate_cell(model: ResolvedModel, truth: sciSR.SciImage, variant: Variant,
     row: dict[str, Any] = {"model": model.name, "image": image, "variant": variant.name, "domain": truth.domain,
                            "scale": list(factors), "shape": list(hr.shape), "baseline": baseline,
                            "psnr": {}, "ssim": {}, "delta": {}, "self_check": {}, "agree": {}}
+    # Padding outside a CT's reconstructed disc is no image: scored over the field of view only (NaN is ignored).
+    outside = outside_field(sciSR.SciImage.from_array(hr, domain=truth.domain))
+    scored = hr if outside is None else np.where(outside, np.float32(np.nan), hr)
     for method, array in outputs.items():
         estimate = np.asarray(array, dtype=np.float32)
-        row["psnr"][method] = psnr(estimate, hr)
-        row["ssim"][method] = _ssim_any(estimate, hr)
+        row["psnr"][method] = psnr(estimate, scored)
+        row["ssim"][method] = _ssim_any(estimate, scored)
     for mode in MODES:
         record = self_checks[mode].get("self_check")
         row["delta"][mode] = row["psnr"][mode] - row["psnr"]["baseline"]

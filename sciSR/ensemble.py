@@ -186,8 +186,8 @@ def upscale_ensemble(
         spread = np.maximum(to_grid(spread, request.shape, request.flux)[0], 0.0)
     out = regrid(image, result, request.factors, request.model.name, flux=request.flux, mask=mask, **extra)
     spread_image = regrid(image, spread, request.factors, request.model.name, flux=request.flux, mask=mask,
-                          quantity="ensemble std", members=len(syms))
-    if request.shape is not None and mask is not None:
+                          outside=0.0, quantity="ensemble std", members=len(syms))
+    if request.shape is not None and "mask" in out.meta:
         for img in (out, spread_image):
             img.array[img.meta["mask"]] = np.nan  # the mask regrid put on the new grid
     return out, spread_image

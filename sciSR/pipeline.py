@@ -55,6 +55,7 @@ from sciSR.infer.cost import interpolation_seconds, network_seconds
 from sciSR.infer.interpolate import INTERPOLATORS, interpolate, resample_grid
 from sciSR.intensity import denormalize, fit_normalization, normalize
 from sciSR.io.atomic import check_output
+from sciSR.padding import outside_field, padding_value
 from sciSR.paging import check_output_size, check_run_time, release_pages, row_chunks
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
@@ -643,13 +644,17 @@ class UpscaleRequest:
 def prepare(image: SciImage) -> tuple[np.ndarray, np.ndarray | None]:
     """float32 values with masked (NaN) pixels filled from their nearest valid pixel, and the mask.
 
+    Pixels outside the reconstructed field of view (:func:`sciSR.padding.outside_field`: CT padding) are
+    masked too; :func:`regrid` gives them their fill value back instead of NaN.
+
     Returns
     -------
     values : numpy.ndarray
         float32, the image's shape; masked pixels hold their nearest valid neighbour's value so they
         cannot leak an artificial edge into the network or the interpolation.
     mask : numpy.ndarray or None
-        bool, True where masked (``meta["mask"]``, else non-finite values); None when nothing is masked.
+        bool, True where masked (``meta["mask"]``, else non-finite values) or outside the field of view;
+        None when nothing is masked.
 
     Raises
     ------
@@ -660,6 +665,9 @@ def prepare(image: SciImage) -> tuple[np.ndarray, np.ndarray | None]:
     mask = image.meta.get("mask")
     if mask is None:
         mask = ~np.isfinite(values)
+    outside = outside_field(image)
+    if outside is not None:
+        mask = mask | outside
     mask = mask if mask.any() else None
     if mask is None:
         return values, None
@@ -770,7 +778,7 @@ def finish(out: np.ndarray, values: np.ndarray, params: dict[str, Any], factors:
 
 
 def regrid(image: SciImage, array: np.ndarray, factors: tuple[int, ...], model_name: str, *, flux: str = "none",
-           mask: np.ndarray | None = None, **provenance: Any) -> SciImage:
+           mask: np.ndarray | None = None, outside: float | None = None, **provenance: Any) -> SciImage:
     """The SciImage of the upscaled grid: same FOV, new affine / WCS / spacing / FITS grid keywords.
 
     Parameters
@@ -787,7 +795,11 @@ def regrid(image: SciImage, array: np.ndarray, factors: tuple[int, ...], model_n
         The flux mode applied; FITS flux keywords are rescaled for it and writers read it from
         ``meta["flux_mode"]``.
     mask : numpy.ndarray, optional
-        The input's mask; its upscaled copy becomes the result's ``meta["mask"]``.
+        The input's mask (:func:`prepare`); its upscaled copy becomes the result's ``meta["mask"]``, except
+        for the voxels outside the field of view (:func:`sciSR.padding.outside_field`), which take the
+        value ``outside`` (default: the input's fill, :func:`sciSR.padding.padding_value`) in ``array``.
+    outside : float, optional
+        See ``mask`` (a spread map passes 0).
     **provenance
         More entries of the provenance step (e.g. ``stacks=``, the self-supervised recipe).
 
@@ -814,7 +826,12 @@ def regrid(image: SciImage, array: np.ndarray, factors: tuple[int, ...], model_n
     step = {"step": "upscale", "model": model_name, "scale": list(factors),
             **({"flux": flux} if flux != "none" else {}), **provenance}
     meta["provenance"] = [*image.meta.get("provenance", []), step]
-    if mask is not None:
+    field = None if mask is None else outside_field(image)
+    if field is not None:
+        array[mask_on_grid(field, array.shape[:image.spatial_ndim])] = (
+            padding_value(image, field) if outside is None else outside)
+        mask = mask & ~field
+    if mask is not None and mask.any():
         meta["mask"] = mask_on_grid(mask, array.shape[:image.spatial_ndim])
     return SciImage(
         array=array,
@@ -936,7 +953,7 @@ def upscale_image(
     if not request.model.is_interpolator:
         extra.update(network_provenance(request, consistent, checked))
     result = regrid(image, array, request.factors, request.model.name, flux=request.flux, mask=mask, **extra)
-    if request.shape is not None and mask is not None:
+    if request.shape is not None and "mask" in result.meta:
         result.array[result.meta["mask"]] = np.nan  # the mask regrid put on the new grid
     return result
 

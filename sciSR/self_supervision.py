@@ -811,7 +811,7 @@ def self_supervised(
     result = regrid(image, out, tuple(ran), "self-supervised", flux=flux, mask=mask, **recipe, arch=arch,
                     options=dict(net.card["options"]), seed=seed, device=str(torch_device), **stats,
                     infer_seconds=round(time.monotonic() - infer_start, 2))
-    if grid_shape is not None and mask is not None:
+    if grid_shape is not None and "mask" in result.meta:
         result.array[result.meta["mask"]] = np.nan  # the mask regrid put on the new grid
     return result.array if as_array else result
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import sciSR
 
 ROOT = Path(sciSR.__file__).parent
-FOUNDATIONS = {"sciSR.image", "sciSR.geometry", "sciSR.blocks", "sciSR.errors", "sciSR.intensity", "sciSR.flux",
-               "sciSR.paging", "sciSR.tempfiles", "sciSR.progress", "sciSR.version"}
+FOUNDATIONS = {"sciSR.image", "sciSR.geometry", "sciSR.blocks", "sciSR.errors", "sciSR.intensity", "sciSR.padding",
+               "sciSR.flux", "sciSR.paging", "sciSR.tempfiles", "sciSR.progress", "sciSR.version"}
 
 
 def _modules() -> dict[str, Path]:

@@ -102,6 +102,11 @@ MRI_2D = (("pydicom", "MR_small.dcm"), ("pydicom-data", "MR2_UNCR.dcm"),
           ("pydicom-data", "MR-SIEMENS-DICOM-WithOverlays.dcm"))
 CT_2D = (("pydicom", "CT_small.dcm"),)
 CT_VOLUMES = (("pydicom-data", "eCT_Supplemental.dcm"),)
+EVALUATION_CT = (("pydicom", "J2K_pixelrep_mismatch.dcm"), ("pydicom-data", "explicit_VR-UN.dcm"),
+                 ("pydicom-data", "bad_sequence.dcm"))
+"""Real 512 × 512 CT slices of three other scans (a head, an abdomen, a zoomed spine reconstruction) that no
+collection holds: test images only, so the CT model is judged on anatomy and scanners it never saw. Their
+file names come from the DICOM parsing cases they were added to pydicom for; the pixel data are ordinary."""
 # 2D image HDUs of astropy's test files with at least 64 × 64 pixels (the m13 variants are one image).
 SKY_FRAMES = ("io/fits/hdu/compressed/tests/data/m13.fits", "io/fits/tests/data/comp.fits",
               "wcs/tests/data/dss.14.29.56-62.41.05.fits.gz", "wcs/tests/data/dist_lookup.fits.gz",
@@ -275,6 +280,11 @@ def package_files(name: str) -> list[Path]:
         "sky-frames": [("astropy", n) for n in SKY_FRAMES],
     }[name]
     return sorted(_existing(pairs), key=lambda p: p.name)
+
+
+def evaluation_files() -> list[Path]:
+    """The installed files of :data:`EVALUATION_CT`, by name (held out from every collection)."""
+    return sorted(_existing(EVALUATION_CT), key=lambda p: p.name)
 
 
 def held_out(names: Sequence[str], exclude: Sequence[str]) -> list[Path]:

@@ -836,12 +836,30 @@ def _image(path: Path, selected: _Files, notes: list[str], domain: str | None) -
     filtering = _kspace_filtering(header)
     if filtering is not None:
         meta["kspace_filtering"] = filtering
+    padding = _padding(header, meta["rescale"])
+    if padding is not None:
+        meta["padding"] = padding
     if domain is None:
         domain = {"CT": "ct", "MR": "mri"}.get(modality) or infer_domain(volume, "generic")
     check_values(volume, where_from)
     affine = _LPS_TO_RAS @ stack.affine_lps
     return SciImage(array=volume, affine=affine, spacing=tuple(np.linalg.norm(affine[:3, :n_spatial], axis=0)),
                     domain=domain, meta=meta)
+
+
+def _padding(header: Dataset, rescale: tuple[float, float] | None) -> tuple[float, float] | None:
+    """PixelPaddingValue (through PixelPaddingRangeLimit when given) in calibrated units, low first.
+
+    The values fill pixels outside the reconstructed field (a CT's corners); they are stored values, so the
+    series' linear map to calibrated values (``meta["rescale"]``) applies. None without the attribute or
+    with a lookup-table rescale.
+    """
+    first, last = header.get("PixelPaddingValue"), header.get("PixelPaddingRangeLimit", header.get("PixelPaddingValue"))
+    if rescale is None or not isinstance(first, int | float) or not isinstance(last, int | float):
+        return None
+    slope, intercept = rescale
+    low, high = sorted(float(v) * slope + intercept for v in (first, last))
+    return low, high
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -1074,6 +1092,12 @@ def _base_dataset(img: SciImage, quantiser: _Quantiser, notes: list[str], templa
         ds.RescaleSlope = _ds(quantiser.slope)
         ds.RescaleIntercept = _ds(quantiser.intercept)
         ds.RescaleType = "HU" if modality == "CT" else "US"
+    padding = img.meta.get("padding")
+    if padding is not None and padding[0] == padding[1]:
+        # The reader's fill outside the field of view, which the pipeline hands back unchanged.
+        stored, inexact, clipped = quantiser(np.array([padding[0]]))
+        if not (inexact or clipped):
+            ds.add_new("PixelPaddingValue", "SS" if quantiser.dtype == np.int16 else "US", int(stored[0]))
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
