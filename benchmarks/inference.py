@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sciSR.infer.precision import cpu_has_native_bf16
 from sciSR.infer.receptive_field import receptive_field_radius
 from sciSR.infer.tiled import predict_tiled, resolve_device
 from sciSR.models import create_model
@@ -173,7 +174,8 @@ FIDELITY_BAR_DB = 45.0
 """bf16 output vs fp32 output on unit-range images below this PSNR: ``auto`` must not pick bf16."""
 
 
-def conv_rates(features: int, size: int, dims: int, device: torch.device, repeats: int) -> dict[str, float]:
+def conv_rates(features: int, size: int, dims: int, device: torch.device, repeats: int, bf16: bool = True
+               ) -> dict[str, float]:
     """GFLOP/s of one 3×3(×3) convolution ``features → features`` on a ``size^dims`` input, per layout/precision."""
     conv_cls = torch.nn.Conv2d if dims == 2 else torch.nn.Conv3d
     fmt = torch.channels_last if dims == 2 else torch.channels_last_3d
@@ -187,6 +189,8 @@ def conv_rates(features: int, size: int, dims: int, device: torch.device, repeat
         conv_cl, x_cl = conv.to(memory_format=fmt), x.contiguous(memory_format=fmt)
         conv_cl(x_cl)
         rates["channels-last fp32"] = flops / best_time(lambda: conv_cl(x_cl), repeats, device)[0] / 1e9
+        if not bf16:
+            return rates
         with torch.autocast(device.type, dtype=torch.bfloat16):
             conv_cl(x_cl)
             rates["channels-last bf16"] = flops / best_time(lambda: conv_cl(x_cl), repeats, device)[0] / 1e9
@@ -212,7 +216,7 @@ def _first_call_job(dims: int, size: int, scale: int, blocks: int, features: int
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - start
-    conv = max(v for k, v in conv_rates(features, size, dims, dev, 3).items() if "fp32" in k)
+    conv = max(conv_rates(features, size, dims, dev, 3, bf16=False).values())
     print(f"{seconds} {flops / seconds / 1e9} {conv}")
 
 
@@ -227,9 +231,11 @@ def engine_table(args: argparse.Namespace, device: torch.device) -> None:
     flops = forward_flops(today, tuple(x.shape), device)
     scale = (args.scale,) * args.dims
     # Warm-ups outside the timing: oneDNN primitives, the receptive field, the compile (timed on its own).
+    # Without native bf16 (no AVX512-BF16/AMX) a CPU emulates it, 10× slower than fp32; auto never picks it.
+    bf16 = device.type == "cuda" or cpu_has_native_bf16()
     with torch.inference_mode():
         today(x)
-    for precision in ("fp32", "bf16"):
+    for precision in ("fp32", "bf16") if bf16 else ("fp32",):
         predict_tiled(model, image, scale, device=device, precision=precision, compile_model=False)
     compiled_model = copy.deepcopy(model)
     start = time.perf_counter()
@@ -247,16 +253,19 @@ def engine_table(args: argparse.Namespace, device: torch.device) -> None:
                                                           compile_model=False),
         "compiled fp32": lambda: predict_tiled(compiled_model, image, scale, device=device, compile_model=True),
     }
+    if not bf16:
+        del paths["new bf16 (channels-last)"]
     best = dict.fromkeys(paths, float("inf"))
     results = {}
     for _ in range(args.repeats):  # interleaved, so a burst of load from elsewhere hits every path alike
         for name, run in paths.items():
             seconds, results[name] = best_time(run, 1, device)
             best[name] = min(best[name], seconds)
-    conv = conv_rates(args.features, args.size, args.dims, device, args.repeats)
+    conv = conv_rates(args.features, args.size, args.dims, device, args.repeats, bf16=bf16)
     conv_fp32 = max(v for k, v in conv.items() if "fp32" in k)
     print(f"edsr-baseline {args.blocks}×{args.features}, {args.dims}D {args.size}^{args.dims} ×{args.scale}, "
-          f"device {device}, {torch.get_num_threads()} threads, compile (incl. first call) {compile_s:.1f} s")
+          f"device {device}, {torch.get_num_threads()} threads, compile (incl. first call) {compile_s:.1f} s"
+          + ("" if bf16 else "; bf16 left out: this CPU has no native bf16 (precision='auto' picks fp32)"))
     print(f"{'one 3×3 conv ' + str(args.features) + '→' + str(args.features):<28} {'GFLOP/s':>8} {'÷ best fp32':>11}")
     for name, rate in conv.items():
         print(f"{name:<28} {rate:>8.1f} {rate / conv_fp32:>11.2f}")

@@ -44,6 +44,7 @@ from sciSR.consistency import (
     forward_model_for,
     match_noise,
     project,
+    recorrupted_pair,
     strongest_baseline,
     window_beyond,
     window_from_reference,
@@ -1176,7 +1177,8 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
     plane = tuple(slice(n // 2, n // 2 + 1) if f == 1 else slice(None) for n, f in zip(x.shape, factors, strict=False))
     request = with_found_window(request, image, x[plane], cancel)
     operator = request.operator or operator
-    y, described = own_degraded_copy(request, x)
+    source, reference, split = recorrupted_pair(x, n, seed=1)
+    y, described = own_degraded_copy(request, source)
     y, added_noise = match_noise(y, x, n, seed=0)
     small = _like(image, y)
     sky_flux = request.flux if operator.kind == "flux" else "none"
@@ -1195,7 +1197,7 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
     def score(estimate: np.ndarray) -> float:
         if reference_window is not None:
             estimate = window_beyond(estimate, factors, reference_window)
-        mse = float(np.mean((np.asarray(estimate, np.float64) - x) ** 2))
+        mse = float(np.mean((np.asarray(estimate, np.float64) - reference) ** 2))
         return 10 * math.log10(span**2 / max(mse, 1e-30))
 
     raw = score(pred)
@@ -1207,7 +1209,8 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
               "model_psnr_consistent": None if with_projection is None else round(with_projection, 3),
               "baseline": name, "baseline_psnr": round(baseline_psnr, 3),
               "delta_db": round(model_psnr - baseline_psnr, 3), "consistency": keep,
-              "forward_model": described, "added_noise_sigma": added_noise, "voxels": int(x.size),
+              "forward_model": described, "added_noise_sigma": added_noise, "recorrupted_sigma": split,
+              "voxels": int(x.size),
               "reference_window": None if reference_window is None else f"{reference_window} (estimated)"}
     line = (f"self-check: {request.model.name} {model_psnr:.2f} dB vs {name} {baseline_psnr:.2f} dB "
             f"({model_psnr - baseline_psnr:+.2f} dB) on the input's own degraded copy")

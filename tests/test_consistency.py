@@ -16,6 +16,7 @@ from sciSR.consistency import (
     estimate_window,
     forward_model_for,
     project,
+    recorrupted_pair,
     strongest_baseline,
 )
 from sciSR.degrade.ct import ct_downsample
@@ -206,6 +207,26 @@ def test_noise_sigma_estimate():
     holed[:10] = np.nan
     assert estimate_noise_sigma(holed, 2) == pytest.approx(0.5, rel=0.15)
     assert estimate_noise_sigma(np.ones((1, 1)), 2) == 0.0
+
+
+def test_recorrupted_pair_has_independent_noises():
+    rng = np.random.default_rng(11)
+    clean = _smooth((256, 256), 11)
+    noise = rng.normal(0.0, 0.5, clean.shape)
+    source, reference, sigma = recorrupted_pair(clean + noise, 2, seed=3)
+    assert sigma == pytest.approx(0.5, rel=0.15)
+    n_source, n_reference = source - clean, reference - clean
+    # Each carries more noise than the input (1 + α² and 1 + 1/α² times its variance), but uncorrelated.
+    assert np.var(n_source) == pytest.approx(0.25 * 1.25, rel=0.1)
+    assert np.var(n_reference) == pytest.approx(0.25 * 5.0, rel=0.1)
+    assert abs(np.corrcoef(n_source.ravel(), n_reference.ravel())[0, 1]) < 0.05
+    # Scored against the reference, keeping the source's noise no longer beats removing it (against the
+    # input itself it would: there the two noises are one).
+    assert np.mean((source - reference) ** 2) > np.mean((clean - reference) ** 2)
+    assert np.mean((source - (clean + noise)) ** 2) < np.mean((clean - (clean + noise)) ** 2) * 1.3
+    blocks = np.kron(np.arange(16.0).reshape(4, 4) % 5, np.ones((16, 16)))  # noise-free
+    same, again, none = recorrupted_pair(blocks, 2, seed=3)
+    assert none == 0.0 and np.array_equal(same, again)
 
 
 def test_forward_model_validation_and_provenance():

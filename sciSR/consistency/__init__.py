@@ -46,7 +46,7 @@ from sciSR.consistency.kspace import (
     window_from_reference,
 )
 from sciSR.consistency.model import KINDS, SOURCES, ForwardModel, degrade
-from sciSR.consistency.noise import estimate_noise_sigma, match_noise
+from sciSR.consistency.noise import estimate_noise_sigma, match_noise, recorrupted_pair
 from sciSR.consistency.slice_profile import (
     SliceProfile,
     estimate_slice_profile,
@@ -69,6 +69,7 @@ __all__ = [
     "match_noise",
     "project",
     "recorded_slice_profile",
+    "recorrupted_pair",
     "slice_profile_for",
     "strongest_baseline",
     "window_beyond",

@@ -84,6 +84,17 @@ def pixel_shuffle_nd(x: torch.Tensor, scale: Sequence[int]) -> torch.Tensor:
         return F.pixel_shuffle(x, scale[0])
     batch, channels = x.shape[0], x.shape[1]
     spatial = x.shape[2:]
+    layout = torch.channels_last if dims == 2 else torch.channels_last_3d
+    if x.is_contiguous(memory_format=layout) and not x.is_contiguous():
+        # One gather from the channels-last memory into a channels-last result, instead of a copy to NCDHW,
+        # the shuffle's copy and the next convolution's reorder (EDSR 8×32 ×2 at 64³: 15 % of the forward).
+        x = x.permute(0, *range(2, 2 + dims), 1).reshape(batch, *spatial, channels // math.prod(scale), *scale)
+        order = [0]
+        for axis in range(dims):
+            order += [1 + axis, 2 + dims + axis]
+        x = x.permute(*order, 1 + dims).reshape(batch, *(n * s for n, s in zip(spatial, scale, strict=True)),
+                                                channels // math.prod(scale))
+        return x.permute(0, 1 + dims, *range(1, 1 + dims))
     # reshape/permute only (no Python arithmetic on sizes beyond what the tracer records), so
     # torch.jit.trace and ONNX export keep every size dynamic.
     x = x.reshape(batch, channels // math.prod(scale), *scale, *spatial)
