@@ -328,6 +328,15 @@ def _padded(make: Make, factors: tuple[int, ...]) -> Make:
     return padded
 
 
+def field_only(truth: np.ndarray, domain: str) -> np.ndarray:
+    """``truth`` with NaN outside the reconstructed field of view (:func:`sciSR.padding.outside_field`).
+
+    Padding outside a CT's disc is no image, so scores are taken over the field only (the metrics ignore NaN).
+    """
+    outside = outside_field(sciSR.SciImage.from_array(truth, domain=domain))
+    return truth if outside is None else np.where(outside, np.float32(np.nan), truth)
+
+
 def variants(family: str, ndim: int, scale: int = 2) -> list[Variant]:
     """The degradation variants of a domain family for a truth with ``ndim`` spatial axes.
 
@@ -526,9 +535,7 @@ def evaluate_cell(model: ResolvedModel, truth: sciSR.SciImage, variant: Variant,
     row: dict[str, Any] = {"model": model.name, "image": image, "variant": variant.name, "domain": truth.domain,
                            "scale": list(factors), "shape": list(hr.shape), "baseline": baseline,
                            "psnr": {}, "ssim": {}, "delta": {}, "self_check": {}, "agree": {}}
-    # Padding outside a CT's reconstructed disc is no image: scored over the field of view only (NaN is ignored).
-    outside = outside_field(sciSR.SciImage.from_array(hr, domain=truth.domain))
-    scored = hr if outside is None else np.where(outside, np.float32(np.nan), hr)
+    scored = field_only(hr, truth.domain)
     for method, array in outputs.items():
         estimate = np.asarray(array, dtype=np.float32)
         row["psnr"][method] = psnr(estimate, scored)

@@ -8,7 +8,8 @@ matrix (the same truths, the same simulated acquisitions, never a training sourc
 once (single pass) and with ``ensemble=True, uncertainty=True``. Printed per cell: PSNR of the single pass
 and of the ensemble mean against the truth (dB, peak = the truth's range), their difference, the number of
 members, and Spearman's ρ between the spread and the ensemble mean's absolute error over all voxels
-(1: the spread ranks voxels exactly by their error; 0: no relation). Wall time of both runs in the same
+(1: the spread ranks voxels exactly by their error; 0: no relation). CT is scored over its reconstructed
+field only (:func:`quality.field_only`). Wall time of both runs in the same
 process gives the cost ratio. The last rows are medians over cells.
 """
 
@@ -47,10 +48,12 @@ def cell(model: str, truth: sciSR.SciImage, variant: Any, image: str, seed: int 
     start = time.perf_counter()
     mean, spread = sciSR.upscale(source, model, ensemble=True, uncertainty=True, **options)
     t_ensemble = time.perf_counter() - start
-    data_range = float(np.ptp(hr))
-    rho = spearmanr(spread.array.ravel(), np.abs(mean.array - hr).ravel()).statistic
+    scored = quality.field_only(hr, truth.domain)  # CT padding outside the disc is no image
+    field = np.isfinite(scored)
+    data_range = float(np.ptp(scored[field]))
+    rho = spearmanr(spread.array[field], np.abs(mean.array - scored)[field]).statistic
     return {"model": model, "image": image, "variant": variant.name,
-            "single": psnr(single, hr, data_range), "mean": psnr(mean.array, hr, data_range),
+            "single": psnr(single, scored, data_range), "mean": psnr(mean.array, scored, data_range),
             "members": mean.meta["provenance"][-1]["ensemble"], "rho": float(rho),
             "cost": t_ensemble / t_single}
 
