@@ -27,6 +27,7 @@ from sciSR import api, io
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.io.atomic import MARKER, check_output
+from sciSR.padding import outside_field, padding_value
 from sciSR.pipeline import ResolvedModel, is_interpolator, parse_scale, parse_spacing
 from sciSR.tempfiles import Terminated, cleanup_on_signals
 
@@ -113,6 +114,10 @@ def describe(img: SciImage) -> list[str]:
     ]
     if img.channel_axis is not None:
         lines.append(f"channels:    axis {img.channel_axis} ({meta.get('channel_name', 'channel')})")
+    outside = outside_field(img)
+    if outside is not None:
+        lines.append(f"padding:     {int(outside.sum())} voxels outside the reconstructed field, value "
+                     f"{padding_value(img, outside):g} (given back unchanged by an upscale)")
     if img.affine is not None:
         lines.append("affine:      " + np.array2string(img.affine, precision=4, suppress_small=True).replace(
             "\n", "\n             "))

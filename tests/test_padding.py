@@ -11,6 +11,7 @@ from pydicom.data import get_testdata_file
 
 import sciSR
 from sciSR.blocks import bin_array, replicate
+from sciSR.cli import main
 from sciSR.degrade.ct import ct_downsample
 from sciSR.metrics import psnr
 from sciSR.padding import CT_OUTSIDE_HU, outside_field, padding_value
@@ -102,7 +103,7 @@ def test_ensemble_spread_is_zero_outside(ct):
     assert spread.array[~corners].max() > 0
 
 
-def test_dicom_writer_keeps_the_padding_value(ct, tmp_path):
+def test_dicom_writer_keeps_the_padding_value_and_info_shows_it(ct, tmp_path, capsys):
     padded = _disc(ct, -3024.0)
     padded.meta.update({k: ct.meta[k] for k in ("format", "dicom_template", "rescale", "padding", "modality")})
     result = sciSR.upscale(padded, "cubic", scale=2)
@@ -114,3 +115,7 @@ def test_dicom_writer_keeps_the_padding_value(ct, tmp_path):
     back = sciSR.read(first)
     assert back.meta["padding"] == (-3024.0, -3024.0)
     assert np.array_equal(outside_field(back), replicate(outside_field(padded), (2, 2)))
+    capsys.readouterr()
+    assert main(["info", str(first)]) == 0
+    corners = int(outside_field(back).sum())
+    assert f"padding:     {corners} voxels outside the reconstructed field, value -3024" in capsys.readouterr().out
