@@ -26,22 +26,23 @@ def outside_field(image: SciImage) -> np.ndarray | None:
     Parameters
     ----------
     image : SciImage
-        With ``meta["padding"]`` = ``(low, high)`` in the image's units (DICOM PixelPaddingValue, and
-        PixelPaddingRangeLimit when given, as the reader calibrates them) and/or domain ``"ct"``
-        (values below :data:`CT_OUTSIDE_HU`).
+        Of domain ``"ct"``: values below :data:`CT_OUTSIDE_HU`, and those within ``meta["padding"]`` =
+        ``(low, high)`` in the image's units (DICOM PixelPaddingValue, through PixelPaddingRangeLimit when
+        given, as the reader calibrates them). Other domains have none: MR files that name a padding value
+        name 0, which their air holds too, and masking it would cut tissue edges into the input's blocks.
 
     Returns
     -------
     numpy.ndarray or None
         bool, ``image.array``'s shape.
     """
+    if image.domain != "ct":
+        return None
     values = np.asarray(image.array)
-    outside = np.zeros(values.shape, dtype=bool)
+    outside = values < CT_OUTSIDE_HU
     padding = image.meta.get("padding")
     if padding is not None:
         outside |= (values >= float(padding[0])) & (values <= float(padding[1]))
-    if image.domain == "ct":
-        outside |= values < CT_OUTSIDE_HU
     if not outside.any() or outside.all():  # an image of padding only has nothing to keep apart
         return None
     return outside

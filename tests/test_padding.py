@@ -45,10 +45,12 @@ def test_outside_field_from_header_and_from_ct_numbers(ct):
     outside = outside_field(padded)
     assert outside is not None and np.array_equal(outside, padded.array < CT_OUTSIDE_HU)
     assert padding_value(padded, outside) == -2000.0
-    # A header's value marks padding in any domain, even one inside the CT range.
-    other = sciSR.SciImage.from_array(np.where(padded.array < -1500, 7.0, 100.0).astype(np.float32),
-                                      domain="mri", meta={"padding": (7.0, 7.0)})
-    assert np.array_equal(outside_field(other), outside)
+    # A header's value marks padding in CT even inside the CT range; in MR (whose air holds it too) never.
+    header = sciSR.SciImage.from_array(np.where(outside, 7.0, 100.0).astype(np.float32), domain="ct",
+                                       meta={"padding": (7.0, 7.0)})
+    assert np.array_equal(outside_field(header), outside)
+    mr = sciSR.SciImage.from_array(header.array, domain="mri", meta={"padding": (7.0, 7.0)})
+    assert outside_field(mr) is None
     values, mask = prepare(padded)
     assert np.array_equal(mask, outside) and values.min() >= CT_OUTSIDE_HU  # filled from the disc
 
