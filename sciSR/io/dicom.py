@@ -651,6 +651,28 @@ def _kspace_filtering(header: Dataset) -> str | None:
     return text or None
 
 
+def _interpolation_note(header: Dataset) -> str | None:
+    """A note when AcquisitionMatrix says the scanner reconstructed more rows/columns than it acquired.
+
+    Many protocols zero-fill k-space (e.g. 256 × 134 lines shown as 484 × 484): the image is then already
+    interpolated, its finest detail coarser than its pixels.
+    """
+    matrix, direction = header.get("AcquisitionMatrix"), str(header.get("InPlanePhaseEncodingDirection") or "")
+    if matrix is None or len(matrix) != 4 or direction not in ("ROW", "COL"):
+        return None
+    frequency, phase = max(int(matrix[0]), int(matrix[1])), max(int(matrix[2]), int(matrix[3]))
+    rows, columns = int(header.get("Rows") or 0), int(header.get("Columns") or 0)
+    # COL: phase lines run down the columns (across the rows), frequency samples along each row.
+    across_rows, across_columns = (phase, frequency) if direction == "COL" else (frequency, phase)
+    if frequency <= 0 or phase <= 0 or (rows <= 1.1 * across_rows and columns <= 1.1 * across_columns):
+        return None
+    percent = header.get("PercentPhaseFieldOfView")
+    fov = "" if percent is None else f", phase field of view {float(percent):g} %"
+    return (f"reconstructed as {rows} x {columns} from {across_rows} x {across_columns} acquired lines "
+            f"(AcquisitionMatrix, phase {direction.lower()}{fov}): the scanner interpolated it, so its finest "
+            "detail is coarser than its pixels")
+
+
 def _check_pixel_length(path: Path, header: Dataset) -> None:
     """Refuse native pixel data whose length disagrees with Rows x Columns x frames x BitsAllocated.
 
@@ -839,6 +861,9 @@ def _image(path: Path, selected: _Files, notes: list[str], domain: str | None) -
     padding = _padding(header, meta["rescale"])
     if padding is not None:
         meta["padding"] = padding
+    interpolated = _interpolation_note(header) if modality == "MR" else None
+    if interpolated is not None:
+        notes.append(interpolated)
     if domain is None:
         domain = {"CT": "ct", "MR": "mri"}.get(modality) or infer_domain(volume, "generic")
     check_values(volume, where_from)

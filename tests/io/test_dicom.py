@@ -134,6 +134,19 @@ def test_mr_small():
     assert sciSR.read(path, domain="generic").domain == "generic"
 
 
+def test_scanner_interpolation_is_noted(tmp_path):
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    assert not any("interpolated" in n for n in sciSR.read(get_testdata_file("MR_small.dcm")).meta["notes"])
+    ds.AcquisitionMatrix, ds.InPlanePhaseEncodingDirection, ds.PercentPhaseFieldOfView = [32, 0, 0, 24], "COL", 75
+    ds.save_as(tmp_path / "zip.dcm")
+    notes = sciSR.read(tmp_path / "zip.dcm").meta["notes"]
+    assert "reconstructed as 64 x 64 from 24 x 32 acquired lines (AcquisitionMatrix, phase col, phase field of " \
+           "view 75 %): the scanner interpolated it" in notes[-1]
+    ds.AcquisitionMatrix, ds.InPlanePhaseEncodingDirection = [0, 64, 60, 0], "ROW"  # as acquired: no note
+    ds.save_as(tmp_path / "full.dcm")
+    assert not any("interpolated" in n for n in sciSR.read(tmp_path / "full.dcm").meta["notes"])
+
+
 def test_series_sorted_by_position_not_instance_number(tmp_path):
     positions = regular_positions(5, spacing=3.0)
     write_series(tmp_path / "s" / "sub", positions)
