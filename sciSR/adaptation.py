@@ -109,8 +109,9 @@ def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, ma
         the shipped and the kept weights), ``best_step``, ``used`` (whether the adapted weights run),
         ``step_cap`` (see :data:`ADAPTATION`),
         ``held_out_rows``, ``degradation`` (the forward model of the pairs), ``recipe`` and ``seed``.
-        A windowed k-space input noisier than :data:`WINDOWED_NOISE_LIMIT` is not adapted: the record
-        then holds ``seconds``, ``steps`` 0, ``used`` False, ``seed`` and ``skipped`` (why).
+        A windowed k-space input noisier than :data:`WINDOWED_NOISE_LIMIT`, or one whose scanner zero-filled
+        k-space (:attr:`ForwardModel.acquired`), is not adapted: the record then holds ``seconds``,
+        ``steps`` 0, ``used`` False, ``seed`` and ``skipped`` (why).
 
     Raises
     ------
@@ -132,13 +133,18 @@ def adapt_request(image: SciImage, request: UpscaleRequest, *, seed: int = 0, ma
     window = request.operator.window if request.operator is not None and request.operator.kind == "kspace" else None
     noise = None if window is None else (estimate_noise_sigma(values, len(factors))
                                          / max(float(np.percentile(values, 99)), 1e-12))
+    skipped = None
     if noise is not None and noise >= WINDOWED_NOISE_LIMIT:
-        LOG.info(f"adaptation skipped: a {window}-windowed input with noise σ {100 * noise:.2g} % of its 99th "
-                 "percentile cannot be validated on itself; the shipped weights run unchanged")
+        skipped = (f"{window} window with noise σ {noise:.4f} of the 99th percentile "
+                   f"(limit {WINDOWED_NOISE_LIMIT})")
+    elif request.operator is not None and request.operator.acquired is not None:
+        # The image lacks the outer share of its own k-space lines, so its copy would teach the network to
+        # leave the same share of its output's lines empty, which the shipped weights fill.
+        skipped = f"zero-filled k-space (measured share of lines {list(request.operator.acquired)})"
+    if skipped is not None:
+        LOG.info(f"adaptation skipped: {skipped}; the shipped weights run unchanged")
         return dataclasses.replace(request, adaptation={
-            "seconds": request.adapt, "steps": 0, "used": False, "seed": seed,
-            "skipped": f"{window} window with noise σ {noise:.4f} of the 99th percentile "
-                       f"(limit {WINDOWED_NOISE_LIMIT})"})
+            "seconds": request.adapt, "steps": 0, "used": False, "seed": seed, "skipped": skipped})
     hr = crop_to_factors(values, factors)
     lr, described = own_degraded_copy(request, np.ascontiguousarray(hr))
     lr, added_noise = match_noise(lr, hr, len(factors), seed)

@@ -48,6 +48,7 @@ from sciSR.consistency import (
     strongest_baseline,
     window_beyond,
     window_from_reference,
+    zero_filled,
 )
 from sciSR.errors import SciSRError
 from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units, rescale_flux_keywords
@@ -1197,6 +1198,9 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
     def score(estimate: np.ndarray) -> float:
         if reference_window is not None:
             estimate = window_beyond(estimate, factors, reference_window)
+        if operator.acquired is not None:
+            # x holds no k-space lines beyond its measured share: neither may what is compared with it.
+            estimate = zero_filled(estimate, operator.acquired)
         mse = float(np.mean((np.asarray(estimate, np.float64) - reference) ** 2))
         return 10 * math.log10(span**2 / max(mse, 1e-30))
 

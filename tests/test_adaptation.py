@@ -155,3 +155,12 @@ def test_a_noisy_windowed_acquisition_keeps_the_shipped_weights(noise: float, sk
     assert record["steps"] == (0 if skipped else 5)
     if skipped:
         assert not record["used"] and f"limit {WINDOWED_NOISE_LIMIT}" in record["skipped"]
+
+
+def test_a_zero_filled_acquisition_keeps_the_shipped_weights() -> None:
+    from sciSR.degrade.mri import kspace_downsample
+
+    lr = kspace_downsample(_mri_frame((128, 128)).array, (2, 2))
+    image = sciSR.SciImage.from_array(lr, spacing=(2.0, 2.0), domain="mri", meta={"acquired": (0.75, 0.75)})
+    record = adapt_request(image, UpscaleRequest.build(image, "mri-x2", adapt=600.0), max_steps=5).adaptation
+    assert record["steps"] == 0 and not record["used"] and "zero-filled k-space" in record["skipped"]

@@ -11,6 +11,7 @@ from scipy import ndimage
 import sciSR
 from sciSR.consistency import (
     ForwardModel,
+    acquired_lines,
     degrade,
     estimate_noise_sigma,
     estimate_window,
@@ -197,6 +198,27 @@ def test_windowed_noise_free_projection_is_exact(window):
     assert np.abs(degrade(p, op) - y).max() <= 1e-5 * y.max()
 
 
+def test_zero_filled_acquisition_projects_on_its_measured_lines_only():
+    truth = _smooth((32, 40), 12)
+    op = ForwardModel("kspace", (2, 2), noise_sigma=0.0, acquired=(0.75, 0.5))
+    y = degrade(truth, op)
+    spectrum = np.fft.fft2(y)
+    assert np.abs(spectrum[~acquired_lines(y.shape, op.acquired)]).max() <= 1e-9 * np.abs(spectrum).max()
+    p = project(np.zeros_like(truth), y, op)
+    assert np.abs(degrade(p, op) - y).max() <= 1e-5 * np.abs(y).max()
+    # Lines the scanner never measured pull nothing: an estimate's content there survives the projection.
+    every_line = kspace_downsample(truth, (2, 2))
+    assert np.abs(every_line - y).max() > 0.01 * np.abs(y).max()  # the empty lines would have held this
+    kept = degrade(project(truth, y, op), ForwardModel("kspace", (2, 2), noise_sigma=0.0))
+    assert np.abs(kept - every_line).max() <= 1e-5 * np.abs(y).max()
+    assert ForwardModel("kspace", (2, 2), acquired=(1, 1)).acquired is None
+    for bad in ((0.0, 1.0), (1.2, 1.0), (0.5,)):
+        with pytest.raises(SciSRError, match="acquired"):
+            ForwardModel("kspace", (2, 2), acquired=bad)
+    with pytest.raises(SciSRError, match="acquired"):
+        ForwardModel("ct", (2, 2), acquired=(0.5, 0.5))
+
+
 def test_noise_sigma_estimate():
     rng = np.random.default_rng(10)
     image = _smooth((96, 96), 11) + rng.normal(0.0, 0.5, (96, 96))
@@ -264,6 +286,10 @@ def test_forward_model_for_mri_in_plane():
     assert forward_model_for(windowed, 2, card_degradation={"type": "ct", "fwhm": [1, 2]}).source == "default"
     volume = _mri(np.ones((16, 16, 16)), (1.0, 1.0, 1.0))
     assert forward_model_for(volume, (2, 2, 1)).kind == "kspace"
+    # The reader's share of measured lines (DICOM AcquisitionMatrix) goes to the scaled axes.
+    zipped = sciSR.SciImage.from_array(mr.array, spacing=mr.spacing, domain="mri", meta={"acquired": (0.5, 0.75)})
+    assert forward_model_for(zipped, (2, 2)).acquired == (0.5, 0.75)
+    assert forward_model_for(zipped, (1, 2)).acquired == (1.0, 0.75)
 
 
 def test_forward_model_for_thick_slices():

@@ -230,3 +230,17 @@ def test_a_volume_is_searched_for_its_window_on_one_plane(monkeypatch):
     pipeline.self_check(request, volume, volume.array)
     # The window search sees the middle plane; the check itself the degraded copy of the whole crop.
     assert shapes == [(48, 40, 1), (24, 20, 6)]
+
+
+def test_scanner_zero_filled_input_is_projected_on_its_measured_lines(mr):
+    # A ×2 acquisition of MR_small whose scanner measured 75 % of the lines and zero-filled the rest.
+    op = ForwardModel("kspace", (2, 2), acquired=(0.75, 0.75))
+    lr = degrade(mr.array.astype(np.float64), op).astype(np.float32)
+    spacing = tuple(2 * s for s in mr.spacing)
+    told = sciSR.SciImage.from_array(lr, spacing=spacing, domain="mri", meta={"acquired": (0.75, 0.75)})
+    untold = sciSR.SciImage.from_array(lr, spacing=spacing, domain="mri")
+    aware, unaware = sciSR.upscale(told, "mri-x2"), sciSR.upscale(untold, "mri-x2")
+    assert aware.meta["provenance"][-1]["consistency"]["acquired"] == [0.75, 0.75]
+    # Projected as if every line were measured, the empty ones wipe the network's detail (+1.14 dB over
+    # cubic); on the measured ones only, +2.29 dB.
+    assert sciSR.metrics.psnr(aware.array, mr.array) > sciSR.metrics.psnr(unaware.array, mr.array) + 0.5

@@ -45,7 +45,7 @@ from sciSR.consistency.kspace import (
     window_beyond,
     window_from_reference,
 )
-from sciSR.consistency.model import KINDS, SOURCES, ForwardModel, degrade
+from sciSR.consistency.model import KINDS, SOURCES, ForwardModel, acquired_lines, degrade, zero_filled
 from sciSR.consistency.noise import estimate_noise_sigma, match_noise, recorrupted_pair
 from sciSR.consistency.slice_profile import (
     SliceProfile,
@@ -61,6 +61,7 @@ __all__ = [
     "SOURCES",
     "ForwardModel",
     "SliceProfile",
+    "acquired_lines",
     "degrade",
     "estimate_noise_sigma",
     "estimate_slice_profile",
@@ -74,6 +75,7 @@ __all__ = [
     "strongest_baseline",
     "window_beyond",
     "window_from_reference",
+    "zero_filled",
 ]
 
 

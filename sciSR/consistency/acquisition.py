@@ -67,7 +67,8 @@ def forward_model_for(
       None: estimated from the image when projecting, so a noise-free image gets the exact projection and a noisy
       one the Wiener-weighted one instead of having its noise re-imposed (held-out MR_small/emri_small with
       Hamming + 2 % Rician noise: +0.07/+0.05 dB over the exact projection, sharp images within ±0.03 dB;
-      benchmarks/quality.py).
+      benchmarks/quality.py). ``acquired`` is the reader's ``meta["acquired"]`` (the share of k-space lines
+      the scanner measured before zero-filling, from DICOM AcquisitionMatrix), on the scaled axes.
     - **ct**: ``"ct"``, FWHM from the middle of the card's ``fwhm`` range, else 1.0. The DICOM
       ``ConvolutionKernel`` is a vendor name with no portable width, so it is not read. ``noise_sigma``
       None (estimated when projecting): CT always carries quantum noise, which the exact correction would
@@ -133,7 +134,11 @@ def forward_model_for(
     else:
         window, source = None, "default"
     window = None if window == "none" else window
-    return ForwardModel("kspace", factors, window=window, noise_sigma=None, source=source)
+    # Lines the scanner zero-filled (DICOM AcquisitionMatrix, the reader's meta["acquired"]) are no data.
+    shares = None if resampled_since_read(image, scaled) else image.meta.get("acquired")
+    acquired = None if shares is None else tuple(
+        float(shares[a]) if a < len(shares) and factors[a] > 1 else 1.0 for a in range(len(factors)))
+    return ForwardModel("kspace", factors, window=window, noise_sigma=None, source=source, acquired=acquired)
 
 
 def strongest_baseline(domain: str, factors: Sequence[int] | int, *, through_plane: bool) -> str:

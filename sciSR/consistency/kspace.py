@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.fft
 
-from sciSR.consistency.model import ForwardModel
+from sciSR.consistency.model import ForwardModel, acquired_lines
 from sciSR.consistency.noise import estimate_noise_sigma
 from sciSR.degrade.mri import kspace_truncate, kspace_window
 
@@ -90,6 +90,8 @@ def project_kspace(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.nda
     if valid is not None:
         residual = residual * valid
     residual = scipy.fft.fftn(residual, axes=axes)
+    if op.acquired is not None:
+        residual = residual * acquired_lines(residual.shape, op.acquired)  # empty lines measure nothing
     sigma = op.noise_sigma
     if sigma > 0:
         power = np.abs(coeffs) ** 2

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.fft
 
 from sciSR.blocks import bin_array
 from sciSR.degrade.ct import ct_downsample
@@ -52,6 +55,12 @@ class ForwardModel:
     source : str
         Where the parameters came from: ``"header"``, ``"estimated"`` (the image's own spectrum),
         ``"card"`` (the model card's training degradation) or ``"default"`` (the domain default).
+    acquired : tuple of float or None
+        ``"kspace"`` only: per spatial axis, the share of the low-resolution grid's k-space lines that were
+        measured (0 < share ≤ 1; 1 or None: all). A scanner that zero-fills k-space before reconstruction
+        (DICOM AcquisitionMatrix smaller than Rows/Columns) leaves the outer lines empty: ``A`` then keeps
+        the central ``share`` of the reduction's lines and zeros the rest, and the projection corrects only
+        the measured ones.
     slice_profile : dict or None
         ``"slice_profile"`` from a header or an estimate: the
         :meth:`~sciSR.consistency.slice_profile.SliceProfile.to_dict` (thickness, spacing and gap in mm,
@@ -71,6 +80,7 @@ class ForwardModel:
     fwhm: tuple[float, ...] | None = None
     flux: str = "mean"
     source: str = "default"
+    acquired: tuple[float, ...] | None = None
     slice_profile: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +105,18 @@ class ForwardModel:
         if self.flux not in ("conserve", "mean"):
             raise SciSRError(f"flux must be 'conserve' or 'mean', got {self.flux!r}")
         object.__setattr__(self, "fwhm", self._widths())
+        object.__setattr__(self, "acquired", self._acquired())
+
+    def _acquired(self) -> tuple[float, ...] | None:
+        """The measured share of lines per axis, None when every line was (or for kinds other than k-space)."""
+        if self.acquired is None:
+            return None
+        shares = tuple(float(a) for a in self.acquired)
+        if self.kind != "kspace" or len(shares) != len(self.factors):
+            raise SciSRError(f"acquired needs kind 'kspace' and one share per spatial axis, got {self.acquired!r}")
+        if not all(0.0 < a <= 1.0 for a in shares):
+            raise SciSRError(f"acquired shares must be in (0, 1], got {shares}")
+        return None if all(a == 1.0 for a in shares) else shares
 
     def _widths(self) -> tuple[float, ...] | None:
         """The per-axis widths the kind uses, defaults filled in; None for kinds without one."""
@@ -123,6 +145,34 @@ class ForwardModel:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
+def acquired_lines(shape: Sequence[int], acquired: Sequence[float]) -> np.ndarray:
+    """bool, broadcastable over ``shape``'s leading axes in FFT order: the lines within each axis' share.
+
+    Along an axis of ``n`` lines with share ``a``, the signed frequencies ``|k| ≤ ⌊a·n/2⌋`` were measured
+    (both ends kept alike, so a real image stays real).
+    """
+    inside = np.ones((1,) * len(shape), dtype=bool)
+    for axis, share in enumerate(acquired):
+        if share >= 1.0:
+            continue
+        n = int(shape[axis])
+        k = np.abs(np.rint(np.fft.fftfreq(n) * n))
+        axis_shape = [1] * len(shape)
+        axis_shape[axis] = n
+        inside = inside & (k <= math.floor(share * n / 2)).reshape(axis_shape)
+    return inside
+
+
+def zero_filled(lr: np.ndarray, acquired: Sequence[float]) -> np.ndarray:
+    """``lr`` with its k-space lines beyond each axis' ``acquired`` share set to zero (float64, real)."""
+    axes = [a for a, share in enumerate(acquired) if share < 1.0]
+    if not axes:
+        return np.asarray(lr, dtype=np.float64)
+    spectrum = scipy.fft.fftn(np.asarray(lr, dtype=np.float64), axes=axes)
+    spectrum *= acquired_lines(lr.shape, acquired)
+    return scipy.fft.ifftn(spectrum, axes=axes).real
+
+
 def degrade(hr: np.ndarray, op: ForwardModel) -> np.ndarray:
     """Apply the forward model ``A`` (noise-free) by calling the :mod:`sciSR.degrade` function it names.
 
@@ -141,6 +191,8 @@ def degrade(hr: np.ndarray, op: ForwardModel) -> np.ndarray:
     """
     if op.kind == "kspace":
         lr = kspace_downsample(hr, op.factors, op.window)
+        if op.acquired is not None:
+            lr = zero_filled(lr, op.acquired)
     elif op.kind == "slice_profile":
         lr = thick_slice(hr, op.factors, op.profile, gap=[s - w for s, w in zip(op.factors, op.fwhm, strict=True)])
     elif op.kind == "ct":

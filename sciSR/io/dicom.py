@@ -640,6 +640,10 @@ def _slice_thickness(frames: list[_Frame], step: float, notes: list[str]) -> dic
     return {"slice_thickness": thicknesses[0], "slice_thickness_source": "dicom", "slice_axis": 2}
 
 
+ACQUIRED_ALL = 0.95
+"""A share of measured k-space lines at or above this counts as all (rounding of matrices and FOVs)."""
+
+
 def _kspace_filtering(header: Dataset) -> str | None:
     """KSpaceFiltering (0018,9064), upper case: top level, or the shared MR Modifier functional group of an
     enhanced MR file (the reconstruction window; classic MR images have no standard attribute for it)."""
@@ -651,26 +655,39 @@ def _kspace_filtering(header: Dataset) -> str | None:
     return text or None
 
 
-def _interpolation_note(header: Dataset) -> str | None:
-    """A note when AcquisitionMatrix says the scanner reconstructed more rows/columns than it acquired.
+def _acquired_lines(header: Dataset) -> tuple[tuple[float, float], str] | None:
+    """The share of each in-plane array axis' k-space lines the scanner measured, and a note; None: all.
 
-    Many protocols zero-fill k-space (e.g. 256 × 134 lines shown as 484 × 484): the image is then already
-    interpolated, its finest detail coarser than its pixels.
+    Many protocols zero-fill k-space before reconstruction (e.g. 256 × 134 lines shown as 484 × 484): the
+    image is then interpolated, its outer k-space lines empty. From AcquisitionMatrix (frequency and phase
+    lines), InPlanePhaseEncodingDirection, PercentPhaseFieldOfView (the phase field of view as a share of the
+    frequency one, which the image spans) and PixelSpacing; array axis 0 runs along a row (Columns), axis 1
+    down a column (Rows).
     """
     matrix, direction = header.get("AcquisitionMatrix"), str(header.get("InPlanePhaseEncodingDirection") or "")
-    if matrix is None or len(matrix) != 4 or direction not in ("ROW", "COL"):
+    spacing = header.get("PixelSpacing")
+    if matrix is None or len(matrix) != 4 or direction not in ("ROW", "COL") or spacing is None or len(spacing) != 2:
         return None
     frequency, phase = max(int(matrix[0]), int(matrix[1])), max(int(matrix[2]), int(matrix[3]))
     rows, columns = int(header.get("Rows") or 0), int(header.get("Columns") or 0)
-    # COL: phase lines run down the columns (across the rows), frequency samples along each row.
-    across_rows, across_columns = (phase, frequency) if direction == "COL" else (frequency, phase)
-    if frequency <= 0 or phase <= 0 or (rows <= 1.1 * across_rows and columns <= 1.1 * across_columns):
+    between_rows, between_columns = float(spacing[0]), float(spacing[1])
+    percent = float(header.get("PercentPhaseFieldOfView") or 100.0)
+    if min(frequency, phase, rows, columns) <= 0 or min(between_rows, between_columns, percent) <= 0:
         return None
-    percent = header.get("PercentPhaseFieldOfView")
-    fov = "" if percent is None else f", phase field of view {float(percent):g} %"
-    return (f"reconstructed as {rows} x {columns} from {across_rows} x {across_columns} acquired lines "
-            f"(AcquisitionMatrix, phase {direction.lower()}{fov}): the scanner interpolated it, so its finest "
-            "detail is coarser than its pixels")
+    # COL: phase lines run down the columns (across the rows), frequency samples along each row.
+    if direction == "COL":
+        fov = columns * between_columns
+        shares = (frequency / columns, phase * between_rows / (percent / 100 * fov))
+    else:
+        fov = rows * between_rows
+        shares = (phase * between_columns / (percent / 100 * fov), frequency / rows)
+    shares = (min(shares[0], 1.0), min(shares[1], 1.0))
+    if min(shares) >= ACQUIRED_ALL:
+        return None
+    return shares, (f"reconstructed as {rows} x {columns} from {frequency} frequency x {phase} phase lines "
+                    f"(AcquisitionMatrix, phase {direction.lower()}, phase field of view {percent:g} %): "
+                    f"the scanner interpolated it: {shares[0]:.0%} of its k-space lines across the columns and "
+                    f"{shares[1]:.0%} across the rows were measured (meta['acquired'])")
 
 
 def _check_pixel_length(path: Path, header: Dataset) -> None:
@@ -861,9 +878,10 @@ def _image(path: Path, selected: _Files, notes: list[str], domain: str | None) -
     padding = _padding(header, meta["rescale"])
     if padding is not None:
         meta["padding"] = padding
-    interpolated = _interpolation_note(header) if modality == "MR" else None
-    if interpolated is not None:
-        notes.append(interpolated)
+    acquired = _acquired_lines(header) if modality == "MR" else None
+    if acquired is not None:
+        meta["acquired"] = (*acquired[0], *(1.0,) * (n_spatial - 2))
+        notes.append(acquired[1])
     if domain is None:
         domain = {"CT": "ct", "MR": "mri"}.get(modality) or infer_domain(volume, "generic")
     check_values(volume, where_from)

@@ -134,17 +134,24 @@ def test_mr_small():
     assert sciSR.read(path, domain="generic").domain == "generic"
 
 
-def test_scanner_interpolation_is_noted(tmp_path):
+def test_scanner_interpolation_is_read_from_the_acquisition_matrix(tmp_path):
+    plain = sciSR.read(get_testdata_file("MR_small.dcm"))
+    assert "acquired" not in plain.meta and not plain.meta["notes"]
     ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
-    assert not any("interpolated" in n for n in sciSR.read(get_testdata_file("MR_small.dcm")).meta["notes"])
+    # 32 frequency samples along each row (64 columns) and 24 phase lines down the columns covering 75 % of
+    # the frequency field of view: 24 / (0.75 · 64) of the lines across the rows.
     ds.AcquisitionMatrix, ds.InPlanePhaseEncodingDirection, ds.PercentPhaseFieldOfView = [32, 0, 0, 24], "COL", 75
     ds.save_as(tmp_path / "zip.dcm")
-    notes = sciSR.read(tmp_path / "zip.dcm").meta["notes"]
-    assert "reconstructed as 64 x 64 from 24 x 32 acquired lines (AcquisitionMatrix, phase col, phase field of " \
-           "view 75 %): the scanner interpolated it" in notes[-1]
-    ds.AcquisitionMatrix, ds.InPlanePhaseEncodingDirection = [0, 64, 60, 0], "ROW"  # as acquired: no note
+    img = sciSR.read(tmp_path / "zip.dcm")
+    assert img.meta["acquired"] == pytest.approx((0.5, 0.5))
+    assert "reconstructed as 64 x 64 from 32 frequency x 24 phase lines" in img.meta["notes"][-1]
+    ds.InPlanePhaseEncodingDirection = "ROW"  # phase across the columns now: (24 / 48, 32 / 64)
+    ds.AcquisitionMatrix = [0, 32, 36, 0]
+    ds.save_as(tmp_path / "row.dcm")
+    assert sciSR.read(tmp_path / "row.dcm").meta["acquired"] == pytest.approx((0.75, 0.5))
+    ds.AcquisitionMatrix, ds.PercentPhaseFieldOfView = [0, 64, 64, 0], 100  # as acquired: nothing to say
     ds.save_as(tmp_path / "full.dcm")
-    assert not any("interpolated" in n for n in sciSR.read(tmp_path / "full.dcm").meta["notes"])
+    assert "acquired" not in sciSR.read(tmp_path / "full.dcm").meta
 
 
 def test_series_sorted_by_position_not_instance_number(tmp_path):
