@@ -289,6 +289,9 @@ class Variant(NamedTuple):
         ``"conserve"`` when the LR pixels are block sums (counts), passed to :func:`sciSR.upscale`.
     through_plane : bool
         Thick-slice acquisition (its strongest baseline is cubic, not zero-filling).
+    header : dict or None
+        What the input's header would tell (its ``meta``), e.g. ``{"acquired": ...}`` from a DICOM
+        AcquisitionMatrix.
     """
 
     name: str
@@ -296,6 +299,11 @@ class Variant(NamedTuple):
     make: Make
     flux: str | None = None
     through_plane: bool = False
+    header: dict[str, Any] | None = None
+
+    def input_meta(self) -> dict[str, Any]:
+        """The low-resolution input's ``meta``: counts for block sums, and what its header tells."""
+        return {**({"units": "counts"} if self.flux == "conserve" else {}), **(self.header or {})}
 
 
 def _pad(factors: Sequence[int], ndim: int) -> tuple[int, ...]:
@@ -344,7 +352,8 @@ def variants(family: str, ndim: int, scale: int = 2) -> list[Variant]:
     ----------
     family : str
         ``"mri-inplane"`` (×2: sharp k-space truncation; Hamming window + Rician noise, σ = 2 % of the
-        truth's 99th percentile), ``"mri-through"`` (×4 along axis 1 of a volume: Gaussian slice profile FWHM 4;
+        truth's 99th percentile; sharp with 75 % of the lines measured and the rest zero-filled, as the
+        input's header says), ``"mri-through"`` (×4 along axis 1 of a volume: Gaussian slice profile FWHM 4;
         boxcar of width 3, i.e. a 1-voxel gap), ``"ct"`` (×2: Gaussian FWHM 1.75, the middle of ct-x2's training
         range, without noise, with 10 HU and with 20 HU, the top of its noise range; padding outside the
         reconstructed disc stays padding, :func:`_padded`), ``"sky"`` (×2: 2 × 2
@@ -366,8 +375,12 @@ def variants(family: str, ndim: int, scale: int = 2) -> list[Variant]:
             sigma = 0.02 * float(np.percentile(hr, 99))
             return kspace_downsample(hr, f, "hamming", noise_std=sigma, rng=rng)
 
+        # A scanner that measured 75 % of the lines in-plane and zero-filled the rest, as its header says.
+        acquired = (0.75, 0.75, *(1.0,) * (ndim - 2))
         return [Variant("kspace sharp", f, _noise_free(ForwardModel("kspace", f))),
-                Variant("hamming+rician2%", f, hamming_rician)]
+                Variant("hamming+rician2%", f, hamming_rician),
+                Variant("kspace 75% lines", f, _noise_free(ForwardModel("kspace", f, acquired=acquired)),
+                        header={"acquired": acquired})]
     if family == "mri-through":
         if ndim != 3:
             raise SciSRError("the through-plane variants need a volume (wrap a 2D slice as (n, m, 1))")
@@ -513,9 +526,8 @@ def evaluate_cell(model: ResolvedModel, truth: sciSR.SciImage, variant: Variant,
     hr = truth.array[crop].astype(np.float32)
     start = time.perf_counter()
     lr = np.asarray(variant.make(hr, np.random.default_rng(seed)), dtype=np.float32)
-    meta = {"units": "counts"} if variant.flux == "conserve" else {}
     spacing = tuple(float(d) * f for d, f in zip(truth.spacing, factors, strict=True))
-    low = sciSR.SciImage.from_array(lr, spacing=spacing, domain=truth.domain, meta=meta)
+    low = sciSR.SciImage.from_array(lr, spacing=spacing, domain=truth.domain, meta=variant.input_meta())
     baseline = strongest_baseline(truth.domain, factors, through_plane=variant.through_plane)
     outputs: dict[str, np.ndarray] = {}
     self_checks: dict[str, Any] = {}

@@ -40,7 +40,8 @@ def cell(model: str, truth: sciSR.SciImage, variant: Any, image: str, seed: int 
     hr = truth.array[tuple(slice(0, n - n % f) for n, f in zip(truth.array.shape, variant.factors, strict=False))]
     lr = variant.make(hr, np.random.default_rng(seed))
     spacing = tuple(s * f for s, f in zip(truth.spacing, variant.factors, strict=True))
-    source = sciSR.SciImage.from_array(lr.astype(np.float32), spacing=spacing, domain=truth.domain)
+    source = sciSR.SciImage.from_array(lr.astype(np.float32), spacing=spacing, domain=truth.domain,
+                                       meta=variant.input_meta())
     options = {"flux": variant.flux} if variant.flux else {}
     start = time.perf_counter()
     single = sciSR.upscale(source, model, **options).array

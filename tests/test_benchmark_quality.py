@@ -43,6 +43,17 @@ def test_variants_make_the_low_resolution_shape(family, ndim, shape):
         assert np.isfinite(lr).all()
 
 
+def test_zero_filled_variant_says_so_in_its_header():
+    truth = np.random.default_rng(0).uniform(1.0, 100.0, (32, 32)).astype(np.float32)
+    variant = next(v for v in quality.variants("mri-inplane", 2) if v.header)
+    assert variant.input_meta() == {"acquired": (0.75, 0.75)}
+    spectrum = np.abs(np.fft.fft2(variant.make(truth, np.random.default_rng(0))))
+    k = np.abs(np.rint(np.fft.fftfreq(16) * 16))
+    empty = (k[:, None] > 6) | (k[None, :] > 6)  # beyond ⌊0.75 · 16 / 2⌋ lines
+    assert spectrum[empty].max() <= 1e-6 * spectrum.max() and spectrum[~empty].min() > 0
+    assert quality.variants("sky", 2)[0].input_meta() == {"units": "counts"}
+
+
 def test_held_out_check_refuses_a_training_image():
     card = ResolvedModel.of("mri-x2").card
     quality.check_held_out(card, Path("MR_small.dcm"))
