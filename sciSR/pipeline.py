@@ -1180,7 +1180,7 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
     operator = request.operator or operator
     source, reference, split = recorrupted_pair(x, n, seed=1)
     y, described = own_degraded_copy(request, source)
-    y, added_noise = match_noise(y, x, n, seed=0)
+    y, added_noise = match_noise(y, x, n, seed=0, target=split)  # x's σ, estimated once
     small = _like(image, y)
     sky_flux = request.flux if operator.kind == "flux" else "none"
     pred, params = run(dataclasses.replace(request, output=None), small, y, cancel=cancel)
@@ -1213,7 +1213,7 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
               "model_psnr_consistent": None if with_projection is None else round(with_projection, 3),
               "baseline": name, "baseline_psnr": round(baseline_psnr, 3),
               "delta_db": round(model_psnr - baseline_psnr, 3), "consistency": keep,
-              "forward_model": described, "added_noise_sigma": added_noise, "recorrupted_sigma": split,
+              "forward_model": described, "added_noise_sigma": added_noise, "recorrupted_sigma": round(split, 6),
               "voxels": int(x.size),
               "reference_window": None if reference_window is None else f"{reference_window} (estimated)"}
     line = (f"self-check: {request.model.name} {model_psnr:.2f} dB vs {name} {baseline_psnr:.2f} dB "

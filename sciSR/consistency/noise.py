@@ -40,7 +40,8 @@ def estimate_noise_sigma(lr: np.ndarray, n_spatial: int) -> float:
     return float(np.median(d) / _MAD_PER_SIGMA / math.sqrt(2.0 ** len(axes)))
 
 
-def match_noise(lr: np.ndarray, hr: np.ndarray, n_spatial: int, seed: int) -> tuple[np.ndarray, float]:
+def match_noise(lr: np.ndarray, hr: np.ndarray, n_spatial: int, seed: int, *, target: float | None = None
+                ) -> tuple[np.ndarray, float]:
     """``lr`` with white Gaussian noise added up to the noise level of ``hr``, and the σ added.
 
     Degrading an image averages its noise away, so a copy made from the input is cleaner than the input:
@@ -59,6 +60,8 @@ def match_noise(lr: np.ndarray, hr: np.ndarray, n_spatial: int, seed: int) -> tu
         Number of leading spatial axes.
     seed : int
         Seed of the noise draw.
+    target : float, optional
+        ``hr``'s σ when the caller has already estimated it (:func:`estimate_noise_sigma`).
 
     Returns
     -------
@@ -67,7 +70,7 @@ def match_noise(lr: np.ndarray, hr: np.ndarray, n_spatial: int, seed: int) -> tu
     sigma : float
         The σ added, in image units (0: none).
     """
-    target = estimate_noise_sigma(hr, n_spatial)
+    target = estimate_noise_sigma(hr, n_spatial) if target is None else target
     present = estimate_noise_sigma(lr, n_spatial)
     sigma = math.sqrt(max(target**2 - present**2, 0.0))
     if sigma == 0.0:
@@ -110,11 +113,11 @@ def recorrupted_pair(x: np.ndarray, n_spatial: int, seed: int, alpha: float = RE
     reference : numpy.ndarray
         float32, ``x − z/α``.
     sigma : float
-        σ of ``z`` (:func:`estimate_noise_sigma` of ``x``; 0: nothing drawn).
+        σ of ``z``, :func:`estimate_noise_sigma` of ``x`` (0: nothing drawn).
     """
     sigma = estimate_noise_sigma(x, n_spatial)
     x = np.asarray(x, dtype=np.float32)
     if sigma == 0.0:
         return x, x, 0.0
     z = np.random.default_rng(seed).normal(0.0, sigma, x.shape).astype(np.float32)
-    return x + np.float32(alpha) * z, x - z / np.float32(alpha), round(sigma, 6)
+    return x + np.float32(alpha) * z, x - z / np.float32(alpha), sigma
