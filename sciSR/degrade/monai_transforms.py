@@ -21,6 +21,7 @@ import numpy as np
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends, convert_data_type, convert_to_dst_type
+from scipy import ndimage
 
 from sciSR.blocks import bin_array
 from sciSR.degrade.ct import ct_downsample
@@ -90,6 +91,11 @@ class RandDegradation(RandomizableTransform):
     def randomize(self, data: Any = None) -> None:
         super().randomize(None)
         self.sample()
+
+    def truth(self, x: np.ndarray) -> np.ndarray:
+        """The training target of this call's draw from the HR patch ``(*spatial, C)``: ``x`` itself unless
+        the degradation also varies the truth (:class:`RandKSpaceDownsample`'s ``smooth_prob``)."""
+        return x
 
     def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
         if randomize:
@@ -214,23 +220,28 @@ class RandKSpaceDownsample(RandDegradation):
     Tukey window with probability ``tukey_prob``, else sharp (Gibbs ringing); partial Fourier (fraction
     drawn from ``partial``) with probability ``partial_prob``; with probability ``noise_prob``, Rician noise
     σ = ``noise_std`` (image units) plus ``noise_rel`` × the 99th percentile of the HR image (a fraction of
-    the bright foreground), else none (a high-SNR acquisition)."""
+    the bright foreground), else none (a high-SNR acquisition). With probability ``smooth_prob`` the truth
+    itself is first smoothed by a Gaussian of σ drawn from ``smooth_sigma`` (HR pixels, periodic: each
+    patch is its own field of view), both as the target and before the truncation: anatomy, or a template,
+    smoother than its pixels, whose missing band the network must not fill with the energy of a sharp
+    photograph's (see :meth:`truth`)."""
 
     def __init__(self, scale: ScaleLike, window_prob: float = 0.5, noise_std: Range = 0.0, tukey_prob: float = 0.0,
                  partial_prob: float = 0.0, partial: Range = (0.625, 0.875), noise_rel: Range = 0.0,
-                 noise_prob: float = 1.0) -> None:
+                 noise_prob: float = 1.0, smooth_prob: float = 0.0, smooth_sigma: Range = (0.3, 1.2)) -> None:
         super().__init__(scale)
         if (window_prob < 0 or tukey_prob < 0 or window_prob + tukey_prob > 1 or not 0 <= partial_prob <= 1
-                or not 0 <= noise_prob <= 1):
+                or not 0 <= noise_prob <= 1 or not 0 <= smooth_prob <= 1):
             raise SciSRError(f"k-space probabilities must lie in [0, 1] with window_prob + tukey_prob ≤ 1, got "
                              f"window_prob={window_prob}, tukey_prob={tukey_prob}, partial_prob={partial_prob}, "
-                             f"noise_prob={noise_prob}")
+                             f"noise_prob={noise_prob}, smooth_prob={smooth_prob}")
         self.window_prob, self.tukey_prob = float(window_prob), float(tukey_prob)
         self.partial_prob, self.noise_prob = float(partial_prob), float(noise_prob)
         self.noise_std, self.noise_rel = _as_range(noise_std, "noise_std"), _as_range(noise_rel, "noise_rel")
         self.partial = _as_range(partial, "partial")
+        self.smooth_prob, self.smooth_sigma = float(smooth_prob), _as_range(smooth_sigma, "smooth_sigma")
         self._window: str | None = None
-        self._noise = self._rel = 0.0
+        self._noise = self._rel = self._smooth = 0.0
         self._partial = 1.0
 
     def sample(self) -> None:
@@ -242,6 +253,15 @@ class RandKSpaceDownsample(RandDegradation):
         # Drawn only when it can matter, so recipes without noise_prob keep their random stream.
         if self.noise_prob < 1.0 and self.R.uniform() >= self.noise_prob:
             self._noise = self._rel = 0.0
+        self._smooth = 0.0
+        if self.smooth_prob > 0 and self.R.uniform() < self.smooth_prob:
+            self._smooth = self._draw(self.smooth_sigma)
+
+    def truth(self, x: np.ndarray) -> np.ndarray:
+        if self._smooth <= 0:
+            return x
+        spatial = [self._smooth] * len(normalize_scale(self.scale, x.ndim - 1)) + [0.0]
+        return ndimage.gaussian_filter(np.asarray(x, dtype=np.float32), spatial, mode="wrap")
 
     def degrade(self, x: np.ndarray, scale: tuple[int, ...]) -> np.ndarray:
         sigma = self._noise + (self._rel * float(np.percentile(x, 99)) if self._rel > 0 else 0.0)
@@ -344,7 +364,8 @@ class Degradationd(MapTransform):
 
 
 class RandDegradationd(RandomizableTransform, Degradationd):
-    """Dictionary wrapper of a random degradation; all keys share one parameter draw per call."""
+    """Dictionary wrapper of a random degradation; all keys share one parameter draw per call, and each key
+    is first replaced by the draw's truth (:meth:`RandDegradation.truth`)."""
 
     def __init__(self, keys: KeysCollection, transform: RandDegradation, output_keys: KeysCollection | None = None,
                  allow_missing_keys: bool = False) -> None:
@@ -361,6 +382,7 @@ class RandDegradationd(RandomizableTransform, Degradationd):
         d = dict(data)
         self.transform.randomize()
         for key, out_key in self.key_iterator(d, self.output_keys):
+            d[key] = _channel_first(lambda x, _: self.transform.truth(x), d[key], 1)
             d[out_key] = self.transform(d[key], randomize=False)
         return d
 
@@ -430,10 +452,11 @@ class RandKSpaceDownsampled(RandDegradationd):
 
     def __init__(self, keys: KeysCollection, scale: ScaleLike, window_prob: float = 0.5, noise_std: Range = 0.0,
                  tukey_prob: float = 0.0, partial_prob: float = 0.0, partial: Range = (0.625, 0.875),
-                 noise_rel: Range = 0.0, noise_prob: float = 1.0, output_keys: KeysCollection | None = None,
+                 noise_rel: Range = 0.0, noise_prob: float = 1.0, smooth_prob: float = 0.0,
+                 smooth_sigma: Range = (0.3, 1.2), output_keys: KeysCollection | None = None,
                  allow_missing_keys: bool = False) -> None:
         transform = RandKSpaceDownsample(scale, window_prob, noise_std, tukey_prob, partial_prob, partial, noise_rel,
-                                         noise_prob)
+                                         noise_prob, smooth_prob, smooth_sigma)
         super().__init__(keys, transform, output_keys, allow_missing_keys)
 
 

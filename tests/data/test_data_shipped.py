@@ -87,3 +87,23 @@ def test_config_and_find_items_take_collections_with_phantoms(tmp_path):
     with pytest.raises(SciSRError, match="max_time_s"):
         load_config({"scale": [2, 2], "data": {"collection": ["sky-frames"], "patch_size": [8, 8]},
                      "train": {"max_time_s": -1}})
+
+
+def test_evaluation_files_are_real_slices_no_collection_holds():
+    files = {p.name: p for p in shipped.evaluation_files()}
+    assert {"J2K_pixelrep_mismatch.dcm", "s1045.ima.gz"} <= set(files)
+    held = {p.name for name in shipped.COLLECTIONS if name != "mri-phantom-slices"
+            for p in shipped.package_files(name)}
+    assert not held & set(files)
+    brain = shipped.read_raw_mri(files["s1045.ima.gz"])
+    assert brain.shape == (256, 256) and brain.dtype == np.float32
+    # A head in air: dark corners, a bright, structured middle.
+    assert brain[:16, :16].mean() < 0.05 * brain[96:160, 96:160].mean()
+    assert brain[96:160, 96:160].std() > 0.1 * brain[96:160, 96:160].mean()
+
+
+def test_read_raw_mri_refuses_a_byte_count_that_is_no_square(tmp_path):
+    path = tmp_path / "odd.ima"
+    path.write_bytes(b"\x00" * 6)
+    with pytest.raises(SciSRError, match="no square"):
+        shipped.read_raw_mri(path)

@@ -78,3 +78,40 @@ def test_noise_prob_leaves_that_share_of_draws_noise_free():
     always.set_random_state(0)
     assert not any(np.allclose(always(torch.from_numpy(hr[None]))[0].numpy(), clean, atol=1e-5) for _ in range(20))
     assert create_degradation("kspace", (2, 2), noise_rel=[0, 0.03], noise_prob=0.6)
+
+
+def test_smooth_prob_smooths_the_truth_and_its_truncation_alike():
+    from sciSR.degrade.monai_transforms import RandKSpaceDownsampled
+
+    hr = _phantom()[None]  # (C, y, x)
+    t = RandKSpaceDownsampled("hr", (2, 2), window_prob=0.0, smooth_prob=1.0, smooth_sigma=(1.0, 1.0),
+                              output_keys="lr")
+    t.set_random_state(0)
+    d = t({"hr": hr})
+    from scipy import ndimage
+
+    truth = ndimage.gaussian_filter(hr[0], 1.0, mode="wrap")
+    np.testing.assert_allclose(d["hr"][0], truth, atol=1e-4)
+    np.testing.assert_allclose(d["lr"][0], kspace_downsample(truth, (2, 2)), atol=1e-3)
+    assert np.abs(np.diff(d["hr"][0], axis=1)).max() < 0.5 * np.abs(np.diff(hr[0], axis=1)).max()
+    # Without the option the truth is the patch itself, and the draws are those of before the option existed.
+    plain = RandKSpaceDownsampled("hr", (2, 2), window_prob=0.5, noise_rel=(0.0, 0.03), output_keys="lr")
+    bare = RandKSpaceDownsample((2, 2), window_prob=0.5, noise_rel=(0.0, 0.03))
+    plain.set_random_state(3)
+    bare.set_random_state(3)
+    for _ in range(5):
+        d = plain({"hr": hr})
+        assert d["hr"] is hr or np.array_equal(d["hr"], hr)
+        np.testing.assert_array_equal(d["lr"], bare(hr))
+    # A third of the draws smooth with smooth_prob=1/3.
+    third = RandKSpaceDownsample((2, 2), window_prob=0.0, smooth_prob=1 / 3)
+    third.set_random_state(0)
+    smoothed = []
+    for _ in range(150):
+        third.randomize()
+        smoothed.append(not np.array_equal(third.truth(hr[0][..., None]), hr[0][..., None]))
+    assert np.mean(smoothed) == pytest.approx(1 / 3, abs=0.1)
+    with pytest.raises(SciSRError):
+        RandKSpaceDownsample((2, 2), smooth_prob=1.5)
+    with pytest.raises(SciSRError):
+        RandKSpaceDownsample((2, 2), smooth_sigma=(1.0, 0.5))
