@@ -244,3 +244,33 @@ def test_scanner_zero_filled_input_is_projected_on_its_measured_lines(mr):
     # Projected as if every line were measured, the empty ones wipe the network's detail (+1.14 dB over
     # cubic); on the measured ones only, +2.29 dB.
     assert sciSR.metrics.psnr(aware.array, mr.array) > sciSR.metrics.psnr(unaware.array, mr.array) + 0.5
+
+
+def test_through_plane_self_check_keeps_the_network_planes_sharp(monkeypatch):
+    from sciSR import pipeline
+
+    rng = np.random.default_rng(0)
+    shapes = []
+    real_run = pipeline.run
+
+    def spy(request, image, values, **kwargs):
+        shapes.append(tuple(values.shape))
+        return real_run(request, image, values, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run", spy)
+    # Thick slices along axis 2: mri-thick-x4 runs on the (0, 2) planes, so the copy takes axis 1, which
+    # those planes do not hold, into the thick axis's place and makes it thick: (48, 12, 40) → (48, 12, 10).
+    volume = sciSR.SciImage.from_array(rng.random((48, 40, 12), dtype=np.float32) * 100,
+                                       spacing=(1.0, 1.0, 4.0), domain="mri")
+    request = pipeline.UpscaleRequest.build(volume, "mri-thick-x4", (1, 1, 4))
+    check = pipeline.self_check(request, volume, volume.array)
+    assert check is not None and shapes == [(48, 12, 10)]
+    # One plane: no sharp axis beside the network's plane, so no faithful copy and no check; the projection
+    # still runs (auto without a measurement keeps it).
+    plane = sciSR.SciImage.from_array(rng.random((48, 10, 1), dtype=np.float32) * 100, spacing=(1.0, 4.0, 1.0),
+                                      domain="mri")
+    request = pipeline.UpscaleRequest.build(plane, "mri-thick-x4", (1, 4, 1))
+    assert request.operator.kind == "slice_profile"
+    assert pipeline.self_check(request, plane, plane.array) is None
+    step = sciSR.upscale(plane, "mri-thick-x4", (1, 4, 1)).meta["provenance"][-1]
+    assert step.get("self_check") is None and step["consistency"]["kind"] == "slice_profile"
