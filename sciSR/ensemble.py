@@ -21,7 +21,9 @@ from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.pipeline import (
     UpscaleRequest,
+    detail_share,
     finish,
+    keep_detail,
     network_provenance,
     prepare,
     project_in_place,
@@ -177,6 +179,11 @@ def upscale_ensemble(
     request = dataclasses.replace(request, operator=projected_with)
     spread = np.sqrt(m2 / len(syms)).astype(np.float32)
     result = mean.astype(np.float32) if ensemble else first
+    if consistent:
+        # Each member blended with zero-filling alike: the mean is blended, the spread scaled.
+        share = detail_share(checked)
+        keep_detail(result, values, request, share)
+        spread *= np.float32(share)
     extra = {**network_provenance(request, consistent, checked),
              "ensemble": len(syms) if ensemble else 1, "uncertainty_members": len(syms)}
     if request.shape is not None:
