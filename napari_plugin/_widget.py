@@ -630,7 +630,8 @@ def self_check_text(meta: dict[str, Any]) -> list[str]:
         E.g. ``["self-check: model 31.2 dB vs zerofill 30.8 dB (+0.4)"]``, plus
         ``"guard: returned zerofill instead of <model>"`` when the guard stepped in, and after a test-time
         adaptation (``"adaptation"``) ``"adapted: 412 steps, weights used"`` (or ``"shipped weights kept"``;
-        ``"not adapted: <why>; shipped weights kept"`` when it was skipped).
+        ``"not adapted: <why>; shipped weights kept"`` when it was skipped), and ``"kept 75 % of the detail
+        beyond the input's band"`` when the result kept only a share of it (``"detail_share"``).
     """
     provenance = meta.get("provenance") or [{}]
     last = provenance[-1] if isinstance(provenance[-1], dict) else {}
@@ -646,6 +647,8 @@ def self_check_text(meta: dict[str, Any]) -> list[str]:
     elif adaptation:
         kept = "weights used" if adaptation.get("used") else "shipped weights kept"
         phrases.append(f"adapted: {adaptation.get('steps', 0)} steps, {kept}")
+    if last.get("detail_share") is not None:
+        phrases.append(f"kept {100 * last['detail_share']:.0f} % of the detail beyond the input's band")
     if guard:
         phrases.append(f"guard: returned {check['baseline']} instead of {guard.get('replaced', 'the model')}")
     return phrases

@@ -1276,6 +1276,8 @@ def self_check(request: UpscaleRequest, image: SciImage, values: np.ndarray, *,
         result["detail_share"] = share
     line = (f"self-check: {request.model.name} {model_psnr:.2f} dB vs {name} {baseline_psnr:.2f} dB "
             f"({model_psnr - baseline_psnr:+.2f} dB) on the input's own degraded copy")
+    if share is not None and share < 1.0:
+        line += f", keeping {100 * share:.0f} % of the detail beyond the input's band"
     if model_psnr - baseline_psnr < -GUARD_TOLERANCE_DB and not request.guard:
         warnings.warn(f"{line}: the model loses to {name} on this image (guard=True / --guard returns {name})",
                       stacklevel=3)

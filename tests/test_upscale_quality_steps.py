@@ -276,7 +276,7 @@ def test_through_plane_self_check_keeps_the_network_planes_sharp(monkeypatch):
     assert step.get("self_check") is None and step["consistency"]["kind"] == "slice_profile"
 
 
-def test_a_smooth_slice_keeps_the_share_of_the_extrapolated_band_its_copy_chooses(monkeypatch):
+def test_a_smooth_slice_keeps_the_share_of_the_extrapolated_band_its_copy_chooses(monkeypatch, caplog):
     from sciSR import pipeline
     from sciSR.data.shipped import EVALUATION_MRI, evaluation_files, read_raw_mri
     from sciSR.metrics import psnr
@@ -288,8 +288,10 @@ def test_a_smooth_slice_keeps_the_share_of_the_extrapolated_band_its_copy_choose
     low = sciSR.SciImage.from_array(sciSR.degrade.kspace_downsample(truth, (2, 2)), spacing=(2.0, 2.0),
                                     domain="mri")
     zerofill = psnr(sciSR.upscale(low, "zerofill", 2).array, truth)
-    result = sciSR.upscale(low, "mri-x2", 2)
+    with caplog.at_level("INFO", logger="sciSR"):
+        result = sciSR.upscale(low, "mri-x2", 2)
     step = result.meta["provenance"][-1]
+    assert f"keeping {100 * step['detail_share']:.0f} % of the detail" in caplog.text
     assert step["detail_share"] == step["self_check"]["detail_share"] < 1.0
     assert psnr(result.array, truth) > zerofill + 0.05
     monkeypatch.setattr(pipeline, "DETAIL_SHARES", (1.0,))

@@ -303,6 +303,8 @@ def test_self_check_text_reports_the_guard() -> None:
         "self-check: model 29.0 dB vs cubic 30.5 dB (-1.5)", "guard: returned cubic instead of mri-x2"]
     assert self_check_text({"provenance": [{"model": "cubic"}]}) == []
     assert self_check_text({}) == []
+    shared = self_check_text({"provenance": [{"self_check": check, "detail_share": 0.75}]})
+    assert shared[-1] == "kept 75 % of the detail beyond the input's band"
 
 
 def test_napari_widget_spacing_and_isotropic_put_a_non_integer_grid_on_the_input(
