@@ -92,6 +92,10 @@ class RandDegradation(RandomizableTransform):
         super().randomize(None)
         self.sample()
 
+    def changes_truth(self) -> bool:
+        """Whether this call's draw replaces the HR patch by another truth (:meth:`truth`)."""
+        return False
+
     def truth(self, x: np.ndarray) -> np.ndarray:
         """The training target of this call's draw from the HR patch ``(*spatial, C)``: ``x`` itself unless
         the degradation also varies the truth (:class:`RandKSpaceDownsample`'s ``smooth_prob``)."""
@@ -257,6 +261,9 @@ class RandKSpaceDownsample(RandDegradation):
         if self.smooth_prob > 0 and self.R.uniform() < self.smooth_prob:
             self._smooth = self._draw(self.smooth_sigma)
 
+    def changes_truth(self) -> bool:
+        return self._smooth > 0
+
     def truth(self, x: np.ndarray) -> np.ndarray:
         if self._smooth <= 0:
             return x
@@ -382,7 +389,8 @@ class RandDegradationd(RandomizableTransform, Degradationd):
         d = dict(data)
         self.transform.randomize()
         for key, out_key in self.key_iterator(d, self.output_keys):
-            d[key] = _channel_first(lambda x, _: self.transform.truth(x), d[key], 1)
+            if self.transform.changes_truth():
+                d[key] = _channel_first(lambda x, _: self.transform.truth(x), d[key], 1)
             d[out_key] = self.transform(d[key], randomize=False)
         return d
 
