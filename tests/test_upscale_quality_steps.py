@@ -30,6 +30,22 @@ def ct() -> sciSR.SciImage:
     return sciSR.read(get_testdata_file("CT_small.dcm"))
 
 
+@pytest.fixture
+def run_shapes(monkeypatch) -> list[tuple[int, ...]]:
+    """The input shapes of every network run in the pipeline from now on (a spy on ``pipeline.run``)."""
+    from sciSR import pipeline
+
+    shapes: list[tuple[int, ...]] = []
+    real_run = pipeline.run
+
+    def spy(request, image, values, **kwargs):
+        shapes.append(tuple(values.shape))
+        return real_run(request, image, values, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run", spy)
+    return shapes
+
+
 def _reapplied_error(result: sciSR.SciImage, lr: sciSR.SciImage, operator: ForwardModel) -> float:
     again = degrade(result.array.astype(np.float64), operator)
     return float(np.abs(again - lr.array).max() / np.abs(lr.array).max())
@@ -212,24 +228,16 @@ def test_the_projection_finds_a_hamming_window_the_card_does_not_name(mr):
     assert (step["window"], step["source"]) == (None, "card")
 
 
-def test_a_volume_is_searched_for_its_window_on_one_plane(monkeypatch):
+def test_a_volume_is_searched_for_its_window_on_one_plane(run_shapes):
     from sciSR import pipeline
 
     rng = np.random.default_rng(0)
     volume = sciSR.SciImage.from_array(rng.random((48, 40, 6), dtype=np.float32) * 100, spacing=(1.0, 1.0, 3.0),
                                        domain="mri")
-    shapes = []
-    real_run = pipeline.run
-
-    def spy(request, image, values, **kwargs):
-        shapes.append(tuple(values.shape))
-        return real_run(request, image, values, **kwargs)
-
-    monkeypatch.setattr(pipeline, "run", spy)
     request = pipeline.UpscaleRequest.build(volume, "mri-x2", (2, 2, 1))
     pipeline.self_check(request, volume, volume.array)
     # The window search sees the middle plane; the check itself the degraded copy of the whole crop.
-    assert shapes == [(48, 40, 1), (24, 20, 6)]
+    assert run_shapes == [(48, 40, 1), (24, 20, 6)]
 
 
 def test_scanner_zero_filled_input_is_projected_on_its_measured_lines(mr):
@@ -246,25 +254,17 @@ def test_scanner_zero_filled_input_is_projected_on_its_measured_lines(mr):
     assert sciSR.metrics.psnr(aware.array, mr.array) > sciSR.metrics.psnr(unaware.array, mr.array) + 0.5
 
 
-def test_through_plane_self_check_keeps_the_network_planes_sharp(monkeypatch):
+def test_through_plane_self_check_keeps_the_network_planes_sharp(run_shapes):
     from sciSR import pipeline
 
     rng = np.random.default_rng(0)
-    shapes = []
-    real_run = pipeline.run
-
-    def spy(request, image, values, **kwargs):
-        shapes.append(tuple(values.shape))
-        return real_run(request, image, values, **kwargs)
-
-    monkeypatch.setattr(pipeline, "run", spy)
     # Thick slices along axis 2: mri-thick-x4 runs on the (0, 2) planes, so the copy takes axis 1, which
     # those planes do not hold, into the thick axis's place and makes it thick: (48, 12, 40) → (48, 12, 10).
     volume = sciSR.SciImage.from_array(rng.random((48, 40, 12), dtype=np.float32) * 100,
                                        spacing=(1.0, 1.0, 4.0), domain="mri")
     request = pipeline.UpscaleRequest.build(volume, "mri-thick-x4", (1, 1, 4))
     check = pipeline.self_check(request, volume, volume.array)
-    assert check is not None and shapes == [(48, 12, 10)]
+    assert check is not None and run_shapes == [(48, 12, 10)]
     # One plane: no sharp axis beside the network's plane, so no faithful copy and no check; the projection
     # still runs (auto without a measurement keeps it).
     plane = sciSR.SciImage.from_array(rng.random((48, 10, 1), dtype=np.float32) * 100, spacing=(1.0, 4.0, 1.0),
