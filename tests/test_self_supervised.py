@@ -86,6 +86,24 @@ def test_numpy_in_numpy_out_with_explicit_axis_and_scale():
     assert out.shape == (12, 10, 16)
 
 
+def test_volumes_train_at_their_own_learning_rate_and_frames_at_the_recipes(monkeypatch):
+    import sciSR.self_supervision as module
+
+    rates = []
+    train = module.train_on_pairs
+
+    def spy(*args, recipe, **kwargs):
+        rates.append(recipe["lr"])
+        return train(*args, recipe=recipe, **kwargs)
+
+    monkeypatch.setattr(module, "train_on_pairs", spy)
+    rng = np.random.default_rng(0)
+    sciSR.self_supervised(rng.random((12, 5, 16), dtype=np.float32), 3, axis=1, max_steps=1, device="cpu", options=TINY)
+    sciSR.self_supervised(rng.random((32, 32), dtype=np.float32), 2, max_steps=1, device="cpu", options=TINY)
+    assert rates == [module.TRAINING["volume_lr"], module.TRAINING["lr"]]
+    assert module.TRAINING["volume_lr"] != module.TRAINING["lr"]
+
+
 def test_precision_is_used_for_training_and_recorded():
     volume = np.random.default_rng(1).random((12, 10, 6)).astype(np.float32)
     img = sciSR.SciImage.from_array(volume, spacing=(1.0, 1.0, 2.0), domain="mri")
