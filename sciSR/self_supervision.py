@@ -100,9 +100,9 @@ frame still holds its fine detail, attenuated, and the network restores it relia
 (camera and astronaut 256² crops ×2, 30 s: +1.38 and +0.94 dB over cubic with all of it, +1.03 and +0.65
 with half). All these numbers were chosen on the benchmark frames (``benchmarks/self_supervised.py
 --frames``) and those two crops, no others. Against zero-filling rather than the projected cubic, the
-half share put matplotlib's 256² head slice (sharp ×2, 60 s) above zero-filling (+0.89 dB over cubic, +0.76
-before; zero-filling +0.86) but emri_small's 32² frame below cubic with 75 % of its phase lines (−0.10 dB,
-+0.04 before) and 0.09 dB lower with sharp truncation: not kept. ``volume_lr`` replaces ``lr`` for
+half share put matplotlib's 256² head slice (sharp ×2, 60 s) above zero-filling (+0.89 dB over cubic,
++0.76 before; zero-filling +0.86) but emri_small's 32² frame below cubic with 75 % of its phase lines
+(−0.10 dB, +0.04 before) and 0.09 dB lower with sharp truncation: not kept. ``volume_lr`` replaces ``lr`` for
 through-plane volumes, whose millions of in-plane patches are not repeated within any budget (knee phantom
 128³ ×4, 4 800 steps, seeds 0 and 1: +4.91 and +4.91 dB over cubic at 2e-3, +4.84 and +4.69 at 1e-3, +4.60
 at 3e-3 with seed 0)."""
