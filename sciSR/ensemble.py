@@ -101,7 +101,8 @@ def _members(request: UpscaleRequest, image: SciImage, values: np.ndarray, mask:
                 if report is not None:
                     report((k + fraction) / len(syms))
 
-            array, params = run(request, image, _apply(values, sym), progress=member_progress, cancel=cancel)
+            array, params = run(request, image, _apply(values, sym), progress=member_progress, cancel=cancel,
+                                orientations=1)
             check()
             array = _undo(array, sym)
             finish(array, values, params, request.factors, request.flux, None if consistent else mask)

@@ -55,6 +55,7 @@ from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units, rescale_fl
 from sciSR.image import SciImage
 from sciSR.infer.cost import interpolation_seconds, network_seconds
 from sciSR.infer.interpolate import INTERPOLATORS, interpolate, resample_grid
+from sciSR.infer.orientations import describe_fusion, fuse_orientations, other_orientation
 from sciSR.intensity import denormalize, fit_normalization, normalize
 from sciSR.io.atomic import check_output
 from sciSR.padding import outside_field, padding_value
@@ -634,8 +635,9 @@ class UpscaleRequest:
         """Rough wall-clock seconds of the upscale of ``image`` (:mod:`sciSR.infer.cost`; errs short).
 
         Counts the voxels the model computes: the grid of :attr:`factors` (before any resampling onto
-        :attr:`shape`) times the channel passes, plus for a network the self-check's pass over (a crop of)
-        the input. Ensembles, tile overlap and writing are not counted.
+        :attr:`shape`) times the channel passes and the orientations (2 for a 2D network through the plane,
+        :mod:`sciSR.infer.orientations`), plus for a network the self-check's pass over (a crop of) the
+        input. Ensembles, tile overlap and writing are not counted.
         """
         voxels = math.prod(int(n) for n in geometry.upscaled_shape(image.spatial_shape, self.factors))
         channels = math.prod(image.array.shape[image.spatial_ndim:])
@@ -643,6 +645,8 @@ class UpscaleRequest:
             return interpolation_seconds(voxels * channels)
         # A 1-channel network runs once per channel (sciSR.infer.predict); one matching the channels, once.
         passes = 1 if self.model.spec.in_channels == channels else channels
+        if other_orientation(self.model.net.spatial_dims, self.factors, image.spatial_ndim) is not None:
+            passes *= 2
         voxels += min(math.prod(image.spatial_shape), SELF_CHECK_VOXELS)
         return network_seconds(voxels * passes, self.model.net, self.model.spec, self.device)
 
@@ -691,8 +695,13 @@ def run(
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
     out: np.ndarray | None = None,
+    orientations: int = 2,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The interpolation, or the network over normalised values (tiled, window by window).
+
+    A 2D network across the thick slices of a volume runs on both families of planes that hold the thick
+    axis and fuses them (:mod:`sciSR.infer.orientations`), unless ``orientations`` is 1 or the result
+    goes to ``out`` (a result too large for memory cannot be held twice).
 
     Parameters
     ----------
@@ -708,13 +717,18 @@ def run(
         Raises :class:`sciSR.Cancelled` when set.
     out : numpy.ndarray, optional
         float32 array of :meth:`UpscaleRequest.result_shape` receiving the result (e.g. a memory map).
+    orientations : int
+        2 to fuse both families of planes where there are two, 1 for the first only (the symmetry
+        ensemble's members: its symmetries already swap the thin axes).
 
     Returns
     -------
     array : numpy.ndarray
         float32 result, still normalised (``out`` when given).
     params : dict
-        The normalisation to undo in :func:`finish`.
+        The normalisation to undo in :func:`finish`; with two orientations fused, also ``"fusion"`` (for
+        the provenance: the method, the planes of each orientation and their mean weights above the thick
+        axis's Nyquist frequency), which :func:`finish` ignores.
     """
     source = image.meta.get("source")
     if out is not None and tuple(out.shape) != request.result_shape(image):
@@ -728,13 +742,26 @@ def run(
     params = model.fit_normalization(values)
     from sciSR.infer.predict import predict_array
 
-    try:
-        # Normalised window by window: a normalised copy of a frame larger than RAM is never made.
-        array, _ = predict_array(model.net, values, image.spatial_ndim, request.factors, tile=request.tile,
-                                 device=request.device, progress=progress, cancel=cancel, out=out,
-                                 transform=partial(normalize, params=params), precision=request.precision)
-    except SciSRError as err:
-        raise SciSRError(err.message, err.path or source) from None
+    planes = None if orientations < 2 or out is not None else other_orientation(
+        model.net.spatial_dims, request.factors, image.spatial_ndim)
+    passes = 1 if planes is None else 2
+
+    def predict(array: np.ndarray, index: int, into: np.ndarray | None) -> np.ndarray:
+        part = None if progress is None else (lambda f: progress((index + f) / passes))
+        try:
+            # Normalised window by window: a normalised copy of a frame larger than RAM is never made.
+            return predict_array(model.net, array, image.spatial_ndim, request.factors, tile=request.tile,
+                                 device=request.device, progress=part, cancel=cancel, out=into,
+                                 transform=partial(normalize, params=params), precision=request.precision)[0]
+        except SciSRError as err:
+            raise SciSRError(err.message, err.path or source) from None
+
+    array = predict(values, 0, out)
+    if planes is not None:
+        thick, u, v = planes
+        second = np.swapaxes(predict(np.swapaxes(values, u, v), 1, None), u, v)
+        array, weights = fuse_orientations(array, second, thick)
+        params = {**params, "fusion": describe_fusion(weights, request.factors[thick], planes)}
     return array, params
 
 
@@ -945,6 +972,8 @@ def upscale_image(
         with progress_callback(progress) as report:
             array, params = run(request, image, values, progress=report, cancel=cancel, out=out if on_grid else None)
         check()
+        if "fusion" in params:
+            extra["fusion"] = params.pop("fusion")
         # Off-grid, masked voxels are blanked after resampling: a NaN would spread through the spline.
         blank = mask if on_grid else None
         finish(array, values, params, request.factors, request.flux, None if consistent else blank)

@@ -8,7 +8,7 @@ recipes and returns the upscaled image on the same FOV-preserving grid as :func:
   axis gives training pairs that look like the through-plane planes; a 2D network trained on them is
   applied to the two through-plane orientations (the planes that contain the low-resolution axis), and
   the two predictions are fused frequency by frequency along the low-resolution axis, the sharper one
-  weighing more (:func:`fuse_orientations`).
+  weighing more (:func:`sciSR.infer.orientations.fuse_orientations`).
 - **2D frames** (ZSSR, Shocher et al., CVPR 2018): the frame and its own degraded copy (the acquisition's
   forward model, chosen as for data consistency: block sums or means for sky frames, k-space truncation
   for MRI, blur + block mean for CT; antialiased bicubic for generic images) form the training pairs; the
@@ -39,8 +39,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.fft
-import scipy.special
 import torch
 from torch import nn
 
@@ -52,6 +50,7 @@ from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
 from sciSR.infer.interpolate import interpolate, resample_grid
+from sciSR.infer.orientations import describe_fusion, fuse_orientations
 from sciSR.infer.precision import resolve_precision
 from sciSR.infer.predict import predict_array
 from sciSR.infer.receptive_field import receptive_field_radius
@@ -72,8 +71,8 @@ from sciSR.pipeline import (
 )
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
-__all__ = ["DEFAULT_OPTIONS", "FUSION_EXPONENT", "TRAINING", "PatchPairs", "crop_to_factors", "frame_fathers",
-           "fuse_orientations", "held_out_scorer", "self_supervised", "train_on_pairs", "validation_split"]
+__all__ = ["DEFAULT_OPTIONS", "TRAINING", "PatchPairs", "crop_to_factors", "frame_fathers", "held_out_scorer",
+           "self_supervised", "train_on_pairs", "validation_split"]
 
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"edsr-baseline": {"n_blocks": 8, "features": 32}}
 """Architecture options used when ``options`` is None: small enough for thousands of steps on 2 CPU cores."""
@@ -109,19 +108,6 @@ half share put matplotlib's 256² head slice (sharp ×2, 60 s) above zero-fillin
 through-plane volumes, whose millions of in-plane patches are not repeated within any budget (knee phantom
 128³ ×4, 4 800 steps, seeds 0 and 1: +4.91 and +4.91 dB over cubic at 2e-3, +4.84 and +4.69 at 1e-3, +4.60
 at 3e-3 with seed 0)."""
-
-FUSION_EXPONENT = 4.0
-"""Exponent ``q`` of :func:`fuse_orientations`: each orientation's weight at a frequency along the thick
-axis is its share of ``E^q``, ``E`` the energy it puts there. Chosen on fixed 2 000-step runs (×4, seed 0)
-of six volumes: the knee phantom 128³ with thick slices along each axis, nibabel's anatomical.nii and the
-first frame of example4d.nii.gz, and a statistically isotropic blob phantom 96³. Gain over the plain mean,
-in dB: knee across the leg (axes 0 and 1) +0.34 and +0.27, where one orientation alone is 1.2 and 0.9 dB
-better than the other (the one whose planes run along the leg, as the in-plane training planes do); along
-the leg, anatomical, example4d and blobs −0.001 to +0.001, where the two are alike and each alone loses
-0.03–0.26 dB to their mean. On the knee across axis 0, ``q`` = 1, 2, 3 gave +0.22, +0.31, +0.33; ``q`` = 6
-cost the blobs 0.003 dB. The DCT-II keeps the volume's two ends apart (a DFT wraps them onto each other and
-cost anatomical.nii up to 0.004 dB); a weight per 3D frequency instead of per plane of constant frequency
-follows noise (anatomical.nii −0.02 dB with Gaussian-smoothed magnitudes, −0.05 to −0.17 without)."""
 
 _TRAIN_SHARE_OF_PROGRESS = 0.9
 _INFER_COST_MARGIN = 1.5  # tiles overlap, and inference runs two orientations: stay clear of the budget
@@ -378,47 +364,6 @@ def validation_split(lr: np.ndarray, hr: np.ndarray, factors: tuple[int, ...]
     context = min(_VAL_CONTEXT_ROWS, cut)
     start = cut - context
     return (lr[:cut], hr[:cut * factors[0]]), (lr[start:], hr[start * factors[0]:]), held, context
-
-
-def fuse_orientations(first: np.ndarray, second: np.ndarray, axis: int,
-                      exponent: float = FUSION_EXPONENT) -> tuple[np.ndarray, np.ndarray]:
-    """Fourier burst accumulation of two through-plane estimates along the thick axis.
-
-    Each orientation's network sees context along one in-plane axis only; where the anatomy runs along
-    that axis it restores the thick axis well, elsewhere it blurs. At each frequency along ``axis`` (a
-    DCT-II, so the volume's two ends do not wrap onto each other) the two spectra are mixed with weights
-    ``E₁^q / (E₁^q + E₂^q)`` and its complement, ``E`` the energy of that frequency summed over every other
-    axis: the estimate with more detail at a frequency weighs more there (Delbracio & Sapiro's burst
-    accumulation, with one weight per plane of constant frequency so that noise cannot steer it). Equal
-    energies give the plain mean.
-
-    Parameters
-    ----------
-    first, second : numpy.ndarray
-        Float estimates of one volume, the same shape (any number of axes; channels count as another axis).
-    axis : int
-        The thick (low-resolution) axis.
-    exponent : float
-        ``q``; 0 gives the plain mean, large values pick the sharper estimate per frequency.
-
-    Returns
-    -------
-    fused : numpy.ndarray
-        float32, the shape of ``first``.
-    weights : numpy.ndarray
-        float64 ``(n,)``, the weight of ``first`` at each DCT frequency along ``axis`` (DC first).
-    """
-    spectra = [scipy.fft.dct(np.asarray(x, dtype=np.float32), axis=axis, norm="ortho") for x in (first, second)]
-    other = tuple(a for a in range(spectra[0].ndim) if a != axis)
-    tiny = np.finfo(np.float64).tiny
-    log_energy = [np.log(np.maximum(np.sum(np.square(f, dtype=np.float64), axis=other), tiny)) for f in spectra]
-    weights = scipy.special.expit(exponent * (log_energy[0] - log_energy[1]))
-    shape = [1] * spectra[0].ndim
-    shape[axis] = -1
-    w = weights.astype(np.float32).reshape(shape)
-    mixed = spectra[1]
-    mixed += w * (spectra[0] - spectra[1])
-    return scipy.fft.idct(mixed, axis=axis, norm="ortho", overwrite_x=True).astype(np.float32, copy=False), weights
 
 
 def crop_to_factors(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
@@ -832,12 +777,7 @@ def self_supervised(
                 estimates.append(np.transpose(pred, np.argsort(order)))
             out, weights = fuse_orientations(*estimates, low_axis)
             del estimates
-            # The band the network extrapolates: above the thick axis's own Nyquist frequency.
-            band = weights[round(len(weights) / ratio):]
-            first = round(float(np.mean(band)), 3) if band.size else 0.5
-            recipe["fusion"] = {"method": "Fourier burst accumulation along the thick axis (DCT-II)",
-                                "exponent": FUSION_EXPONENT, "weights_above_nyquist": [first, round(1 - first, 3)],
-                                "planes": [[low_axis, in_plane[0]], [low_axis, in_plane[1]]]}
+            recipe["fusion"] = describe_fusion(weights, ratio, (low_axis, *in_plane))
         elif fallback:
             out, params = interpolate(values, factors, "cubic"), {"method": "none"}
             stats["fallback"] = "cubic: the trained weights did not beat it on the held-out rows"

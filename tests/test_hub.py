@@ -163,11 +163,18 @@ def test_2d_model_runs_plane_by_plane_on_a_volume():
     out = sciSR.upscale(img, model, (1, 1, 3), consistency="off")  # the network alone
     assert out.array.shape == (5, 6, 12)
     np.testing.assert_allclose(out.spacing, (0.4, 0.4, 1.0))
-    # The first plane orientation holding the scaled axis is (i, k): plane j=2 equals the model applied
-    # to that plane alone (a module without a card gets no intensity normalisation).
-    with torch.no_grad():
-        plane = model(torch.from_numpy(np.ascontiguousarray(vol[:, 2, :]))[None, None])[0, 0].numpy()
-    np.testing.assert_allclose(out.array[:, 2, :], plane, rtol=1e-5, atol=1e-5)
+    # Both families of planes holding the scaled axis, (i, k) and (j, k), each plane through the model alone
+    # (a module without a card gets no intensity normalisation), fused along k.
+    from sciSR.infer.orientations import fuse_orientations
+
+    def alone(plane: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(np.ascontiguousarray(plane))[None, None])[0, 0].numpy()
+
+    first = np.stack([alone(vol[:, j, :]) for j in range(6)], axis=1)
+    second = np.stack([alone(vol[i, :, :]) for i in range(5)], axis=0)
+    np.testing.assert_allclose(out.array, fuse_orientations(first, second, 2)[0], rtol=1e-5, atol=1e-5)
+    assert out.meta["provenance"][-1]["fusion"]["planes"] == [[2, 0], [2, 1]]
 
 
 def test_channel_mismatch():

@@ -12,6 +12,7 @@ from sciSR.data.phantoms import generic_scene, knee_phantom, star_field
 from sciSR.degrade import bin_array
 from sciSR.degrade.generic import bicubic_downsample
 from sciSR.degrade.mri import thick_slice
+from sciSR.infer.orientations import FUSION_EXPONENT
 from sciSR.metrics import data_range, psnr
 
 # Small networks keep every test within a few seconds on 2 shared CPU cores.
@@ -65,32 +66,8 @@ def test_volume_beats_cubic_through_plane(knee):
     np.testing.assert_allclose(again, lr.array, atol=1e-5 * float(np.abs(lr.array).max()))
     # The two through-plane orientations (planes (0, 1) and (0, 2)) were fused along the thick axis.
     fusion = step["fusion"]
-    assert fusion["planes"] == [[0, 1], [0, 2]] and fusion["exponent"] == sciSR.self_supervision.FUSION_EXPONENT
+    assert fusion["planes"] == [[0, 1], [0, 2]] and fusion["exponent"] == FUSION_EXPONENT
     assert sum(fusion["weights_above_nyquist"]) == pytest.approx(1.0, abs=1e-3)
-
-
-def test_orientation_fusion_weighs_the_sharper_estimate_per_frequency():
-    from scipy import ndimage
-
-    from sciSR.self_supervision import fuse_orientations
-
-    truth = knee_phantom((32, 24, 20), seed=2).array
-    blurred = ndimage.gaussian_filter1d(truth, 1.5, axis=0)  # detail lost along the thick axis only
-    fused, weights = fuse_orientations(truth, blurred, 0)
-    assert fused.shape == truth.shape and fused.dtype == np.float32 and weights.shape == (32,)
-    value_range = data_range(truth)
-    mean = (truth + blurred) / 2
-    assert psnr(fused, truth, value_range) > psnr(mean, truth, value_range) + 6
-    # Where the blur removed detail the sharp estimate takes over; at DC both hold the same energy.
-    assert weights[0] == pytest.approx(0.5, abs=1e-3) and np.all(weights[16:] > 0.9)
-    # Symmetric in its two estimates, the plain mean when they agree in energy, the identity when equal.
-    swapped, swapped_weights = fuse_orientations(blurred, truth, 0)
-    np.testing.assert_allclose(swapped, fused, atol=1e-4 * value_range)
-    np.testing.assert_allclose(swapped_weights, 1 - weights, atol=1e-12)
-    flat, flat_weights = fuse_orientations(truth, truth, 0)
-    np.testing.assert_allclose(flat, truth, atol=1e-4 * value_range)
-    assert np.all(flat_weights == 0.5)
-    np.testing.assert_allclose(fuse_orientations(truth, blurred, 0, exponent=0)[0], mean, atol=1e-4 * value_range)
 
 
 def test_same_seed_same_result_on_cpu(knee):
