@@ -4,7 +4,10 @@ A network applied to a flipped (or, along axes with equal factors, transposed) c
 second opinion on the same voxels; where the opinions disagree the result is less certain. Each member is
 finished and projected onto the input (flux, consistency) before it is compared, so the spread measures
 what the acquisition leaves undetermined, not what the projection would remove anyway. The projections are
-affine constraints, so the ensemble mean satisfies them too (docs/architecture.md §9).
+affine constraints, so the ensemble mean satisfies them too (docs/architecture.md §9). A 2D network through
+the plane has two families of planes: its members fall into one group per family (the symmetries that swap
+the thin axes run on the other), and the result fuses the two groups as a single upscale fuses the two
+families (:mod:`sciSR.infer.orientations`), then is projected again.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from sciSR.consistency import ForwardModel
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
+from sciSR.infer.orientations import describe_fusion, fuse_orientations, other_orientation
 from sciSR.pipeline import (
     UpscaleRequest,
     detail_share,
@@ -162,24 +166,45 @@ def upscale_ensemble(
     syms = symmetries(request.factors)
     # Off the network's grid (spacing=), masked voxels are blanked after resampling: a NaN would spread.
     blank = mask if request.shape is None else None
+    planes = other_orientation(request.model.net.spatial_dims, request.factors, image.spatial_ndim)
+    identity = tuple(range(image.spatial_ndim))
+    # Through the plane, the members whose symmetry swaps the thin axes run on the other family of planes.
+    family = [int(planes is not None and perm != identity) for perm, _ in syms]
     mean: np.ndarray | None = None
     m2: np.ndarray | None = None
-    first: np.ndarray | None = None
+    firsts: list[np.ndarray | None] = [None, None]
+    family_means: list[np.ndarray | None] = [None, None]
+    family_counts = [0, 0]
     members = _members(request, image, values, blank, syms, consistent, progress, cancel)
     projected_with = request.operator
-    for n, (member, operator) in enumerate(members, start=1):
+    for n, ((member, operator), group) in enumerate(zip(members, family, strict=True), start=1):
         projected_with = operator
+        family_counts[group] += 1
+        if firsts[group] is None:
+            firsts[group] = member
+            if planes is not None:
+                family_means[group] = member.astype(np.float64)
+        elif planes is not None:
+            family_means[group] += (member - family_means[group]) / family_counts[group]
         if mean is None:
-            first, mean, m2 = member, member.astype(np.float64), np.zeros(member.shape)
+            mean, m2 = member.astype(np.float64), np.zeros(member.shape)
             continue
         # Welford's update: one pass, float64, no stack of members in memory.
         delta = member - mean
         mean += delta / n
         m2 += delta * (member - mean)
-    assert mean is not None and m2 is not None and first is not None
+    assert mean is not None and m2 is not None and firsts[0] is not None
     request = dataclasses.replace(request, operator=projected_with)
     spread = np.sqrt(m2 / len(syms)).astype(np.float32)
-    result = mean.astype(np.float32) if ensemble else first
+    fusion = None
+    if planes is None:
+        result = mean.astype(np.float32) if ensemble else firsts[0]
+    else:
+        pair = family_means if ensemble else firsts
+        result, weights = fuse_orientations(pair[0], pair[1], planes[0])
+        fusion = describe_fusion(weights, request.factors[planes[0]], planes)
+        if consistent:  # the fusion filters along the thick axis, which the slice profile constrains
+            project_in_place(result, values, projected_with, blank)
     if consistent:
         # Each member blended with zero-filling alike: the mean is blended, the spread scaled.
         share = detail_share(checked)
@@ -187,6 +212,8 @@ def upscale_ensemble(
         spread *= np.float32(share)
     extra = {**network_provenance(request, consistent, checked),
              "ensemble": len(syms) if ensemble else 1, "uncertainty_members": len(syms)}
+    if fusion is not None:
+        extra["fusion"] = fusion
     if request.shape is not None:
         # Both maps go onto the voxel size asked for the same way, so the spread stays in the result's units
         # (an interpolated standard deviation can dip below 0 between voxels: clipped).

@@ -8,6 +8,7 @@ from scipy import ndimage
 
 import sciSR
 from sciSR import pipeline
+from sciSR.consistency import ForwardModel, degrade
 from sciSR.data.phantoms import knee_phantom
 from sciSR.degrade.mri import thick_slice
 from sciSR.infer.orientations import fuse_orientations, other_orientation
@@ -104,3 +105,25 @@ def test_a_result_written_into_out_and_ensemble_members_run_one_family_of_planes
     sciSR.upscale(lr, "mri-thick-x4", (4, 1, 1), consistency="off", ensemble=True)
     # 16 members, each on one family of planes: their symmetries swap the thin axes already.
     assert calls.count((12, 48, 48)) == 16
+
+
+def test_an_ensemble_through_the_plane_fuses_its_two_groups_of_members(thick_knee):
+    truth, lr = thick_knee
+    value_range = data_range(truth)
+    plain = sciSR.upscale(lr, "mri-thick-x4", (4, 1, 1))
+    single, spread = sciSR.upscale(lr, "mri-thick-x4", (4, 1, 1), uncertainty=True)
+    mean = sciSR.upscale(lr, "mri-thick-x4", (4, 1, 1), ensemble=True)
+    for result in (single, mean):
+        assert result.meta["provenance"][-1]["fusion"]["planes"] == [[0, 1], [0, 2]]
+    # Without ensemble= the result is the plain upscale's (the first member of each group, fused; members
+    # are projected before the fusion and the fusion again, so not to the bit): 48³ knee +2.55 / +2.54 dB.
+    assert psnr(single.array, truth, value_range) == pytest.approx(psnr(plain.array, truth, value_range), abs=0.05)
+    assert psnr(mean.array, truth, value_range) > psnr(plain.array, truth, value_range) - 0.1
+    # Projected again after the fusion: degraded again with the operator it was projected with (noise-weighted),
+    # it is at least as close to the input as the plain upscale (48³ knee: RMS 0.05 against 0.62; 0.83 without
+    # the second projection).
+    op = mean.meta["provenance"][-1]["consistency"]
+    forward = ForwardModel(op["kind"], tuple(op["factors"]), profile=op["profile"], fwhm=tuple(op["fwhm"]))
+    errors = [np.sqrt(np.mean((degrade(x.array, forward) - lr.array) ** 2)) for x in (mean, plain)]
+    assert errors[0] <= errors[1], errors
+    assert spread.array.shape == truth.shape and np.isfinite(spread.array).all()
