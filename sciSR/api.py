@@ -132,7 +132,9 @@ def upscale(
     scale : int or sequence of int
         One factor per spatial array axis, e.g. ``(1, 1, 4)`` through-plane; channel axes are never
         scaled. Required for interpolation; None for a learned model means the model card's scale.
-        A 2D model on a volume runs plane by plane on the planes that contain the scaled axes.
+        A 2D model on a volume runs plane by plane on the planes that contain the scaled axes; through the
+        plane (one scaled axis) on both families of such planes, fused along the thick axis
+        (:mod:`sciSR.infer.orientations`; ``fusion`` in the provenance; twice the inference time).
     spacing : float or sequence of float or str, optional
         The output voxel size instead of ``scale`` (not both): one value, one per spatial axis, or
         ``"isotropic"`` (the finest input spacing on every axis), in the image's units (mm; deg on the
@@ -177,10 +179,12 @@ def upscale(
         Learned models: average the network over the flips and equal-factor axis swaps that keep the scale
         vector (8 members for ×2 in 2D, 4 for ``(2, 1)``, 16 for ``(1, 1, 4)``; see
         :func:`sciSR.ensemble.symmetries`), each member finished and projected first. Costs one network pass
-        per member.
+        per member. A 2D network through the plane fuses the means of its two families of planes
+        (:mod:`sciSR.infer.orientations`) instead, as the plain upscale fuses its two passes.
     uncertainty : bool
         Learned models: also return the per-voxel standard deviation over those members, on the result's
-        grid and in its units; the result is the ensemble mean with ``ensemble=True``, else the single pass.
+        grid and in its units; the result is the ensemble mean with ``ensemble=True``, else the plain
+        upscale's result.
         With ``spacing=`` both maps are resampled onto the voxel size asked for in the same way.
     adapt : float, optional
         Learned 2D models upscaling two in-plane axes: seconds of test-time adaptation before the upscale
