@@ -43,8 +43,10 @@ __all__ = ["ADAPTATION", "adapt_request"]
 
 LOG = logging.getLogger("sciSR")
 
-ADAPTATION: dict[str, Any] = {**TRAINING, "patch": 64, "batch": 8, "lr": 3e-5, "lr_final": 3e-7,
-                              "warmup_steps": 20, "val_every": 10, "max_epochs": 4, "min_step_cap": 250}
+# Adaptation runs on 2D planes only: the volumes' learning rate is not inherited.
+ADAPTATION: dict[str, Any] = {**{k: v for k, v in TRAINING.items() if k != "volume_lr"},
+                              "patch": 64, "batch": 8, "lr": 3e-5, "lr_final": 3e-7, "warmup_steps": 20,
+                              "val_every": 10, "max_epochs": 4, "min_step_cap": 250}
 """Fine-tuning recipe (keys as :data:`sciSR.self_supervision.TRAINING`): HR patches of 64² (the shipped
 models trained on 64² patches), 8 per step, Adam from 3e-5 (a thirtieth of training from scratch: the
 shipped weights are a good start and must not be forgotten) decaying to 3e-7, 20 warm-up steps, a
