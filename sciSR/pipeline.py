@@ -55,7 +55,7 @@ from sciSR.flux import FLUX_MODES, enforce_flux, flux_mode_for_units, rescale_fl
 from sciSR.image import SciImage
 from sciSR.infer.cost import interpolation_seconds, network_seconds
 from sciSR.infer.interpolate import INTERPOLATORS, interpolate, resample_grid
-from sciSR.infer.orientations import describe_fusion, fuse_orientations, other_orientation
+from sciSR.infer.orientations import both_orientations, other_orientation
 from sciSR.intensity import denormalize, fit_normalization, normalize
 from sciSR.io.atomic import check_output
 from sciSR.padding import outside_field, padding_value
@@ -746,23 +746,20 @@ def run(
         model.net.spatial_dims, request.factors, image.spatial_ndim)
     passes = 1 if planes is None else 2
 
-    def predict(array: np.ndarray, index: int, into: np.ndarray | None) -> np.ndarray:
+    def predict(array: np.ndarray, index: int) -> np.ndarray:
         part = None if progress is None else (lambda f: progress((index + f) / passes))
         try:
             # Normalised window by window: a normalised copy of a frame larger than RAM is never made.
             return predict_array(model.net, array, image.spatial_ndim, request.factors, tile=request.tile,
-                                 device=request.device, progress=part, cancel=cancel, out=into,
+                                 device=request.device, progress=part, cancel=cancel, out=out,
                                  transform=partial(normalize, params=params), precision=request.precision)[0]
         except SciSRError as err:
             raise SciSRError(err.message, err.path or source) from None
 
-    array = predict(values, 0, out)
-    if planes is not None:
-        thick, u, v = planes
-        second = np.swapaxes(predict(np.swapaxes(values, u, v), 1, None), u, v)
-        array, weights = fuse_orientations(array, second, thick)
-        params = {**params, "fusion": describe_fusion(weights, request.factors[thick], planes)}
-    return array, params
+    if planes is None:
+        return predict(values, 0), params
+    array, fusion = both_orientations(predict, values, planes, request.factors[planes[0]])
+    return array, {**params, "fusion": fusion}
 
 
 def finish(out: np.ndarray, values: np.ndarray, params: dict[str, Any], factors: tuple[int, ...], flux: str,

@@ -50,7 +50,7 @@ from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale
 from sciSR.image import SciImage
 from sciSR.infer.interpolate import interpolate, resample_grid
-from sciSR.infer.orientations import describe_fusion, fuse_orientations
+from sciSR.infer.orientations import both_orientations
 from sciSR.infer.precision import resolve_precision
 from sciSR.infer.predict import predict_array
 from sciSR.infer.receptive_field import receptive_field_radius
@@ -762,22 +762,21 @@ def self_supervised(
             return lambda f: report(_TRAIN_SHARE_OF_PROGRESS + share * (index + f) / count)
 
         if n_spatial == 3:
-            # Both through-plane orientations: (low, a, b) runs the model on (low, a) planes, (low, b, a) on
-            # (low, b) planes; the low-resolution axis comes first because the model upscales its first axis.
-            estimates = []
-            for index, (u, v) in enumerate(((in_plane[0], in_plane[1]), (in_plane[1], in_plane[0]))):
-                order = [low_axis, u, v] + ([3] if channels else [])
-                moved = np.ascontiguousarray(np.transpose(net_input, order))
+            # The model upscales its first axis: (low, a, b) runs it on the (low, a) planes; both_orientations
+            # swaps a and b for the (low, b) planes and fuses the two.
+            order = [low_axis, *in_plane] + ([3] if channels else [])
+
+            def predict(volume: np.ndarray, index: int) -> np.ndarray:
+                moved = np.ascontiguousarray(np.transpose(volume, order))
                 run_factors = (factor, 1, 1)
                 if grid_shape is not None:  # the network runs on the cubic B-spline grid, as it trained
                     moved = resample_grid(moved, (grid_shape[low_axis], *moved.shape[1:3]), "cubic")
                     run_factors = (1, 1, 1)
                 pred, _ = predict_array(model, moved, 3, run_factors, device=device,
                                         progress=part(index, 2), cancel=cancel, precision=precision)
-                estimates.append(np.transpose(pred, np.argsort(order)))
-            out, weights = fuse_orientations(*estimates, low_axis)
-            del estimates
-            recipe["fusion"] = describe_fusion(weights, ratio, (low_axis, *in_plane))
+                return np.transpose(pred, np.argsort(order))
+
+            out, recipe["fusion"] = both_orientations(predict, net_input, (low_axis, *in_plane), ratio)
         elif fallback:
             out, params = interpolate(values, factors, "cubic"), {"method": "none"}
             stats["fallback"] = "cubic: the trained weights did not beat it on the held-out rows"

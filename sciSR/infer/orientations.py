@@ -10,13 +10,13 @@ well; elsewhere it blurs. :func:`sciSR.upscale` and :func:`sciSR.self_supervised
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.fft
 import scipy.special
 
-__all__ = ["FUSION_EXPONENT", "describe_fusion", "fuse_orientations", "other_orientation"]
+__all__ = ["FUSION_EXPONENT", "both_orientations", "describe_fusion", "fuse_orientations", "other_orientation"]
 
 FUSION_EXPONENT = 4.0
 """Exponent ``q`` of :func:`fuse_orientations`: each orientation's weight at a frequency along the thick
@@ -120,3 +120,34 @@ def describe_fusion(weights: np.ndarray, ratio: float, planes: tuple[int, int, i
     thick, u, v = planes
     return {"method": "Fourier burst accumulation along the thick axis (DCT-II)", "exponent": FUSION_EXPONENT,
             "planes": [[thick, u], [thick, v]], "weights_above_nyquist": [first, round(1.0 - first, 3)]}
+
+
+def both_orientations(predict: Callable[[np.ndarray, int], np.ndarray], values: np.ndarray,
+                      planes: tuple[int, int, int], ratio: float) -> tuple[np.ndarray, dict[str, object]]:
+    """Run a through-plane predictor on both families of planes and fuse the two results.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(array, index)``: the upscaled ``array`` (same axis order), for pass ``index`` (0, 1; for
+        progress). Its network runs on the planes holding the thick axis and the first thin axis.
+    values : numpy.ndarray
+        The volume (a trailing channel axis allowed).
+    planes : tuple of int
+        ``(thick, u, v)`` from :func:`other_orientation`: the second pass gets ``values`` with ``u`` and
+        ``v`` swapped, so that it runs on the ``(thick, v)`` planes.
+    ratio : float
+        The thick axis's scale (for :func:`describe_fusion`).
+
+    Returns
+    -------
+    fused : numpy.ndarray
+        float32, from :func:`fuse_orientations`.
+    fusion : dict
+        Its provenance record (:func:`describe_fusion`).
+    """
+    thick, u, v = planes
+    first = predict(values, 0)
+    second = np.swapaxes(predict(np.swapaxes(values, u, v), 1), u, v)
+    fused, weights = fuse_orientations(first, second, thick)
+    return fused, describe_fusion(weights, ratio, planes)
