@@ -101,10 +101,19 @@ class RandDegradation(RandomizableTransform):
         the degradation also varies the truth (:class:`RandKSpaceDownsample`'s ``smooth_prob``)."""
         return x
 
+    def target(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        """The training target of the last draw for a channel-first image ``(C, *spatial)``: ``img`` itself
+        (not copied) unless the draw varies the truth (:meth:`truth`); call it after the transform."""
+        if not self.changes_truth():
+            return img
+        return _channel_first(lambda x, _: self.truth(x), img, 1)
+
     def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
+        """The low-resolution image of ``img`` under a new draw (``randomize``), made from the draw's truth:
+        a pair for training is ``(transform(img), transform.target(img))``."""
         if randomize:
             self.randomize()
-        return _channel_first(self.degrade, img, self.scale)
+        return _channel_first(lambda x, scale: self.degrade(self.truth(x), scale), img, self.scale)
 
 
 # --- fixed -------------------------------------------------------------------------------------------
@@ -389,9 +398,8 @@ class RandDegradationd(RandomizableTransform, Degradationd):
         d = dict(data)
         self.transform.randomize()
         for key, out_key in self.key_iterator(d, self.output_keys):
-            if self.transform.changes_truth():
-                d[key] = _channel_first(lambda x, _: self.transform.truth(x), d[key], 1)
-            d[out_key] = self.transform(d[key], randomize=False)
+            d[key] = self.transform.target(d[key])
+            d[out_key] = _channel_first(self.transform.degrade, d[key], self.transform.scale)
         return d
 
 

@@ -80,6 +80,23 @@ def test_noise_prob_leaves_that_share_of_draws_noise_free():
     assert create_degradation("kspace", (2, 2), noise_rel=[0, 0.03], noise_prob=0.6)
 
 
+def test_array_form_truncates_the_drawn_truth_and_hands_it_out():
+    hr = _phantom()[None]  # (C, y, x)
+    t = RandKSpaceDownsample((2, 2), window_prob=0.0, smooth_prob=1.0, smooth_sigma=(1.0, 1.0))
+    t.set_random_state(0)
+    lr = t(hr)
+    target = t.target(hr)
+    from scipy import ndimage
+
+    np.testing.assert_allclose(target[0], ndimage.gaussian_filter(hr[0], 1.0, mode="wrap"), atol=1e-4)
+    # The pair is exact: the LR is the truncation of the smoothed target, not of the sharp patch.
+    np.testing.assert_allclose(lr[0], kspace_downsample(target[0], (2, 2)), atol=1e-3)
+    assert np.abs(lr[0] - kspace_downsample(hr[0], (2, 2))).max() > 0.05 * np.abs(hr).max()
+    plain = RandKSpaceDownsample((2, 2), window_prob=0.0)
+    plain(hr)
+    assert plain.target(hr) is hr
+
+
 def test_smooth_prob_smooths_the_truth_and_its_truncation_alike():
     from sciSR.degrade.monai_transforms import RandKSpaceDownsampled
 
