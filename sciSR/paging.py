@@ -151,6 +151,25 @@ def disk_array(shape: Sequence[int], dtype: np.dtype | type = np.float32,
         discard_temp(name)
 
 
+@contextlib.contextmanager
+def scratch_like(array: np.ndarray) -> Iterator[np.ndarray]:
+    """A float32 array of ``array``'s shape, kept where ``array`` is: a :func:`disk_array` (beside
+    ``array``'s file unless ``SCISR_SCRATCH`` says otherwise) for a memory-mapped ``array``, else in RAM.
+
+    Yields
+    ------
+    numpy.ndarray
+        Uninitialised in RAM, zero on disk; a file is deleted when the block ends.
+    """
+    if not is_disk_backed(array):
+        yield np.empty(array.shape, dtype=np.float32)
+        return
+    filename = getattr(array, "filename", None)
+    with disk_array(array.shape, np.float32, folder=scratch_folder(None if filename is None
+                                                                  else Path(filename).parent)) as spare:
+        yield spare
+
+
 def _gib(nbytes: int) -> str:
     return f"{nbytes / 2**30:.1f} GiB"
 

@@ -700,8 +700,8 @@ def run(
     """The interpolation, or the network over normalised values (tiled, window by window).
 
     A 2D network across the thick slices of a volume runs on both families of planes that hold the thick
-    axis and fuses them (:mod:`sciSR.infer.orientations`), unless ``orientations`` is 1 or the result
-    goes to ``out`` (a result too large for memory cannot be held twice).
+    axis and fuses them (:mod:`sciSR.infer.orientations`), unless ``orientations`` is 1; a memory-mapped
+    ``out`` gets its second pass in a temporary file beside it and is fused slab by slab.
 
     Parameters
     ----------
@@ -742,23 +742,23 @@ def run(
     params = model.fit_normalization(values)
     from sciSR.infer.predict import predict_array
 
-    planes = None if orientations < 2 or out is not None else other_orientation(
-        model.net.spatial_dims, request.factors, image.spatial_ndim)
+    planes = None if orientations < 2 else other_orientation(model.net.spatial_dims, request.factors,
+                                                             image.spatial_ndim)
     passes = 1 if planes is None else 2
 
-    def predict(array: np.ndarray, index: int) -> np.ndarray:
+    def predict(array: np.ndarray, index: int, target: np.ndarray | None) -> np.ndarray:
         part = None if progress is None else (lambda f: progress((index + f) / passes))
         try:
             # Normalised window by window: a normalised copy of a frame larger than RAM is never made.
             return predict_array(model.net, array, image.spatial_ndim, request.factors, tile=request.tile,
-                                 device=request.device, progress=part, cancel=cancel, out=out,
+                                 device=request.device, progress=part, cancel=cancel, out=target,
                                  transform=partial(normalize, params=params), precision=request.precision)[0]
         except SciSRError as err:
             raise SciSRError(err.message, err.path or source) from None
 
     if planes is None:
-        return predict(values, 0), params
-    array, fusion = both_orientations(predict, values, planes, request.factors[planes[0]])
+        return predict(values, 0, out), params
+    array, fusion = both_orientations(predict, values, planes, request.factors[planes[0]], out=out)
     return array, {**params, "fusion": fusion}
 
 

@@ -766,14 +766,15 @@ def self_supervised(
             # swaps a and b for the (low, b) planes and fuses the two.
             order = [low_axis, *in_plane] + ([3] if channels else [])
 
-            def predict(volume: np.ndarray, index: int) -> np.ndarray:
+            def predict(volume: np.ndarray, index: int, target: np.ndarray | None) -> np.ndarray:
                 moved = np.ascontiguousarray(np.transpose(volume, order))
                 run_factors = (factor, 1, 1)
                 if grid_shape is not None:  # the network runs on the cubic B-spline grid, as it trained
                     moved = resample_grid(moved, (grid_shape[low_axis], *moved.shape[1:3]), "cubic")
                     run_factors = (1, 1, 1)
                 pred, _ = predict_array(model, moved, 3, run_factors, device=device,
-                                        progress=part(index, 2), cancel=cancel, precision=precision)
+                                        progress=part(index, 2), cancel=cancel, precision=precision,
+                                        out=None if target is None else np.transpose(target, order))
                 return np.transpose(pred, np.argsort(order))
 
             out, recipe["fusion"] = both_orientations(predict, net_input, (low_axis, *in_plane), ratio)

@@ -10,11 +10,14 @@ well; elsewhere it blurs. :func:`sciSR.upscale` and :func:`sciSR.self_supervised
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.fft
 import scipy.special
+
+from sciSR.paging import release_pages, row_chunks, scratch_like
 
 __all__ = ["FUSION_EXPONENT", "both_orientations", "describe_fusion", "fuse_orientations", "other_orientation"]
 
@@ -33,8 +36,8 @@ of per plane of constant frequency follows noise (anatomical.nii −0.02 dB with
 magnitudes, −0.05 to −0.17 without)."""
 
 
-def fuse_orientations(first: np.ndarray, second: np.ndarray, axis: int,
-                      exponent: float = FUSION_EXPONENT) -> tuple[np.ndarray, np.ndarray]:
+def fuse_orientations(first: np.ndarray, second: np.ndarray, axis: int, exponent: float = FUSION_EXPONENT,
+                      out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fourier burst accumulation of two through-plane estimates along the thick axis.
 
     Each orientation's network sees context along one in-plane axis only; where the anatomy runs along
@@ -45,33 +48,54 @@ def fuse_orientations(first: np.ndarray, second: np.ndarray, axis: int,
     accumulation, with one weight per plane of constant frequency so that noise cannot steer it). Equal
     energies give the plain mean.
 
+    The transform runs along ``axis`` only, so the volumes are read in slabs across another axis (about
+    :data:`sciSR.paging.RELEASE_EVERY_BYTES` each), twice: once for the energies, once to mix. Memory-mapped
+    estimates and ``out`` are never loaded whole, and ``out`` may be ``first`` or ``second`` itself.
+
     Parameters
     ----------
     first, second : numpy.ndarray
-        Float estimates of one volume, the same shape (any number of axes; channels count as another axis).
+        Float estimates of one volume, the same shape (at least 2 axes; channels count as another axis).
     axis : int
         The thick (low-resolution) axis.
     exponent : float
         ``q``; 0 gives the plain mean, large values pick the sharper estimate per frequency.
+    out : numpy.ndarray, optional
+        float32 array of that shape receiving the result (e.g. a ``numpy.memmap``).
 
     Returns
     -------
     fused : numpy.ndarray
-        float32, the shape of ``first``.
+        float32, the shape of ``first`` (``out`` when given).
     weights : numpy.ndarray
         float64 ``(n,)``, the weight of ``first`` at each DCT frequency along ``axis`` (DC first).
     """
-    spectra = [scipy.fft.dct(np.asarray(x, dtype=np.float32), axis=axis, norm="ortho") for x in (first, second)]
-    other = tuple(a for a in range(spectra[0].ndim) if a != axis)
-    tiny = np.finfo(np.float64).tiny
-    log_energy = [np.log(np.maximum(np.sum(np.square(f, dtype=np.float64), axis=other), tiny)) for f in spectra]
+    shape = first.shape
+    across = 1 if axis == 0 else 0
+    other = tuple(a for a in range(len(shape)) if a != axis)
+    # The DCT's temporaries hold a few float32 copies of a slab.
+    slabs = list(row_chunks(shape[across], 16 * math.prod(shape) // shape[across]))
+
+    def spectra(start: int, stop: int) -> list[np.ndarray]:
+        index = (slice(None),) * across + (slice(start, stop),)
+        return [scipy.fft.dct(np.asarray(x[index], dtype=np.float32), axis=axis, norm="ortho")
+                for x in (first, second)]
+
+    energy = np.zeros((2, shape[axis]))
+    for start, stop in slabs:
+        for i, spectrum in enumerate(spectra(start, stop)):
+            energy[i] += np.sum(np.square(spectrum, dtype=np.float64), axis=other)
+    log_energy = np.log(np.maximum(energy, np.finfo(np.float64).tiny))
     weights = scipy.special.expit(exponent * (log_energy[0] - log_energy[1]))
-    shape = [1] * spectra[0].ndim
-    shape[axis] = -1
-    w = weights.astype(np.float32).reshape(shape)
-    mixed = spectra[1]
-    mixed += w * (spectra[0] - spectra[1])
-    return scipy.fft.idct(mixed, axis=axis, norm="ortho", overwrite_x=True).astype(np.float32, copy=False), weights
+    w = weights.astype(np.float32).reshape([-1 if a == axis else 1 for a in range(len(shape))])
+    fused = np.empty(shape, dtype=np.float32) if out is None else out
+    for start, stop in slabs:
+        a, mixed = spectra(start, stop)
+        mixed += w * (a - mixed)
+        index = (slice(None),) * across + (slice(start, stop),)
+        fused[index] = scipy.fft.idct(mixed, axis=axis, norm="ortho", overwrite_x=True)
+        release_pages(fused)
+    return fused, weights
 
 
 def other_orientation(model_dims: int, factors: Sequence[int], spatial_ndim: int) -> tuple[int, int, int] | None:
@@ -122,15 +146,17 @@ def describe_fusion(weights: np.ndarray, ratio: float, planes: tuple[int, int, i
             "planes": [[thick, u], [thick, v]], "weights_above_nyquist": [first, round(1.0 - first, 3)]}
 
 
-def both_orientations(predict: Callable[[np.ndarray, int], np.ndarray], values: np.ndarray,
-                      planes: tuple[int, int, int], ratio: float) -> tuple[np.ndarray, dict[str, object]]:
+def both_orientations(predict: Callable[[np.ndarray, int, np.ndarray | None], np.ndarray], values: np.ndarray,
+                      planes: tuple[int, int, int], ratio: float, out: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, dict[str, object]]:
     """Run a through-plane predictor on both families of planes and fuse the two results.
 
     Parameters
     ----------
     predict : callable
-        ``predict(array, index)``: the upscaled ``array`` (same axis order), for pass ``index`` (0, 1; for
-        progress). Its network runs on the planes holding the thick axis and the first thin axis.
+        ``predict(array, index, out)``: the upscaled ``array`` (same axis order), for pass ``index`` (0, 1;
+        for progress), written into ``out`` when it is not None. Its network runs on the planes holding the
+        thick axis and the first thin axis.
     values : numpy.ndarray
         The volume (a trailing channel axis allowed).
     planes : tuple of int
@@ -138,16 +164,22 @@ def both_orientations(predict: Callable[[np.ndarray, int], np.ndarray], values: 
         ``v`` swapped, so that it runs on the ``(thick, v)`` planes.
     ratio : float
         The thick axis's scale (for :func:`describe_fusion`).
+    out : numpy.ndarray, optional
+        float32 array of the result's shape receiving the first pass and then the fused result. A
+        memory-mapped ``out`` gets a second one of its size for the second pass, in a temporary file beside
+        it (:func:`sciSR.paging.scratch_like`): a result larger than RAM is fused slab by slab, the same as
+        in memory.
 
     Returns
     -------
     fused : numpy.ndarray
-        float32, from :func:`fuse_orientations`.
+        float32, from :func:`fuse_orientations` (``out`` when given).
     fusion : dict
         Its provenance record (:func:`describe_fusion`).
     """
     thick, u, v = planes
-    first = predict(values, 0)
-    second = np.swapaxes(predict(np.swapaxes(values, u, v), 1), u, v)
-    fused, weights = fuse_orientations(first, second, thick)
+    first = predict(values, 0, out)
+    with scratch_like(first) as spare:
+        predict(np.swapaxes(values, u, v), 1, np.swapaxes(spare, u, v))
+        fused, weights = fuse_orientations(first, spare, thick, out=first)
     return fused, describe_fusion(weights, ratio, planes)
