@@ -19,6 +19,7 @@ from sciSR.consistency import (
     project,
     recorrupted_pair,
     strongest_baseline,
+    without_rician_floor,
 )
 from sciSR.degrade.ct import ct_downsample
 from sciSR.degrade.mri import kspace_downsample, thick_slice
@@ -159,6 +160,30 @@ def test_windowed_noisy_projection_does_not_amplify_noise():
     out = project(interpolate(noise, (2, 2), "cubic"), noise,
                   ForwardModel("kspace", (2, 2), window="hamming", noise_sigma=1.0))
     assert np.sqrt(np.mean(out**2)) < 1.5
+
+
+def test_windowed_magnitude_projection_leaves_out_the_rician_floor():
+    # An object on an empty background, acquired windowed with Rician noise: where there is no signal
+    # the magnitude's noise has mean 1.25 σ, which a projection onto the input would put back.
+    rng = np.random.default_rng(3)
+    truth = np.zeros((64, 64))
+    truth[16:48, 20:44] = ndimage.gaussian_filter(rng.random((32, 24)), 1.0) * 40 + 60
+    sigma = 4.0
+    y = kspace_downsample(truth, (2, 2), "hamming", sigma, rng).astype(np.float64)
+    x = np.where(truth > 0, truth, 0.0)  # an estimate without floor, e.g. a network trained on Rician inputs
+    background = truth == 0
+    op = ForwardModel("kspace", (2, 2), window="hamming", noise_sigma=sigma)
+    projected = project(x, y, op)
+    assert abs(projected[background].mean()) < 0.5 * sigma
+    # Without it (no window: σ then is no measure of the floor) the floor returns.
+    floor = project(x, y, dataclasses.replace(op, window=None))[background].mean()
+    assert floor > 0.9 * sigma
+    assert without_rician_floor(np.array([0.0, sigma, 100.0]), sigma) == pytest.approx([0.0, 0.0, np.sqrt(1e4 - 32)])
+    # Noise-free or signed inputs are projected as they are (degrade(project) == y).
+    signed = y - y.mean()
+    exact = dataclasses.replace(op, noise_sigma=0.0)
+    np.testing.assert_allclose(degrade(project(x, y, exact), exact), y, atol=1e-6 * np.abs(y).max())
+    assert not np.allclose(project(x, signed, op), project(x, without_rician_floor(signed, sigma), op))
 
 
 @pytest.mark.parametrize("kind,width", [("ct", 2.5), ("slice_profile", 2.0)])

@@ -46,7 +46,7 @@ from sciSR.consistency.kspace import (
     window_from_reference,
 )
 from sciSR.consistency.model import KINDS, SOURCES, ForwardModel, acquired_lines, degrade, zero_filled
-from sciSR.consistency.noise import estimate_noise_sigma, match_noise, recorrupted_pair
+from sciSR.consistency.noise import estimate_noise_sigma, match_noise, recorrupted_pair, without_rician_floor
 from sciSR.consistency.slice_profile import (
     SliceProfile,
     estimate_slice_profile,
@@ -75,6 +75,7 @@ __all__ = [
     "strongest_baseline",
     "window_beyond",
     "window_from_reference",
+    "without_rician_floor",
     "zero_filled",
 ]
 
@@ -107,7 +108,9 @@ def project(hr: np.ndarray, lr: np.ndarray, op: ForwardModel, *, mask: np.ndarra
         ``degrade(result, op)`` equals ``lr`` to float32 rounding. With noise the k-space correction is
         weighted per coefficient ``conj(T)·P / (|T|²·P + M·σ²)`` (``T`` the transfer function incl.
         window, ``P = |X|²`` the power of the estimate's coefficient as pilot, ``M`` the LR voxel count):
-        a Hamming edge weight of 0.08 is not inverted where noise dominates, so noise is not amplified.
+        a Hamming edge weight of 0.08 is not inverted where noise dominates, so noise is not amplified;
+        a windowed non-negative (magnitude) ``lr`` is matched without its Rician noise floor
+        (:func:`~sciSR.consistency.noise.without_rician_floor`).
         The blur kinds weight the same way in the singular basis of ``A``
         (:func:`~sciSR.consistency.blur.project_blur`).
 

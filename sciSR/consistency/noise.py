@@ -79,6 +79,32 @@ def match_noise(lr: np.ndarray, hr: np.ndarray, n_spatial: int, seed: int, *, ta
     return lr + noise, round(sigma, 6)
 
 
+def without_rician_floor(magnitude: np.ndarray, sigma: float) -> np.ndarray:
+    """A magnitude image with its Rician noise floor removed: ``√max(M² − 2σ², 0)``.
+
+    Where a magnitude MR image holds no signal its noise is Rayleigh, of mean 1.25 σ rather than 0, and
+    it is biased up wherever the signal is within a few σ (``E[M²] = A² + 2σ²``, Gudbjartsson & Patz,
+    MRM 1995). A network trained on Rician inputs against noise-free truths removes that floor; a data-
+    consistency projection onto the input puts it back, since it is as low in frequency as the
+    background it covers. Subtracting ``2σ²`` from the squared magnitude removes the bias of the second
+    moment; well above the noise it changes a value by about ``σ²/M``.
+
+    Parameters
+    ----------
+    magnitude : numpy.ndarray
+        Non-negative magnitude image, any shape.
+    sigma : float
+        σ of each of the real and imaginary parts of the complex noise, in image units.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, the shape of ``magnitude``.
+    """
+    m = np.asarray(magnitude, dtype=np.float64)
+    return np.sqrt(np.maximum(m * m - 2.0 * sigma * sigma, 0.0))
+
+
 RECORRUPT_ALPHA = 0.5
 """Share of the extra noise draw added to the self-check's input copy (its reference gets −1/α of it)."""
 
