@@ -425,7 +425,7 @@ def read_held_out(path: Path) -> sciSR.SciImage:
     """A held-out package file as training would have seen it: colour photographs as grey levels 0–255."""
     if path.name in SKIMAGE_COLOR:
         return sciSR.SciImage.from_array(luminance(path).astype(np.float32), domain="generic")
-    if path.name in {name for _, name in EVALUATION_MRI}:
+    if path.name == EVALUATION_MRI[0][1]:
         # No header: the pixel size is unknown (1 mm assumed); in-plane ×2 does not depend on it.
         return sciSR.SciImage.from_array(read_raw_mri(path), spacing=(1.0, 1.0), domain="mri")
     return sciSR.read(path)
@@ -467,7 +467,7 @@ def load_truth(name: str, family: str, crop: int = GENERIC_CROP) -> tuple[sciSR.
     return sciSR.SciImage.from_array(array, spacing=spacing, domain=image.domain), path
 
 
-MRI_HELD_OUT = ("MR_small.dcm", "emri_small.dcm", "s1045.ima.gz")
+MRI_HELD_OUT = ("MR_small.dcm", "emri_small.dcm", "s1045.ima.gz", "examples_overlay.dcm")
 GENERIC_HELD_OUT = ("camera.png", "astronaut.png")
 MATRIX: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "mri-x2": [("mri-inplane", MRI_HELD_OUT)],
