@@ -8,7 +8,7 @@ along every axis; they are not anatomy atlases.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -362,6 +362,23 @@ PHANTOMS: dict[str, Callable[..., SciImage]] = {
     "star_field": star_field,
     "generic_scene": generic_scene,
 }
+
+
+def phantom_ndim(name: str, options: Mapping[str, Any] | None = None) -> int:
+    """Spatial axes of the images phantom ``name`` makes with generator ``options`` (their ``shape`` or the
+    generator's default one), without building one.
+
+    Raises
+    ------
+    SciSRError
+        Unknown phantom.
+    """
+    import inspect
+
+    if name not in PHANTOMS:
+        raise SciSRError(f"unknown phantom {name!r} (known: {', '.join(PHANTOMS)})")
+    shape = dict(options or {}).get("shape", inspect.signature(PHANTOMS[name]).parameters["shape"].default)
+    return len(shape)
 
 
 def generate(name: str, seed: int = 0, **options: Any) -> SciImage:

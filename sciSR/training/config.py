@@ -50,6 +50,7 @@ from typing import Any
 
 import yaml
 
+from sciSR.data.phantoms import phantom_ndim
 from sciSR.errors import SciSRError
 from sciSR.intensity import DEFAULT_FOR_DOMAIN, METHODS
 from sciSR.training.recipes import list_recipes, recipe_path
@@ -243,6 +244,15 @@ def validate(cfg: dict[str, Any], source: str | None = None) -> dict[str, Any]:
         raise SciSRError("data needs 'files', 'folder', 'collection' or 'generate'", source)
     if cfg["data"]["generate"] is not None and any(sources[:2]):
         raise SciSRError("data takes either 'generate' or files/folder, not both", source)
+    if cfg["data"]["generate"] is not None:
+        try:
+            ndim = phantom_ndim(cfg["data"]["generate"], cfg["data"]["options"])
+        except SciSRError as err:
+            raise SciSRError(f"'data.generate': {err.message}", source) from None
+        if ndim != len(scale):
+            raise SciSRError(f"'data.generate': {cfg['data']['generate']} makes {ndim}D images but 'scale' {scale} "
+                             f"has {len(scale)} factors (one per image axis: a 2D model on volumes takes factor 1 "
+                             "on the axis it slices, e.g. [2, 2, 1])", source)
     degradation = cfg["degradation"]
     if "type" not in degradation:
         raise SciSRError("'degradation.type' is required", source)

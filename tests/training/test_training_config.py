@@ -44,6 +44,11 @@ BASE = "scale: [2, 2]\ndata: {generate: generic_scene, patch_size: [8, 8]}\n"
     ("scale: 2\ndata: {generate: generic_scene, patch_size: [8, 8]}\n", "one factor per image spatial axis"),
     ("scale: [2, 2]\ndata: {generate: generic_scene}\n", "'data.patch_size' is required"),
     ("scale: [2, 2]\ndata: {patch_size: [8, 8]}\n", "data needs 'files', 'folder', 'collection' or 'generate'"),
+    ("scale: [2, 2]\ndata: {generate: knee_phantom, patch_size: [8, 8]}\n",
+     "knee_phantom makes 3D images but 'scale' [2, 2] has 2 factors"),
+    ("scale: [2, 2]\ndata: {generate: ct_phantom, options: {shape: [32, 32, 32]}, patch_size: [8, 8]}\n",
+     "ct_phantom makes 3D images"),
+    ("scale: [2, 2]\ndata: {generate: brain_phantom, patch_size: [8, 8]}\n", "unknown phantom 'brain_phantom'"),
     (BASE + "train: [1\n", "not valid YAML at line"),
 ])
 def test_errors_are_one_line_with_file_and_key(tmp_path, text, message):
