@@ -425,8 +425,8 @@ def read_held_out(path: Path) -> sciSR.SciImage:
     """A held-out package file as training would have seen it: colour photographs as grey levels 0–255."""
     if path.name in SKIMAGE_COLOR:
         return sciSR.SciImage.from_array(luminance(path).astype(np.float32), domain="generic")
-    if path.name == EVALUATION_MRI[0][1]:
-        # No header: the pixel size is unknown (1 mm assumed); in-plane ×2 does not depend on it.
+    if path.name in {name for _, name in EVALUATION_MRI} and path.name.endswith((".ima", ".ima.gz")):
+        # A headerless raw slice: the pixel size is unknown (1 mm assumed); in-plane ×2 does not depend on it.
         return sciSR.SciImage.from_array(read_raw_mri(path), spacing=(1.0, 1.0), domain="mri")
     return sciSR.read(path)
 
