@@ -172,6 +172,8 @@ def upscale_ensemble(
     family = [int(planes is not None and perm != identity) for perm, _ in syms]
     mean: np.ndarray | None = None
     m2: np.ndarray | None = None
+    # Only what the result needs is kept: each family's first member (single pass) or its running mean.
+    group_means = planes is not None and ensemble
     firsts: list[np.ndarray | None] = [None, None]
     family_means: list[np.ndarray | None] = [None, None]
     family_counts = [0, 0]
@@ -180,11 +182,12 @@ def upscale_ensemble(
     for n, ((member, operator), group) in enumerate(zip(members, family, strict=True), start=1):
         projected_with = operator
         family_counts[group] += 1
-        if firsts[group] is None:
-            firsts[group] = member
-            if planes is not None:
+        if family_counts[group] == 1:
+            if not ensemble:
+                firsts[group] = member
+            if group_means:
                 family_means[group] = member.astype(np.float64)
-        elif planes is not None:
+        elif group_means:
             family_means[group] += (member - family_means[group]) / family_counts[group]
         if mean is None:
             mean, m2 = member.astype(np.float64), np.zeros(member.shape)
@@ -193,7 +196,7 @@ def upscale_ensemble(
         delta = member - mean
         mean += delta / n
         m2 += delta * (member - mean)
-    assert mean is not None and m2 is not None and firsts[0] is not None
+    assert mean is not None and m2 is not None
     request = dataclasses.replace(request, operator=projected_with)
     spread = np.sqrt(m2 / len(syms)).astype(np.float32)
     fusion = None

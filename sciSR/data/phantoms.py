@@ -8,6 +8,7 @@ along every axis; they are not anatomy atlases.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -364,6 +365,13 @@ PHANTOMS: dict[str, Callable[..., SciImage]] = {
 }
 
 
+def _parameters(name: str) -> Mapping[str, inspect.Parameter]:
+    """The generator parameters of phantom ``name``; an unknown name is an error."""
+    if name not in PHANTOMS:
+        raise SciSRError(f"unknown phantom {name!r} (known: {', '.join(PHANTOMS)})")
+    return inspect.signature(PHANTOMS[name]).parameters
+
+
 def phantom_ndim(name: str, options: Mapping[str, Any] | None = None) -> int:
     """Spatial axes of the images phantom ``name`` makes with generator ``options`` (their ``shape`` or the
     generator's default one), without building one.
@@ -373,11 +381,7 @@ def phantom_ndim(name: str, options: Mapping[str, Any] | None = None) -> int:
     SciSRError
         Unknown phantom.
     """
-    import inspect
-
-    if name not in PHANTOMS:
-        raise SciSRError(f"unknown phantom {name!r} (known: {', '.join(PHANTOMS)})")
-    shape = dict(options or {}).get("shape", inspect.signature(PHANTOMS[name]).parameters["shape"].default)
+    shape = dict(options or {}).get("shape", _parameters(name)["shape"].default)
     return len(shape)
 
 
@@ -389,11 +393,7 @@ def generate(name: str, seed: int = 0, **options: Any) -> SciImage:
     SciSRError
         Unknown phantom or option.
     """
-    import inspect
-
-    if name not in PHANTOMS:
-        raise SciSRError(f"unknown phantom {name!r} (known: {', '.join(PHANTOMS)})")
-    known = [p for p in inspect.signature(PHANTOMS[name]).parameters if p != "seed"]
+    known = [p for p in _parameters(name) if p != "seed"]
     unknown = [k for k in options if k not in known]
     if unknown:
         raise SciSRError(f"unknown option {unknown[0]!r} for phantom {name!r} (known: {', '.join(known)})")
