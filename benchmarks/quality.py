@@ -443,6 +443,23 @@ def _package_file(name: str) -> Path:
     raise SciSRError(f"{name} is not installed (see sciSR.data.shipped)")
 
 
+def check_measured(image: sciSR.SciImage, name: str) -> None:
+    """Raise when ``image``'s header says the scanner zero-filled some of its k-space lines.
+
+    Its band beyond the measured lines is then the scanner's interpolation, and a model would be scored on
+    how well it predicts that rather than the anatomy (pydicom's ``examples_overlay.dcm``: 53 % × 37 %).
+
+    Raises
+    ------
+    SciSRError
+        ``meta["acquired"]`` (from DICOM AcquisitionMatrix) is below 1 along some axis.
+    """
+    acquired = image.meta.get("acquired")
+    if acquired is not None and min(acquired) < 1.0:
+        raise SciSRError(f"{name}: its header says {' × '.join(f'{100 * a:.0f} %' for a in acquired)} of the k-space "
+                         "lines were measured (AcquisitionMatrix); the rest is zero-filling, not a truth")
+
+
 def _centre_crop(array: np.ndarray, size: int) -> np.ndarray:
     """The central ``size`` pixels of each of the first two axes (smaller axes whole)."""
     starts = [max(0, (n - size) // 2) for n in array.shape[:2]]
@@ -459,6 +476,7 @@ def load_truth(name: str, family: str, crop: int = GENERIC_CROP) -> tuple[sciSR.
     """
     path = _package_file(name)
     image = read_held_out(path)
+    check_measured(image, name)
     array, spacing = image.array.astype(np.float32), tuple(image.spacing)
     if image.domain == "generic":
         array = _centre_crop(array, crop)
@@ -467,7 +485,7 @@ def load_truth(name: str, family: str, crop: int = GENERIC_CROP) -> tuple[sciSR.
     return sciSR.SciImage.from_array(array, spacing=spacing, domain=image.domain), path
 
 
-MRI_HELD_OUT = ("MR_small.dcm", "emri_small.dcm", "s1045.ima.gz", "examples_overlay.dcm")
+MRI_HELD_OUT = ("MR_small.dcm", "emri_small.dcm", "s1045.ima.gz")
 GENERIC_HELD_OUT = ("camera.png", "astronaut.png")
 MATRIX: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "mri-x2": [("mri-inplane", MRI_HELD_OUT)],
@@ -483,18 +501,39 @@ MATRIX: dict[str, list[tuple[str, tuple[str, ...]]]] = {
 def check_held_out(card: Mapping[str, Any], path: Path) -> None:
     """Raise unless ``path`` is no source of the model's training images (its collections minus ``exclude``).
 
+    A DICOM file is also refused when a training file comes from the same study (DICOM StudyInstanceUID:
+    the same patient and session, e.g. a crop or reformat of a training slice under another file name).
+
     Raises
     ------
     SciSRError
-        The file is one the model was trained on.
+        The file is one the model was trained on, or of the same study as one.
     """
     data = card["training"]["data"]
+    trained: list[Path] = []
     for name in data.get("collection", []):
-        trained = {p.name for p in package_files(name)} - {p.name for p in held_out([name], data.get("exclude", []))}
-        if path.name in trained:
-            raise SciSRError(f"{path.name} trained {card.get('name')}: not a held-out image")
-    if path.name in {Path(f).name for f in data.get("files", [])}:
+        kept = {p.name for p in held_out([name], data.get("exclude", []))}
+        trained += [p for p in package_files(name) if p.name not in kept]
+    trained_names = {p.name for p in trained} | {Path(f).name for f in data.get("files", [])}
+    if path.name in trained_names:
         raise SciSRError(f"{path.name} trained {card.get('name')}: not a held-out image")
+    study = dicom_study(path)
+    same = [p.name for p in trained if study is not None and dicom_study(p) == study]
+    if same:
+        raise SciSRError(f"{path.name} is of the study of {same[0]}, which trained {card.get('name')}: "
+                         "not a held-out image")
+
+
+def dicom_study(path: Path) -> str | None:
+    """The DICOM StudyInstanceUID of ``path``; None when it is not a DICOM file or has none."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError):
+        return None
+    return str(header.get("StudyInstanceUID", "")) or None
 
 
 def real_agrees(self_check_db: float | None, real_db: float, tolerance: float = TOLERANCE_DB) -> bool | None:

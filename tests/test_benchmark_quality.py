@@ -61,6 +61,25 @@ def test_held_out_check_refuses_a_training_image():
         quality.check_held_out(card, Path("anatomical.nii"))
 
 
+def test_held_out_check_refuses_a_crop_of_a_training_slice():
+    """pydicom's examples_overlay.dcm is rows 100–399 of MR-SIEMENS-DICOM-WithOverlays.dcm (same study)."""
+    from pydicom.data import get_testdata_file
+
+    path = Path(get_testdata_file("examples_overlay.dcm"))
+    with pytest.raises(SciSRError, match=r"study of MR-SIEMENS-DICOM-WithOverlays\.dcm, which trained mri-x2"):
+        quality.check_held_out(ResolvedModel.of("mri-x2").card, path)
+    quality.check_held_out(ResolvedModel.of("generic-x2").card, path)  # it trained on photographs only
+
+
+def test_a_zero_filled_slice_is_no_truth():
+    from pydicom.data import get_testdata_file
+
+    name = "examples_overlay.dcm"
+    with pytest.raises(SciSRError, match=r"examples_overlay\.dcm: its header says 53 % × 37 % of the k-space"):
+        quality.check_measured(sciSR.read(get_testdata_file(name)), name)
+    quality.check_measured(sciSR.read(get_testdata_file("MR_small.dcm")), "MR_small.dcm")
+
+
 def test_one_cell_tables_json_and_figure(tmp_path):
     truth, path = quality.load_truth("CT_small.dcm", "ct")
     quality.check_held_out(ResolvedModel.of("ct-x2").card, path)

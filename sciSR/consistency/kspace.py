@@ -26,9 +26,9 @@ _MIN_WINDOW_LENGTH = 16
 # with Hamming an input that had none or Tukey's divides lines by up to 12 (there: −8 to −22 dB). The middle
 # band tells Hamming from Tukey, whose flat top leaves it whole: its threshold sits between them. Past it
 # only sharp is left to tell apart, in the outer band: that threshold sits between sharp and Hamming. It was
-# 0.45 until held-out examples_overlay.dcm (a smooth 300 × 484 abdomen reformat, Hamming + 2 % Rician ×2)
+# 0.45 until pydicom's examples_overlay.dcm (a smooth 300 × 484 abdomen reformat, Hamming + 2 % Rician ×2)
 # read 0.63 and 0.40, as mri-x2 restores less of its outer band: projected as sharp, 1.5 dB below no
-# projection.
+# projection (docs/models.rst, "Withdrawn from the matrix").
 _BANDS = ((0.15, 0.3), (0.3, 0.51))
 _HAMMING_SHARES = (0.4, 0.3)
 _SHARP_SHARES = (0.15, 0.25)

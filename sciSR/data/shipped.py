@@ -114,11 +114,12 @@ EVALUATION_CT = (("pydicom", "J2K_pixelrep_mismatch.dcm"), ("pydicom-data", "exp
 """Real 512 × 512 CT slices of three other scans (a head, an abdomen, a zoomed spine reconstruction) that no
 collection holds: test images only, so the CT model is judged on anatomy and scanners it never saw. Their
 file names come from the DICOM parsing cases they were added to pydicom for; the pixel data are ordinary."""
-EVALUATION_MRI = (("matplotlib", "s1045.ima.gz"), ("pydicom", "examples_overlay.dcm"))
+EVALUATION_MRI = (("matplotlib", "s1045.ima.gz"),)
 """Real MRI slices of more than 64² that no collection holds, test images only: a 256 × 256 sagittal
 T1-weighted head slice (matplotlib's MRI example image; raw little-endian uint16 without a header, read by
-:func:`read_raw_mri`) and a 300 × 484 axial abdomen slice of a Siemens multiplanar reformat (pydicom's
-overlay example; the overlay is not part of its pixel data)."""
+:func:`read_raw_mri`). pydicom's ``examples_overlay.dcm`` is not one: its pixels are rows 100–399 of
+``MR-SIEMENS-DICOM-WithOverlays.dcm`` (same study and series), which :data:`MRI_2D` trains on, and its
+header says only 53 % × 37 % of its k-space lines were measured."""
 # 2D image HDUs of astropy's test files with at least 64 × 64 pixels (the m13 variants are one image).
 SKY_FRAMES = ("io/fits/hdu/compressed/tests/data/m13.fits", "io/fits/tests/data/comp.fits",
               "wcs/tests/data/dss.14.29.56-62.41.05.fits.gz", "wcs/tests/data/dist_lookup.fits.gz",

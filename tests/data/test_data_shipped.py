@@ -91,7 +91,7 @@ def test_config_and_find_items_take_collections_with_phantoms(tmp_path):
 
 def test_evaluation_files_are_real_slices_no_collection_holds():
     files = {p.name: p for p in shipped.evaluation_files()}
-    assert {"J2K_pixelrep_mismatch.dcm", "s1045.ima.gz", "examples_overlay.dcm"} <= set(files)
+    assert {"J2K_pixelrep_mismatch.dcm", "s1045.ima.gz"} <= set(files)
     held = {p.name for name in shipped.COLLECTIONS if name != "mri-phantom-slices"
             for p in shipped.package_files(name)}
     assert not held & set(files)
