@@ -65,6 +65,7 @@ from sciSR.degrade.mri import kspace_downsample
 from sciSR.degrade.telescope import psf_kernel, telescope_downsample
 from sciSR.errors import SciSRError
 from sciSR.hub import shipped_models
+from sciSR.io.dicom import study_uid
 from sciSR.metrics import data_range, psnr, ssim
 from sciSR.padding import outside_field, padding_value
 from sciSR.pipeline import ResolvedModel, prepare
@@ -517,23 +518,12 @@ def check_held_out(card: Mapping[str, Any], path: Path) -> None:
     trained_names = {p.name for p in trained} | {Path(f).name for f in data.get("files", [])}
     if path.name in trained_names:
         raise SciSRError(f"{path.name} trained {card.get('name')}: not a held-out image")
-    study = dicom_study(path)
-    same = [p.name for p in trained if study is not None and dicom_study(p) == study]
+    study = study_uid(path)
+    same = [p.name for p in trained if study is not None and study_uid(p) == study]
     if same:
         raise SciSRError(f"{path.name} is of the study of {same[0]}, which trained {card.get('name')}: "
                          "not a held-out image")
 
-
-def dicom_study(path: Path) -> str | None:
-    """The DICOM StudyInstanceUID of ``path``; None when it is not a DICOM file or has none."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        header = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError):
-        return None
-    return str(header.get("StudyInstanceUID", "")) or None
 
 
 def real_agrees(self_check_db: float | None, real_db: float, tolerance: float = TOLERANCE_DB) -> bool | None:

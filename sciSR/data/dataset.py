@@ -35,6 +35,7 @@ from sciSR.data.pair_transforms import (
 from sciSR.degrade.monai_transforms import Degradationd, RandDegradation, RandDegradationd, create_degradation
 from sciSR.errors import SciSRError
 from sciSR.geometry import normalize_scale
+from sciSR.io.dicom import study_uid
 
 CACHES = ("memory", "disk", "none")
 
@@ -205,7 +206,9 @@ def find_items(
         Phantom count, first seed and generator options.
     subject_pattern : str, optional
         Regular expression whose first group (or whole match) names the subject in a path, so that the
-        split keeps all files of a subject together (e.g. ``"sub-[0-9]+"``); default the file name.
+        split keeps all files of a subject together (e.g. ``"sub-[0-9]+"``). Default: the DICOM study for
+        DICOM files (:func:`sciSR.io.dicom.study_uid`; one subject per study, named after its first file),
+        else the file name.
     collection : sequence of str
         Names of :data:`sciSR.data.shipped.COLLECTIONS` (images that installed packages ship); slices of
         one volume share its file name as subject. May be combined with ``generate`` (phantoms are added).
@@ -235,6 +238,7 @@ def find_items(
     if not paths:
         raise SciSRError("no training images: give data files, a folder with matching files, or generate:")
     items = []
+    first_of_study: dict[str, str] = {}
     for path in paths:
         if not path.exists():
             raise SciSRError("no such training image", path)
@@ -243,7 +247,12 @@ def find_items(
             match = re.search(subject_pattern, str(path))
             if match is None:
                 raise SciSRError(f"subject_pattern {subject_pattern!r} does not match", path)
-            subject = match.group(1) if match.groups() else match.group(0)
+            # The first group that took part in the match: with alternatives, group 1 may not have.
+            subject = next((g for g in match.groups() if g is not None), match.group(0))
+        elif (study := study_uid(path)) is not None:
+            # Scanners export one file per slice: split by file, the slices of one scan would validate each
+            # other. The subject is named after the study's first file, so no UID reaches the model card.
+            subject = first_of_study.setdefault(study, subject)
         items.append({"image": os.fspath(path), "subject": subject})
     return items
 

@@ -119,6 +119,22 @@ def sniff(path: str | os.PathLike) -> bool:
     return len(head) == 132 and head[128:] == b"DICM"
 
 
+def study_uid(path: str | os.PathLike) -> str | None:
+    """The StudyInstanceUID of a DICOM Part 10 file, read from its header only.
+
+    Two files of one study come from the same patient and session: a crop, reformat or neighbouring slice
+    of one another, which a held-out test or validation split must keep on one side.
+
+    Returns
+    -------
+    str or None
+        None for a folder, a file that is not DICOM (:func:`sniff`), or a header without the UID.
+    """
+    if not Path(path).is_file() or not sniff(path):
+        return None
+    return str(_read_header(Path(path)).get("StudyInstanceUID", "")) or None
+
+
 # --------------------------------------------------------------------------------------------- reading
 
 

@@ -13,16 +13,16 @@ directory):
   factor 1).
 - ``data``: where the HR images come from (``files``, ``folder`` + ``pattern``, ``collection`` names of images
   that installed packages ship (:mod:`sciSR.data.shipped`; may be combined with ``generate``) minus
-  ``exclude`` (file-name globs of held-out images), or ``generate`` a phantom),
-  the subject-wise split, patches (``patch_size`` in LR voxels per model axis), caching (``cache``:
-  ``memory``, ``disk`` in ``cache_dir`` (default ``<out_dir>/<name>/cache``) or ``none``) and loading
-  (``num_workers`` processes, ``batch_size`` per process). ``fusion.stacks`` (one scale per simulated stack, e.g.
-  ``[[4, 1, 1], [1, 4, 1], [1, 1, 4]]``; the first equals ``scale``) trains a multi-stack model on stacks
-  resampled onto the HR grid (``offsets``: random sub-slice offsets, ``order``: 1 or 3;
-  :class:`sciSR.data.multi_input_samples.StackSpec`, ``patch_size`` in LR voxels of the first stack);
-  ``reference.enabled`` adds a simulated reference (another ``contrast``, a smooth ``deform`` of up to that
-  many HR voxels over ``smoothness`` voxels, ``noise`` σ) for reference-guided models
-  (:class:`sciSR.data.multi_input_samples.ReferenceSpec`).
+  ``exclude`` (file-name globs of held-out images), or ``generate`` a phantom), the subject-wise split
+  (``subject_pattern``; DICOM files of one study are one subject by default), patches (``patch_size`` in LR
+  voxels per model axis), caching (``cache``: ``memory``, ``disk`` in ``cache_dir`` (default
+  ``<out_dir>/<name>/cache``) or ``none``) and loading (``num_workers`` processes, ``batch_size`` per
+  process). ``fusion.stacks`` (one scale per simulated stack, e.g. ``[[4, 1, 1], [1, 4, 1], [1, 1, 4]]``; the
+  first equals ``scale``) trains a multi-stack model on stacks resampled onto the HR grid (``offsets``: random
+  sub-slice offsets, ``order``: 1 or 3; :class:`sciSR.data.multi_input_samples.StackSpec`, ``patch_size`` in
+  LR voxels of the first stack); ``reference.enabled`` adds a simulated reference (another ``contrast``, a
+  smooth ``deform`` of up to that many HR voxels over ``smoothness`` voxels, ``noise`` σ) for reference-guided
+  models (:class:`sciSR.data.multi_input_samples.ReferenceSpec`).
 - ``degradation``: ``type`` (:data:`sciSR.degrade.DEGRADATIONS`) and that degradation's options.
 - ``normalisation``: ``method`` (default from the domain) and its options; written to the model card.
 - ``model``: ``arch`` and ``options`` of :func:`sciSR.models.create_model`; ``init`` a model file to start from;

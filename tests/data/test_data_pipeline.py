@@ -94,6 +94,24 @@ def test_split_is_by_subject_and_reproducible(tmp_path):
         split_items(items[:1], 0.5)
 
 
+def test_dicom_slices_of_one_study_are_one_subject(tmp_path):
+    """A scanner's one-file-per-slice export must not put slices of one scan on both sides of the split."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    for name in ("IM-0001-0002.dcm", "IM-0001-0001.dcm"):
+        shutil.copy(get_testdata_file("MR_small.dcm"), tmp_path / name)
+    shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "IM-0002-0001.dcm")
+    sciSR.write(sciSR.data.phantoms.generate("knee_phantom", 0, shape=(8, 8, 4)), tmp_path / "knee.nii.gz")
+    items = find_items(folder=tmp_path)
+    assert [it["subject"] for it in items] == ["IM-0001-0001", "IM-0001-0001", "IM-0002-0001", "knee"]
+    train, val = split_items(items, 0.5, seed=0)
+    assert {it["subject"] for it in train}.isdisjoint({it["subject"] for it in val})
+    named = find_items(folder=tmp_path, subject_pattern=r"(IM-\d+|knee)")
+    assert [it["subject"] for it in named] == ["IM-0001", "IM-0001", "IM-0002", "knee"]
+
+
 def test_files_of_any_format_are_read(tmp_path):
     img = sciSR.data.phantoms.generate("knee_phantom", 0, shape=(16, 16, 8))
     sciSR.write(img, tmp_path / "knee.nii.gz")
