@@ -273,3 +273,38 @@ def row_chunks(n_rows: int, row_bytes: int, budget: int = RELEASE_EVERY_BYTES) -
     step = max(1, budget // max(1, row_bytes))
     for start in range(0, n_rows, step):
         yield start, min(n_rows, start + step)
+
+
+def unscaled_slabs(lr_shape: Sequence[int], factors: Sequence[int], bytes_per_output_voxel: int,
+                   budget: int = RELEASE_EVERY_BYTES) -> Iterator[tuple[slice, ...]]:
+    """Indices of slabs across the longest unscaled spatial axis, the same for an input and its upscale.
+
+    Along an axis with factor 1 the input's and the result's rows coincide, so a step that is separable
+    along it (a projection whose operator leaves that axis alone) can run one slab at a time with the
+    temporaries of a slab, each about ``budget`` bytes.
+
+    Parameters
+    ----------
+    lr_shape : sequence of int
+        The input's spatial shape.
+    factors : sequence of int
+        Factor per spatial axis.
+    bytes_per_output_voxel : int
+        The step's temporary memory per result voxel.
+    budget : int
+        Bytes per slab.
+
+    Yields
+    ------
+    tuple of slice
+        Indices into the leading axes of both arrays; one empty tuple (the whole arrays) when every axis is
+        scaled.
+    """
+    flat = [a for a, f in enumerate(factors) if f == 1]
+    if not flat:
+        yield ()
+        return
+    axis = max(flat, key=lambda a: lr_shape[a])
+    row_voxels = math.prod(n * f for n, f in zip(lr_shape, factors, strict=True)) // lr_shape[axis]
+    for start, stop in row_chunks(lr_shape[axis], bytes_per_output_voxel * row_voxels, budget):
+        yield (slice(None),) * axis + (slice(start, stop),)

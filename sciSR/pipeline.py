@@ -59,7 +59,7 @@ from sciSR.infer.orientations import both_orientations, other_orientation
 from sciSR.intensity import denormalize, fit_normalization, normalize
 from sciSR.io.atomic import check_output
 from sciSR.padding import outside_field, padding_value
-from sciSR.paging import check_output_size, check_run_time, release_pages, row_chunks
+from sciSR.paging import check_output_size, check_run_time, release_pages, row_chunks, unscaled_slabs
 from sciSR.progress import ProgressLike, cancel_checker, progress_callback
 
 if TYPE_CHECKING:
@@ -82,6 +82,9 @@ DETAIL_SHARES = (0.25, 0.5, 0.75, 1.0)
 """Shares of what a projected k-space result adds to zero-filling that the self-check chooses from
 (:func:`keep_detail`). Zero is left out: the share never turns a network into its baseline, which is the
 guard's decision."""
+
+_PROJECTION_BYTES = 64
+"""Temporary bytes per result voxel of a projection (float64 copies and a complex128 spectrum)."""
 
 MAX_VOXEL_RATIO = 4096
 """Most output voxels per input voxel a file upscale accepts without ``force`` (×64 in 2D, ×16 in 3D)."""
@@ -1023,11 +1026,15 @@ def keep_detail(array: np.ndarray, values: np.ndarray, request: UpscaleRequest, 
     """
     if share >= 1.0:
         return
-    base = interpolate(values, request.factors, "zerofill")
-    finish(base, values, {"method": "none"}, request.factors, request.flux, None)
-    array -= base
-    array *= np.float32(share)
-    array += base
+    factors = request.factors
+    for index in unscaled_slabs(values.shape[:len(factors)], factors, _PROJECTION_BYTES):
+        base = interpolate(values[index], factors, "zerofill")
+        finish(base, values[index], {"method": "none"}, factors, request.flux, None)
+        slab = array[index]
+        slab -= base
+        slab *= np.float32(share)
+        slab += base
+        release_pages(array)
 
 
 def use_consistency(request: UpscaleRequest, checked: dict[str, Any] | None) -> bool:
@@ -1083,20 +1090,27 @@ def project_in_place(out: np.ndarray, values: np.ndarray, operator: ForwardModel
                      mask: np.ndarray | None) -> ForwardModel:
     """Replace ``out`` (denormalised, the input's units) by its data-consistent version, then blank the mask.
 
-    The projection is global (a k-space projection needs the whole spectrum): a memory-mapped ``out`` is
-    read whole, in float64.
+    Every operator leaves the unscaled axes alone, so the projection runs in slabs across one of them
+    (:func:`sciSR.paging.unscaled_slabs`; its float64 and complex temporaries are a slab's, and a
+    memory-mapped ``out`` gives each finished slab back to the OS); with every axis scaled (a 2D slice,
+    an isotropic volume) it runs on the whole array, as a k-space projection needs the whole spectrum.
 
     Returns
     -------
     ForwardModel
         The operator as applied, for the provenance: an unknown ``noise_sigma`` (None) replaced by the
-        input's estimated σ (:func:`sciSR.consistency.estimate_noise_sigma`, in the input's units).
+        input's estimated σ (:func:`sciSR.consistency.estimate_noise_sigma`, in the input's units), one
+        value for the whole input.
     """
     if operator.noise_sigma is None and operator.kind != "flux":
         operator = dataclasses.replace(operator, noise_sigma=estimate_noise_sigma(values, len(operator.factors)))
-    out[...] = project(out, values, operator, mask=mask).astype(np.float32)
-    if mask is not None:
-        out[replicate(mask, operator.factors)] = np.nan
+    for index in unscaled_slabs(values.shape[:len(operator.factors)], operator.factors, _PROJECTION_BYTES):
+        part = None if mask is None else mask[index]
+        slab = out[index]
+        slab[...] = project(slab, values[index], operator, mask=part).astype(np.float32)
+        if part is not None:
+            slab[replicate(part, operator.factors)] = np.nan
+        release_pages(out)
     return operator
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections import namedtuple
@@ -110,3 +111,50 @@ def test_check_output_size_in_memory_is_bounded_by_the_available_ram(monkeypatch
     check_output_size(2 * GiB, force=False)
     with pytest.raises(SciSRError, match=r"^the result would take 4\.0 GiB, more than the available RAM \(3\.0 GiB\)"):
         check_output_size(4 * GiB, force=False)
+
+
+def test_unscaled_slabs_cover_the_longest_unscaled_axis():
+    slabs = list(paging.unscaled_slabs((4, 6, 5), (2, 1, 1), bytes_per_output_voxel=8, budget=1))
+    assert slabs == [(slice(None), slice(i, i + 1)) for i in range(6)]
+    assert list(paging.unscaled_slabs((4, 6), (2, 2), 8)) == [()]
+    assert len(list(paging.unscaled_slabs((4, 6, 5), (2, 2, 1), 8))) == 1  # small enough for one slab
+
+
+def test_projection_in_slabs_of_a_memory_mapped_result_is_the_whole_projection(tmp_path, monkeypatch):
+    import functools
+
+    from sciSR import pipeline
+    from sciSR.consistency import ForwardModel, degrade, project
+
+    op = ForwardModel("kspace", (2, 2, 1), window="hamming", noise_sigma=None)
+    truth = np.abs(np.random.default_rng(1).normal(10, 3, (16, 12, 5)))
+    lr = degrade(truth, dataclasses.replace(op, noise_sigma=0.0)).astype(np.float32)
+    estimate = np.repeat(np.repeat(lr, 2, axis=0), 2, axis=1)
+    mask = np.zeros(lr.shape, dtype=bool)
+    mask[0, 0, 2] = True
+    applied = dataclasses.replace(op, noise_sigma=pipeline.estimate_noise_sigma(lr, 3))
+    expected = project(estimate, lr, applied, mask=mask).astype(np.float32)
+    expected[0:2, 0:2, 2] = np.nan
+    monkeypatch.setattr(pipeline, "unscaled_slabs", functools.partial(paging.unscaled_slabs, budget=1))
+    out = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.float32, shape=estimate.shape)
+    out[...] = estimate
+    assert pipeline.project_in_place(out, lr, op, mask) == applied
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4, equal_nan=True)
+
+
+def test_keeping_a_share_of_the_detail_in_slabs_is_the_whole_blend(monkeypatch):
+    import functools
+    from types import SimpleNamespace
+
+    from sciSR import pipeline
+    from sciSR.infer.interpolate import interpolate
+
+    rng = np.random.default_rng(2)
+    values = rng.normal(10, 2, (8, 6, 4)).astype(np.float32)
+    result = rng.normal(10, 2, (16, 12, 4)).astype(np.float32)
+    request = SimpleNamespace(factors=(2, 2, 1), flux="none")
+    base = interpolate(values, request.factors, "zerofill")
+    expected = base + 0.25 * (result - base)
+    monkeypatch.setattr(pipeline, "unscaled_slabs", functools.partial(paging.unscaled_slabs, budget=1))
+    pipeline.keep_detail(result, values, request, 0.25)
+    np.testing.assert_allclose(result, expected, rtol=0, atol=1e-4)

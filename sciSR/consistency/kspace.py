@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -86,6 +87,18 @@ def project_kspace(x: np.ndarray, y: np.ndarray, op: ForwardModel, valid: np.nda
         float64 like ``x``; see :func:`sciSR.consistency.project`.
     """
     k = len(op.factors)
+    scaled = [a for a, f in enumerate(op.factors) if f > 1]
+    if 0 < len(scaled) < k:
+        # k-space is per scaled plane (a multi-slice scan's slices each have their own): unscaled axes are
+        # moved behind the scaled ones and transformed by nothing, so the projection is separable along
+        # them and a result can be projected slab by slab (sciSR.pipeline.project_in_place).
+        flat = [a for a in range(k) if a not in scaled]
+        lead, behind = [*scaled, *flat], list(range(k))
+        shares = None if op.acquired is None else tuple(op.acquired[a] for a in scaled)
+        reduced = dataclasses.replace(op, factors=tuple(op.factors[a] for a in scaled), acquired=shares)
+        moved = project_kspace(np.moveaxis(x, lead, behind), np.moveaxis(y, lead, behind), reduced,
+                               None if valid is None else np.moveaxis(valid, lead, behind))
+        return np.moveaxis(moved, behind, lead)
     axes = tuple(range(k))
     sigma = op.noise_sigma
     if sigma > 0 and op.window is not None and float(np.min(y)) >= 0:
