@@ -472,8 +472,8 @@ def load_truth(name: str, family: str, crop: int = GENERIC_CROP) -> tuple[sciSR.
 
     Generic photographs are centre-cropped to ``crop`` (colour ones, astronaut.png, as grey levels 0–255:
     :func:`read_held_out`); through-plane, a 2D slice becomes a one-plane volume ``(n, m, 1)`` with
-    isotropic spacing, so the library recognises the ×4 axis as the thick-slice axis (``forward_model_for``
-    only does so for volumes).
+    isotropic spacing, as the variants are written for volumes (the library upscales it as the 2D slice:
+    :func:`sciSR.consistency.through_plane`, :func:`sciSR.infer.orientations.other_orientation`).
     """
     path = _package_file(name)
     image = read_held_out(path)

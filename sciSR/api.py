@@ -20,7 +20,7 @@ import numpy as np
 
 from sciSR import io
 from sciSR.blocks import bin_array
-from sciSR.consistency import strongest_baseline
+from sciSR.consistency import strongest_baseline, through_plane
 from sciSR.ensemble import upscale_ensemble
 from sciSR.errors import Cancelled, SciSRError
 from sciSR.flux import flux_mode_for_units
@@ -651,13 +651,13 @@ def evaluate(
         else:
             low = bin_array(reference, factors, degrade).astype(np.float32)
         flux = None if hr.domain != "sky" else ("conserve" if degrade == "sum" else "mean")
-        lr = SciImage.from_array(low, spacing=hr.spacing, domain=hr.domain,
+        lr = SciImage.from_array(low, spacing=tuple(d * s for d, s in zip(hr.spacing, factors, strict=True)),
+                                 domain=hr.domain,
                                  meta={k: hr.meta[k] for k in ("units", "channel_axis") if k in hr.meta})
         sr = upscale(lr, resolved, factors, tile=tile, device=device, flux=flux)
         name = baseline
         if baseline == "strongest":
-            through = hr.spatial_ndim == 3 and sum(f > 1 for f in factors) == 1
-            name = strongest_baseline(hr.domain, factors, through_plane=through)
+            name = strongest_baseline(hr.domain, factors, through_plane=through_plane(lr, factors))
         base = upscale(lr, name, factors, flux=flux)
         row = {"file": os.fspath(path), "scale": list(factors), "baseline": name,
                "psnr": psnr(sr.array, reference), "ssim": _ssim_any(sr.array, reference),

@@ -166,7 +166,7 @@ def upscale_ensemble(
     syms = symmetries(request.factors)
     # Off the network's grid (spacing=), masked voxels are blanked after resampling: a NaN would spread.
     blank = mask if request.shape is None else None
-    planes = other_orientation(request.model.net.spatial_dims, request.factors, image.spatial_ndim)
+    planes = other_orientation(request.model.net.spatial_dims, request.factors, image.spatial_shape)
     identity = tuple(range(image.spatial_ndim))
     # Through the plane, the members whose symmetry swaps the thin axes run on the other family of planes.
     family = [int(planes is not None and perm != identity) for perm, _ in syms]

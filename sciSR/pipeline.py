@@ -648,7 +648,7 @@ class UpscaleRequest:
             return interpolation_seconds(voxels * channels)
         # A 1-channel network runs once per channel (sciSR.infer.predict); one matching the channels, once.
         passes = 1 if self.model.spec.in_channels == channels else channels
-        if other_orientation(self.model.net.spatial_dims, self.factors, image.spatial_ndim) is not None:
+        if other_orientation(self.model.net.spatial_dims, self.factors, image.spatial_shape) is not None:
             passes *= 2
         voxels += min(math.prod(image.spatial_shape), SELF_CHECK_VOXELS)
         return network_seconds(voxels * passes, self.model.net, self.model.spec, self.device)
@@ -746,7 +746,7 @@ def run(
     from sciSR.infer.predict import predict_array
 
     planes = None if orientations < 2 else other_orientation(model.net.spatial_dims, request.factors,
-                                                             image.spatial_ndim)
+                                                             image.spatial_shape)
     passes = 1 if planes is None else 2
 
     def predict(array: np.ndarray, index: int, target: np.ndarray | None) -> np.ndarray:

@@ -14,11 +14,13 @@ from sciSR.consistency import (
     acquired_lines,
     degrade,
     estimate_noise_sigma,
+    estimate_slice_profile,
     estimate_window,
     forward_model_for,
     project,
     recorrupted_pair,
     strongest_baseline,
+    through_plane,
     without_rician_floor,
 )
 from sciSR.degrade.ct import ct_downsample
@@ -350,6 +352,14 @@ def test_forward_model_for_thick_slices():
     card = {"type": "thick_slice", "gap": [0.0, 1.0], "profile": "boxcar"}
     op = forward_model_for(_mri(stack, (1.0, 1.0, 4.0)), (1, 1, 4), card_degradation=card)
     assert (op.fwhm[2], op.profile, op.source) == (3.5, "boxcar", "card")
+    # A 2D slice reformatted across 4 mm slices is upscaled across them too; one with square pixels
+    # upscaled along one axis stays in k-space; a single plane of a volume gives no estimate.
+    reformat = _mri(np.ones((16, 8)), (1.0, 4.0))
+    assert through_plane(reformat, (1, 4)) and forward_model_for(reformat, (1, 4)).kind == "slice_profile"
+    assert not through_plane(_mri(np.ones((16, 8)), (1.0, 1.2)), (1, 4))
+    assert forward_model_for(_mri(np.ones((16, 8, 1)), (1.0, 4.0, 1.0)), (1, 4, 1)).source == "default"
+    with pytest.raises(SciSRError, match="single plane"):
+        estimate_slice_profile(_mri(np.ones((64, 16, 1)), (1.0, 4.0, 1.0)), axis=1)
 
 
 def test_forward_model_for_other_domains():

@@ -35,11 +35,12 @@ def test_orientation_fusion_weighs_the_sharper_estimate_per_frequency():
     np.testing.assert_allclose(fuse_orientations(truth, blurred, 0, exponent=0)[0], mean, atol=1e-4 * value_range)
 
 
-@pytest.mark.parametrize(("dims", "factors", "ndim", "expected"), [
-    (2, (1, 1, 4), 3, (2, 0, 1)), (2, (4, 1, 1), 3, (0, 1, 2)), (2, (1, 3, 1), 3, (1, 0, 2)),
-    (2, (2, 2, 1), 3, None), (3, (1, 1, 4), 3, None), (2, (1, 4), 2, None)])
-def test_only_through_plane_2d_networks_have_a_second_orientation(dims, factors, ndim, expected):
-    assert other_orientation(dims, factors, ndim) == expected
+@pytest.mark.parametrize(("dims", "factors", "shape", "expected"), [
+    (2, (1, 1, 4), (8, 8, 8), (2, 0, 1)), (2, (4, 1, 1), (8, 8, 8), (0, 1, 2)),
+    (2, (1, 3, 1), (8, 8, 8), (1, 0, 2)), (2, (2, 2, 1), (8, 8, 8), None), (3, (1, 1, 4), (8, 8, 8), None),
+    (2, (1, 4), (8, 8), None), (2, (1, 4, 1), (8, 8, 1), None), (2, (1, 4, 1), (8, 8, 2), (1, 0, 2))])
+def test_only_through_plane_2d_networks_have_a_second_orientation(dims, factors, shape, expected):
+    assert other_orientation(dims, factors, shape) == expected
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +153,16 @@ def test_an_ensemble_through_the_plane_fuses_its_two_groups_of_members(thick_kne
     errors = [np.sqrt(np.mean((degrade(x.array, forward) - lr.array) ** 2)) for x in (mean, plain)]
     assert errors[0] <= errors[1], errors
     assert spread.array.shape == truth.shape and np.isfinite(spread.array).all()
+
+
+def test_a_slice_stored_as_one_plane_of_a_volume_is_upscaled_as_the_slice():
+    """(n, m, 1) and (n, m) are the same image: no second family of one-voxel planes, no slice-profile
+    estimate from one plane, so the same operator and the same result."""
+    slice_2d = sciSR.data.phantoms.generate("knee_phantom", 0, shape=(48, 48, 8)).array[:, :, 4]
+    low = thick_slice(slice_2d, (1, 4)).astype(np.float32)
+    flat = sciSR.upscale(sciSR.SciImage.from_array(low, spacing=(1.0, 4.0), domain="mri"), "mri-thick-x4", (1, 4))
+    plane = sciSR.upscale(sciSR.SciImage.from_array(low[..., None], spacing=(1.0, 4.0, 1.0), domain="mri"),
+                          "mri-thick-x4", (1, 4, 1))
+    assert flat.meta["provenance"][-1]["consistency"]["kind"] == "slice_profile"
+    assert "fusion" not in plane.meta["provenance"][-1] or plane.meta["provenance"][-1]["fusion"] is None
+    np.testing.assert_allclose(plane.array[..., 0], flat.array, rtol=0, atol=1e-4 * float(np.ptp(flat.array)))

@@ -37,7 +37,7 @@ import dataclasses
 
 import numpy as np
 
-from sciSR.consistency.acquisition import forward_model_for, strongest_baseline
+from sciSR.consistency.acquisition import forward_model_for, strongest_baseline, through_plane
 from sciSR.consistency.blur import project_blur
 from sciSR.consistency.kspace import (
     estimate_window,
@@ -73,6 +73,7 @@ __all__ = [
     "recorrupted_pair",
     "slice_profile_for",
     "strongest_baseline",
+    "through_plane",
     "window_beyond",
     "window_from_reference",
     "without_rician_floor",

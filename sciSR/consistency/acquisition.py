@@ -19,13 +19,35 @@ HEADER_WINDOWS = {"NONE": None, "HAMMING": "hamming", "TUKEY": "tukey"}
 """DICOM KSpaceFiltering values with an exact k-space window here (others, e.g. HANNING or FERMI, fall back
 to the card: a near miss would be imposed exactly by the projection)."""
 
+REFORMAT_SPACING_RATIO = 1.5
+"""How much coarser than the other axis a 2D slice's one scaled axis must be to be taken as a slice axis
+(the ratio the slice-profile estimator also asks of in-plane spacing)."""
+
 _CARD_KINDS = {"kspace": "kspace", "thick_slice": "slice_profile", "ct": "ct", "telescope": "flux", "bin": "flux"}
 
 
-def _through_plane(image: SciImage, factors: tuple[int, ...]) -> bool:
-    """A volume scaled along one axis only, its coarsest (the slice axis of a thick-slice stack)."""
+def through_plane(image: SciImage, factors: Sequence[int] | int) -> bool:
+    """Whether an upscale runs across thick slices rather than in k-space.
+
+    True for a volume scaled along one axis only, its coarsest (ties included): the slice axis of a
+    thick-slice stack. A 2D slice qualifies when that axis is also at least
+    :data:`REFORMAT_SPACING_RATIO` times coarser than the other: a slice reformatted across such a stack
+    (a sagittal reformat of 5 mm axial slices), whereas an acquired slice with square pixels upscaled
+    along one axis (its phase lines, say) stays in k-space. The forward model is then a slice profile,
+    the baseline cubic.
+
+    Parameters
+    ----------
+    image : SciImage
+        A 2D slice or a volume.
+    factors : int or sequence of int
+        Factor per spatial axis.
+    """
+    factors = normalize_scale(factors, image.spatial_ndim)
     scaled = [a for a, s in enumerate(factors) if s > 1]
-    return image.spatial_ndim == 3 and len(scaled) == 1 and image.spacing[scaled[0]] >= max(image.spacing)
+    if len(scaled) != 1 or image.spacing[scaled[0]] < max(image.spacing):
+        return False
+    return image.spatial_ndim == 3 or image.spacing[scaled[0]] >= REFORMAT_SPACING_RATIO * min(image.spacing)
 
 
 def _middle(value: Any) -> float | None:
@@ -48,8 +70,9 @@ def forward_model_for(
 
     - **sky**: ``"flux"``, ``"conserve"`` or ``"mean"`` from ``BUNIT`` (:func:`sciSR.flux.flux_mode_for_units`;
       source ``"header"``), ``"mean"`` (``"default"``) when the unit does not say.
-    - **mri, through-plane** (a volume scaled along its coarsest axis only): ``"slice_profile"``, Gaussian
-      with FWHM = the slice thickness, which may be narrower than the spacing (a gap) or wider (overlap):
+    - **mri, through-plane** (:func:`through_plane`: one scaled axis, the coarsest; a volume or a 2D
+      reformat): ``"slice_profile"``, Gaussian with FWHM = the slice thickness, which may be narrower than
+      the spacing (a gap) or wider (overlap):
       the thickness the reader recorded from DICOM ``SliceThickness`` or a BIDS sidecar (``"header"``),
       else the estimate from the image's own spectra when it fits (``"estimated"``,
       :func:`~sciSR.consistency.slice_profile.slice_profile_for`), else the card's ``gap`` and ``profile``
@@ -104,7 +127,7 @@ def forward_model_for(
         width = _middle(card.get("fwhm")) if _CARD_KINDS.get(card.get("type")) == "ct" else None
         return ForwardModel("ct", factors, fwhm=CT_FWHM if width is None else width, noise_sigma=None,
                             source="default" if width is None else "card")
-    if _through_plane(image, factors):
+    if through_plane(image, factors):
         axis = factors.index(max(factors))
         s = factors[axis]
         widths = [1.0] * len(factors)

@@ -285,8 +285,8 @@ def estimate_slice_profile(img: SciImage, axis: int | None = None, *, kind: str 
     Raises
     ------
     SciSRError
-        Not a 3D volume, an axis out of range, an unknown kind, an in-plane spacing not finer than the slice
-        spacing, or too few slices or in-plane voxels.
+        Not a 3D volume (or a single plane of one, ``(n, m, 1)``), an axis out of range, an unknown kind, an
+        in-plane spacing not finer than the slice spacing, or too few slices or in-plane voxels.
     """
     source = img.meta.get("source")
     if img.spatial_ndim != 3:
@@ -299,6 +299,11 @@ def estimate_slice_profile(img: SciImage, axis: int | None = None, *, kind: str 
     if axis not in range(3):
         raise SciSRError(f"axis must be 0, 1 or 2, got {axis!r}", source)
     values = img.array if img.channel_axis is None else img.array[..., 0]
+    if 1 in values.shape:
+        # One plane compares one in-plane direction of one slice's anatomy with the slice axis: on a real
+        # head slice (s1045.ima.gz, FWHM 4 mm) that read 2.05 mm, and the projection then lost 0.7 dB.
+        raise SciSRError(f"cannot estimate the slice profile of a single plane (shape {values.shape}): it "
+                         "needs a volume", source)
     values = np.nan_to_num(np.asarray(values, dtype=np.float64))
     pairs = _pairs(values, spacing, axis)
     if not pairs:
