@@ -661,6 +661,9 @@ def self_supervised(
         for plane_axis in (0, 1):
             if grid_shape is None:
                 hr = crop_to_factors(volume, [factor if a == plane_axis else 1 for a in range(3)])
+                if volume.shape[plane_axis] == 1:
+                    raise SciSRError(f"this volume is a single plane across axis {in_plane[plane_axis]}: "
+                                     "self-supervise it as the 2D slice it is", source)
                 if hr.shape[plane_axis] < factor:
                     raise SciSRError(f"in-plane axis {in_plane[plane_axis]} is shorter than the scale {factor}",
                                      source)
@@ -696,7 +699,8 @@ def self_supervised(
         hr = crop_to_factors(values, factors)
         if min(n // f for n, f in zip(hr.shape, factors, strict=False)) < 4:
             raise SciSRError(f"the frame {values.shape[:2]} is too small to learn ×{factors} from itself", source)
-        operator, degrade_frame = _frame_degradation(SciImage.from_array(hr, domain=image.domain, meta={
+        operator, degrade_frame = _frame_degradation(SciImage.from_array(hr, spacing=image.spacing,
+                                                                         domain=image.domain, meta={
             k: image.meta[k] for k in ("fits_header", "units") if k in image.meta}), factors)
         name = "antialiased bicubic" if operator is None else operator.to_dict()
         lr = degrade_frame(hr).astype(np.float32)
