@@ -24,6 +24,7 @@ from monai.utils import convert_data_type
 
 from sciSR import io
 from sciSR.data.phantoms import generate
+from sciSR.degrade.mri import kspace_resample
 from sciSR.errors import SciSRError
 from sciSR.image import SciImage
 from sciSR.intensity import fit_normalization, normalize
@@ -44,7 +45,9 @@ class LoadSciImaged(Transform):
     """Read ``d["image"]`` into ``d["hr"]`` (float32 ``(C, *spatial)``), ``d["spacing"]``, ``d["domain"]``.
 
     NaNs (masked pixels) are replaced by the median of the finite values: training has no mask channel,
-    and a constant fill adds no false structure.
+    and a constant fill adds no false structure. An MR image whose header says the scanner zero-filled
+    k-space lines (``meta["acquired"]``, from DICOM AcquisitionMatrix) is reduced to the lines it measured
+    (:func:`measured_band`; ``d["measured_shape"]`` records the new shape).
     """
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -56,10 +59,47 @@ class LoadSciImaged(Transform):
             raise SciSRError("image has no finite values", str(d["image"]))
         if not finite.all():
             x[~finite] = np.median(x[finite])
+        spacing = tuple(img.spacing)
+        if img.meta.get("acquired") is not None and img.channel_axis is None:
+            x, spacing = measured_band(x, spacing, img.meta["acquired"])
+            d["measured_shape"] = list(x.shape)
         d["hr"] = np.moveaxis(x, -1, 0) if img.channel_axis is not None else x[np.newaxis]
-        d["spacing"] = tuple(img.spacing)
+        d["spacing"] = spacing
         d["domain"] = img.domain
         return d
+
+
+def measured_band(x: np.ndarray, spacing: Sequence[float], acquired: Sequence[float]
+                  ) -> tuple[np.ndarray, tuple[float, ...]]:
+    """An MR image reduced to the k-space lines its scanner measured, on the same field of view.
+
+    A scanner that measured ``a·n`` of an axis' ``n`` lines and zero-filled the rest wrote an interpolated
+    image: as a training truth it would teach a network to reproduce that interpolation (pydicom's
+    MR-SIEMENS-DICOM-WithOverlays.dcm: 53 % × 37 % of 484 × 484 measured). Each such axis keeps
+    ``round(a·n)`` lines (:func:`sciSR.degrade.mri.kspace_resample`), its spacing growing by ``n / round(a·n)``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(*spatial)`` magnitudes.
+    spacing : sequence of float
+        Voxel size per spatial axis (mm).
+    acquired : sequence of float
+        Measured share of the lines per spatial axis, in (0, 1] (missing trailing axes: 1).
+
+    Returns
+    -------
+    x : numpy.ndarray
+        float32, the measured lines' image.
+    spacing : tuple of float
+        Its voxel size.
+    """
+    shares = [float(acquired[a]) if a < len(acquired) else 1.0 for a in range(x.ndim)]
+    shape = [max(1, round(a * n)) for a, n in zip(shares, x.shape, strict=True)]
+    if shape == list(x.shape):
+        return x, tuple(float(s) for s in spacing)
+    return (kspace_resample(x, shape),
+            tuple(float(s) * n / m for s, n, m in zip(spacing, x.shape, shape, strict=True)))
 
 
 class FitNormalizationd(Transform):

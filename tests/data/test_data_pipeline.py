@@ -112,6 +112,24 @@ def test_dicom_slices_of_one_study_are_one_subject(tmp_path):
     assert [it["subject"] for it in named] == ["IM-0001", "IM-0001", "IM-0002", "knee"]
 
 
+def test_a_zero_filled_mr_truth_is_reduced_to_its_measured_lines():
+    from pydicom.data import get_testdata_file
+
+    from sciSR.data.pair_transforms import measured_band
+    from sciSR.infer.interpolate import zerofill
+
+    # Zero-filled ×2 by a scanner, then reduced to the measured half: the measured image again.
+    measured = sciSR.data.phantoms.generate("knee_phantom", 0, shape=(31, 31, 4)).array[..., 2] + 1.0
+    again, spacing = measured_band(zerofill(measured, (2, 2)), (0.5, 0.5), (0.5, 0.5))
+    np.testing.assert_allclose(again, measured, rtol=0, atol=1e-4 * float(measured.max()))
+    assert spacing == pytest.approx((1.0, 1.0))
+    # pydicom's Siemens reformat measured 256 × 134 lines for 484 × 484 pixels (53 % × 37 %).
+    d = LoadSciImaged()({"image": get_testdata_file("MR-SIEMENS-DICOM-WithOverlays.dcm")})
+    assert d["hr"].shape == (1, 256, 179) and d["measured_shape"] == [256, 179]
+    assert d["spacing"] == pytest.approx((0.7231 * 484 / 256, 0.7231 * 484 / 179), rel=1e-3)
+    assert "measured_shape" not in LoadSciImaged()({"image": get_testdata_file("MR_small.dcm")})
+
+
 def test_files_of_any_format_are_read(tmp_path):
     img = sciSR.data.phantoms.generate("knee_phantom", 0, shape=(16, 16, 8))
     sciSR.write(img, tmp_path / "knee.nii.gz")
