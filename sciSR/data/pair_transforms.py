@@ -26,6 +26,7 @@ from sciSR import io
 from sciSR.data.phantoms import generate
 from sciSR.degrade.mri import kspace_resample
 from sciSR.errors import SciSRError
+from sciSR.geometry import grid_scale, upscale_spacing
 from sciSR.image import SciImage
 from sciSR.intensity import fit_normalization, normalize
 
@@ -98,8 +99,7 @@ def measured_band(x: np.ndarray, spacing: Sequence[float], acquired: Sequence[fl
     shape = [max(1, round(a * n)) for a, n in zip(shares, x.shape, strict=True)]
     if shape == list(x.shape):
         return x, tuple(float(s) for s in spacing)
-    return (kspace_resample(x, shape),
-            tuple(float(s) * n / m for s, n, m in zip(spacing, x.shape, shape, strict=True)))
+    return kspace_resample(x, shape), upscale_spacing(spacing, grid_scale(x.shape, shape))
 
 
 class FitNormalizationd(Transform):
