@@ -352,11 +352,11 @@ def test_forward_model_for_thick_slices():
     card = {"type": "thick_slice", "gap": [0.0, 1.0], "profile": "boxcar"}
     op = forward_model_for(_mri(stack, (1.0, 1.0, 4.0)), (1, 1, 4), card_degradation=card)
     assert (op.fwhm[2], op.profile, op.source) == (3.5, "boxcar", "card")
-    # A 2D slice reformatted across 4 mm slices is upscaled across them too; one with square pixels
+    # A 2D slice reformatted across 4 mm slices is upscaled across them too; one with 2:1 pixels
     # upscaled along one axis stays in k-space; a single plane of a volume gives no estimate.
     reformat = _mri(np.ones((16, 8)), (1.0, 4.0))
     assert through_plane(reformat, (1, 4)) and forward_model_for(reformat, (1, 4)).kind == "slice_profile"
-    assert not through_plane(_mri(np.ones((16, 8)), (1.0, 1.2)), (1, 4))
+    assert not through_plane(_mri(np.ones((16, 8)), (0.4, 0.8)), (1, 2))  # 2:1 acquired pixels
     assert forward_model_for(_mri(np.ones((16, 8, 1)), (1.0, 4.0, 1.0)), (1, 4, 1)).source == "default"
     with pytest.raises(SciSRError, match="single plane"):
         estimate_slice_profile(_mri(np.ones((64, 16, 1)), (1.0, 4.0, 1.0)), axis=1)
