@@ -35,6 +35,7 @@ flux projection is the consistency step, so they are the same there too.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -518,12 +519,15 @@ def check_held_out(card: Mapping[str, Any], path: Path) -> None:
     trained_names = {p.name for p in trained} | {Path(f).name for f in data.get("files", [])}
     if path.name in trained_names:
         raise SciSRError(f"{path.name} trained {card.get('name')}: not a held-out image")
-    study = study_uid(path)
-    same = [p.name for p in trained if study is not None and study_uid(p) == study]
+    study = _study(path)
+    same = [p.name for p in trained if study is not None and _study(p) == study]
     if same:
         raise SciSRError(f"{path.name} is of the study of {same[0]}, which trained {card.get('name')}: "
                          "not a held-out image")
 
+
+_study = functools.lru_cache(maxsize=None)(study_uid)
+""":func:`sciSR.io.dicom.study_uid`, each file's header read once for the whole matrix."""
 
 
 def real_agrees(self_check_db: float | None, real_db: float, tolerance: float = TOLERANCE_DB) -> bool | None:
